@@ -1,0 +1,67 @@
+"""chatlog's own voice: short, rate-limited lines on stderr (never through `logging`)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from chatlog.platforms._base import redact
+
+
+class Reporter:
+    """Writes ``chatlog: <where>: <what>`` lines to stderr, at most once per key per `interval_s`.
+
+    Secrets are removed from every line before it is written. Writing never raises.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        secrets: tuple[str, ...] = (),
+        *,
+        interval_s: float = 60.0,
+        max_lines_per_minute: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`where` names the destination, already masked (``dingtalk://***``)."""
+        self._where = where
+        self._secrets = secrets
+        self._interval_s = interval_s
+        self._max_lines = max_lines_per_minute
+        self._clock = clock
+        self._last_by_key: dict[str, float] = {}
+        self._recent: list[float] = []
+        self._lock = threading.Lock()
+        self.suppressed = 0
+        """Lines not written because of the rate limits."""
+
+    def report(self, key: str, message: str, *, once: bool = False) -> bool:
+        """Write `message` unless `key` was reported within the interval (ever, with `once`)."""
+        now = self._clock()
+        with self._lock:
+            last = self._last_by_key.get(key)
+            if last is not None and (once or 0.0 <= now - last < self._interval_s):
+                self.suppressed += 1
+                return False
+            self._recent = [t for t in self._recent if 0.0 <= now - t < 60.0]
+            if len(self._recent) >= self._max_lines:
+                self.suppressed += 1
+                return False
+            self._last_by_key[key] = now
+            self._recent.append(now)
+        return write_stderr(redact(f"chatlog: {self._where}: {message}", self._secrets))
+
+
+def write_stderr(line: str) -> bool:
+    """Write one line to the current ``sys.stderr``; False when that is impossible."""
+    try:
+        stream = sys.stderr
+        if stream is None:
+            return False
+        stream.write(line.rstrip("\n") + "\n")
+        stream.flush()
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,196 @@
+"""Grouping records by fingerprint, and the immutable `Digest` that one message shows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+from chatlog.entry import Entry
+
+OTHER_GROUP: Hashable = ("chatlog", "other")
+"""Key of the bucket that counts records of new groups once `GroupTable` is full."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who is speaking: shown in every message header and footer."""
+
+    service: str | None = None
+    environment: str | None = None
+    host: str = ""
+    pid: int = 0
+    keyword: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """One group of alike records within a digest: its count and one sample."""
+
+    sample: Entry
+    count: int
+    total: int
+    first_seen: float
+    last_seen: float
+    repeat: bool = False
+    """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
+    merged_groups: int = 0
+    """For the overflow bucket: how many distinct groups were merged into it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Everything one message says: groups (most severe and most frequent first) and totals."""
+
+    groups: tuple[GroupSummary, ...]
+    level_counts: tuple[tuple[str, int], ...]
+    window_start: float
+    window_end: float
+    context: Context = field(default_factory=Context)
+    dropped: int = 0
+    mentions: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        """Records this digest accounts for (the sum of its group counts)."""
+        return sum(group.count for group in self.groups)
+
+    @property
+    def level(self) -> int:
+        """The most severe level in the digest (`logging.ERROR` when it only reports drops)."""
+        return max((group.sample.level for group in self.groups), default=logging.ERROR)
+
+    @property
+    def level_name(self) -> str:
+        """Name of `level`."""
+        return logging.getLevelName(self.level)
+
+
+@dataclass(slots=True)
+class _Group:
+    sample: Entry
+    total: int = 0
+    unsent: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    unsent_first: float = 0.0
+    shown_full_at: float | None = None
+    merged: set[Hashable] = field(default_factory=set)
+
+
+class GroupTable:
+    """The dispatcher's memory of groups: counts since the last message, and what was already shown.
+
+    Bounded: past `max_groups` live groups, records of new fingerprints are counted in one
+    "other" bucket, so a storm of distinct messages costs fixed memory and loses no count.
+    """
+
+    def __init__(self, *, max_groups: int = 200, repeat_interval: float = 3600.0) -> None:
+        """`repeat_interval` is in the dispatcher's clock units (seconds)."""
+        self._groups: dict[Hashable, _Group] = {}
+        self._max_groups = max_groups
+        self._repeat_interval = repeat_interval
+        self.unsent = 0
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry]) -> None:
+        """Count one record under `key`; `make_sample` is called only for a group's first record."""
+        group = self._groups.get(key)
+        if group is None:
+            group = self._new_group(key, created, make_sample)
+        group.total += 1
+        if group.unsent == 0:
+            group.unsent_first = created
+        group.unsent += 1
+        group.last_seen = created
+        self.unsent += 1
+
+    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry]) -> _Group:
+        if len(self._groups) >= self._max_groups:
+            other = self._groups.get(OTHER_GROUP)
+            if other is None:
+                other = self._groups[OTHER_GROUP] = _Group(_other_sample(created), first_seen=created)
+            if len(other.merged) < 100_000:
+                other.merged.add(key)
+            return other
+        group = self._groups[key] = _Group(make_sample(), first_seen=created)
+        return group
+
+    def digest(self, now: float, context: Context, dropped: int, mentions: tuple[str, ...]) -> Digest:
+        """The digest of everything not yet sent; the table is unchanged until `mark_sent`."""
+        live = [group for group in self._groups.values() if group.unsent]
+        live.sort(key=lambda g: (-g.sample.level, -g.unsent, g.first_seen))
+        summaries = tuple(self._summary(group, now) for group in live)
+        return Digest(
+            groups=summaries,
+            level_counts=_level_counts(live),
+            window_start=min((g.unsent_first for g in live), default=0.0),
+            window_end=max((g.last_seen for g in live), default=0.0),
+            context=context,
+            dropped=dropped,
+            mentions=mentions,
+        )
+
+    def _summary(self, group: _Group, now: float) -> GroupSummary:
+        shown = group.shown_full_at
+        return GroupSummary(
+            sample=group.sample,
+            count=group.unsent,
+            total=group.total,
+            first_seen=group.first_seen,
+            last_seen=group.last_seen,
+            repeat=shown is not None and now - shown < self._repeat_interval,
+            merged_groups=len(group.merged),
+        )
+
+    def mark_sent(self, digest: Digest, now: float) -> None:
+        """Forget the counts that `digest` delivered, remember which groups were shown in full."""
+        shown = {id(summary.sample): summary for summary in digest.groups}
+        for key, group in list(self._groups.items()):
+            summary = shown.get(id(group.sample))
+            if summary is None:
+                continue
+            group.unsent -= summary.count
+            self.unsent -= summary.count
+            if not summary.repeat:
+                group.shown_full_at = now
+            if key == OTHER_GROUP and group.unsent == 0:
+                del self._groups[key]
+        self._prune(now)
+
+    def discard_unsent(self) -> int:
+        """Give up on every unsent record (the destination cannot take them); returns how many."""
+        lost = self.unsent
+        for group in self._groups.values():
+            group.unsent = 0
+        self.unsent = 0
+        return lost
+
+    def _prune(self, now: float) -> None:
+        """Forget idle groups whose repeat window is over, so memory follows the live groups."""
+        for key, group in list(self._groups.items()):
+            expired = group.shown_full_at is None or now - group.shown_full_at >= self._repeat_interval
+            if group.unsent == 0 and expired:
+                del self._groups[key]
+
+
+def _level_counts(groups: Iterable[_Group]) -> tuple[tuple[str, int], ...]:
+    counts: dict[int, int] = {}
+    for group in groups:
+        counts[group.sample.level] = counts.get(group.sample.level, 0) + group.unsent
+    return tuple((logging.getLevelName(level), n) for level, n in sorted(counts.items(), reverse=True))
+
+
+def _other_sample(created: float) -> Entry:
+    return Entry(
+        created=created,
+        level=logging.WARNING,
+        level_name="WARNING",
+        logger="chatlog",
+        message="records of further groups (group limit reached; counted here, not shown one by one)",
+        pathname="chatlog",
+        lineno=0,
+        func="-",
+    )

@@ -1,0 +1,398 @@
+"""The background half of a handler: buffer, thread, timing, rate limits, retries, flush/close, fork.
+
+Only this module owns a thread and a clock. The application thread touches nothing here
+but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import httpx
+
+from chatlog._report import Reporter
+from chatlog.digest import Context, Digest, GroupTable
+from chatlog.entry import fingerprint, snapshot
+from chatlog.platforms._base import Destination, Outcome, Payload
+
+Item = tuple[logging.LogRecord, str]
+"""What the front end queues: the record and its message, formatted at log time."""
+
+_DRAIN_BATCH = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStats:
+    """A handler's accounting: ``accepted == delivered_records + dropped + pending`` always holds."""
+
+    accepted: int
+    dropped: int
+    """Records that will not reach the chat: buffer overflow, or a destination that refused for good."""
+    pending: int
+    delivered_records: int
+    messages_sent: int
+    messages_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When batches go out, in seconds (DESIGN section 4: Alertmanager's knobs)."""
+
+    group_wait: float = 5.0
+    group_interval: float = 60.0
+    repeat_interval: float = 3600.0
+    close_timeout: float = 5.0
+    max_queue: int = 10_000
+    max_groups: int = 200
+    poll_interval: float = 0.05
+    max_backoff: float = 300.0
+    request_timeout: float = 10.0
+
+
+class SendWindow:
+    """Sliding-window rate limiter: never more than the limits within any 60 s or 1 s window.
+
+    A token bucket would allow a full burst plus a minute's refill inside one 60 s window, which
+    is exactly what DingTalk punishes with a 10-minute block; a window of send times cannot.
+    """
+
+    def __init__(self, per_minute: int, per_second: float | None) -> None:
+        """Limits as in `Limits`."""
+        self._per_minute = max(1, per_minute)
+        self._per_second = per_second
+        self._sent: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        """Seconds until a send is allowed (0.0 when allowed now)."""
+        sent = self._sent
+        while sent and (now - sent[0] >= 60.0 or sent[0] > now):
+            sent.popleft()  # also forgets sends "in the future" after the clock jumped back
+        waits = [0.0]
+        if len(sent) >= self._per_minute:
+            waits.append(sent[-self._per_minute] + 60.0 - now)
+        if self._per_second is not None:
+            burst = max(1, int(self._per_second))
+            if len(sent) >= burst:
+                waits.append(sent[-burst] + 1.0 - now)
+        return max(waits)
+
+    def record(self, now: float) -> None:
+        """Remember one send at `now`."""
+        self._sent.append(now)
+
+
+class Dispatcher:
+    """Drains one handler's buffer, groups records, and sends one digest per batch."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        *,
+        timing: Timing | None = None,
+        context: Context | None = None,
+        mentions: Mapping[int, Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        start: bool = True,
+    ) -> None:
+        """`mentions` maps a level to ids mentioned when a digest reaches that level.
+
+        With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
+        """
+        self.destination = destination
+        self.timing = timing or Timing()
+        self._base_context = context or Context()
+        self._mentions = {level: tuple(ids) for level, ids in (mentions or {}).items()}
+        self._clock = clock
+        self.reporter = Reporter(destination.masked(), destination.secrets)
+        self.buffer: deque[Item] = deque()
+        self._overflow_lock = threading.Lock()
+        self._closed = False
+        self._reset_state()
+        self._thread: threading.Thread | None = None
+        _live_dispatchers.add(self)
+        if start:
+            self._start_thread()
+
+    def _reset_state(self) -> None:
+        """Everything that belongs to one process (called again in a forked child)."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._waiters: list[tuple[float, threading.Event]] = []
+        self._closing = False
+        self._groups = GroupTable(
+            max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
+        )
+        self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
+        self._context = replace(self._base_context, host=socket.gethostname(), pid=os.getpid())
+        self._client = httpx.Client(timeout=self.timing.request_timeout, trust_env=False)
+        self._overflow = 0
+        self._processed = 0
+        self._undeliverable = 0
+        self._dropped_reported = 0
+        self._delivered = 0
+        self._sent = 0
+        self._failed = 0
+        self._first_unsent: float | None = None
+        self._last_send: float | None = None
+        self._retry_at = 0.0
+        self._paused_until = 0.0
+        self._attempts = 0
+        self._disabled_reason = ""
+        self._thread_ident: int | None = None
+
+    # ---- application side -------------------------------------------------------------
+
+    def count_overflow(self) -> None:
+        """Count one record that did not fit in the buffer (reported in the next message)."""
+        with self._overflow_lock:
+            self._overflow += 1
+
+    def stats(self) -> ChatStats:
+        """A consistent snapshot of the accounting."""
+        with self._lock:
+            queued = len(self.buffer)
+            dropped = self._overflow + self._undeliverable
+            return ChatStats(
+                accepted=self._overflow + self._processed + queued,
+                dropped=dropped,
+                pending=queued + self._groups.unsent,
+                delivered_records=self._delivered,
+                messages_sent=self._sent,
+                messages_failed=self._failed,
+            )
+
+    def flush(self, timeout: float) -> bool:
+        """Send what is pending now and wait for the answer; False when not all was delivered."""
+        thread = self._thread
+        if self._closed or thread is None or not thread.is_alive() or timeout <= 0:
+            return self._is_empty()
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append((self._clock() + timeout, done))
+            self._retry_at = 0.0  # flush() means "try now", even during a backoff
+        self._wake.set()
+        done.wait(timeout)
+        return self._is_empty()
+
+    def close(self, timeout: float) -> None:
+        """Deliver what is pending within `timeout`, then stop the thread. Idempotent, bounded."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing = True
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._wake.set()
+            thread.join(max(0.0, timeout))
+        if thread is None or not thread.is_alive():
+            self._client.close()
+        left = self.stats().pending
+        if left:
+            why = f": {self._disabled_reason}" if self._disabled_reason else ""
+            self.reporter.report(
+                "close", f"{left} log records were not delivered before close() gave up "
+                f"(close_timeout={timeout:g} s){why}",
+            )
+
+    def _is_empty(self) -> bool:
+        with self._lock:
+            return not self.buffer and self._groups.unsent == 0
+
+    # ---- background thread --------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="chatlog-dispatcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._thread_ident = threading.get_ident()
+        while True:
+            try:
+                delay = self.step()
+            except Exception as exc:  # the loop must survive anything; say so and go on
+                self.reporter.report("internal", f"internal error, continuing: {type(exc).__name__}: {exc}")
+                delay = self.timing.poll_interval
+            if self._closing:
+                break
+            self._wake.wait(delay)
+            self._wake.clear()
+        self._final_flush()
+
+    def _final_flush(self) -> None:
+        try:
+            self._drain()
+            if self._groups.unsent and not self._disabled_reason:
+                now = self._clock()
+                wait = self._window.wait(now)
+                if 0.0 < wait <= self.timing.close_timeout / 2:
+                    time.sleep(wait)
+                    wait = 0.0
+                if wait == 0.0 and now >= self._paused_until:
+                    self._send(self._clock())
+        except Exception as exc:
+            self.reporter.report("internal", f"internal error at close: {type(exc).__name__}: {exc}")
+        finally:
+            self._release_waiters(force=True)
+
+    def step(self) -> float:
+        """One round: drain the buffer, send if a batch is due. Returns seconds until the next round."""
+        self._drain()
+        now = self._clock()
+        self._release_waiters(now=now)
+        if self._disabled_reason:
+            self._discard_unsent()
+            self._release_waiters(force=True)
+            return self.timing.poll_interval
+        if not self._groups.unsent:
+            self._release_waiters(force=True)
+            return self.timing.poll_interval
+        due = self._due_at(forced=bool(self._waiters))
+        if now < due:
+            return min(self.timing.poll_interval, due - now)
+        wait = self._window.wait(now)
+        if wait > 0:
+            return min(self.timing.poll_interval, wait)
+        self._send(now)
+        return self.timing.poll_interval
+
+    def _due_at(self, *, forced: bool) -> float:
+        if forced:
+            return max(self._paused_until, self._retry_at)
+        first = self._first_unsent if self._first_unsent is not None else self._clock()
+        due = first + self.timing.group_wait
+        if self._last_send is not None:
+            due = max(due, self._last_send + self.timing.group_interval)
+        return max(due, self._retry_at, self._paused_until)
+
+    def _drain(self) -> None:
+        buffer = self.buffer
+        own = self._thread_ident
+        while buffer:
+            with self._lock:
+                for _ in range(min(len(buffer), _DRAIN_BATCH)):
+                    record, message = buffer.popleft()
+                    if record.thread == own:
+                        continue  # our own thread (httpx logging our requests): never feed ourselves
+                    self._add(record, message)
+
+    def _add(self, record: logging.LogRecord, message: str) -> None:
+        if self._groups.unsent == 0:
+            self._first_unsent = self._clock()
+        self._processed += 1
+        try:
+            key = fingerprint(record, message)
+        except Exception:
+            key = (record.levelno, str(record.name), "<unreadable record>", "", "")
+        self._groups.add(key, record.created, lambda: snapshot(record, message))
+
+    def _send(self, now: float) -> None:
+        digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
+        digest = replace(digest, mentions=self._mentions_for(digest.level))
+        payload = self._render(digest)
+        self._window.record(now)
+        outcome = self.destination.send(self._client, payload)
+        self._settle(digest, outcome, self._clock())
+
+    def _render(self, digest: Digest) -> Payload:
+        try:
+            return self.destination.render(digest)
+        except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
+            self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
+            text = f"{digest.level_name} ×{digest.total}: " + "; ".join(
+                g.sample.message[:200] for g in digest.groups[:5])
+            return self.destination.render_text(text)
+
+    def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        with self._lock:
+            if outcome.ok:
+                self._groups.mark_sent(digest, now)
+                self._delivered += digest.total
+                self._dropped_reported += digest.dropped
+                self._sent += 1
+                self._last_send = now
+                self._attempts = 0
+                self._retry_at = 0.0
+                if self._groups.unsent == 0:
+                    self._first_unsent = None
+                return
+            self._failed += 1
+        if outcome.kind == "retry":
+            self._schedule_retry(digest, outcome, now)
+        else:
+            self._disable(outcome)
+
+    def _schedule_retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        self._attempts += 1
+        backoff = min(self.timing.max_backoff, 2.0 ** (self._attempts - 1)) * random.uniform(0.5, 1.0)
+        self._retry_at = now + max(backoff, outcome.retry_after)
+        if outcome.retry_after:
+            self._paused_until = now + outcome.retry_after
+        self.reporter.report(
+            "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
+            f"retrying in {self._retry_at - now:.0f} s",
+        )
+
+    def _disable(self, outcome: Outcome) -> None:
+        self._disabled_reason = outcome.reason or "the platform refused the message"
+        self.reporter.report("permanent", f"{self._disabled_reason}. Alerts to this destination stop "
+                             "until the configuration is fixed.", once=True)
+        self._discard_unsent()
+
+    def _discard_unsent(self) -> None:
+        with self._lock:
+            self._undeliverable += self._groups.discard_unsent()
+            self._first_unsent = None
+
+    def _mentions_for(self, level: int) -> tuple[str, ...]:
+        ids: list[str] = []
+        for threshold, names in sorted(self._mentions.items()):
+            if level >= threshold:
+                ids.extend(name for name in names if name not in ids)
+        return tuple(ids)
+
+    def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
+        with self._lock:
+            keep = []
+            for deadline, event in self._waiters:
+                if force or (now is not None and now >= deadline):
+                    event.set()
+                else:
+                    keep.append((deadline, event))
+            self._waiters = keep
+
+    # ---- fork ------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child gets a fresh buffer, state and thread; the parent's records stay the parent's."""
+        _inherited_clients.append(self._client)  # closing it could disturb the parent's connections
+        was_running = self._thread is not None and not self._closed
+        self.buffer.clear()
+        self._overflow_lock = threading.Lock()
+        self._reset_state()
+        self._thread = None
+        if was_running:
+            self._start_thread()
+
+
+_live_dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_inherited_clients: list[httpx.Client] = []
+
+
+def _reinit_after_fork() -> None:
+    for dispatcher in list(_live_dispatchers):
+        with contextlib.suppress(Exception):  # a child that cannot alert must still run
+            dispatcher._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -1,0 +1,177 @@
+"""What chatlog keeps of one log record: the `Entry` snapshot and its fingerprint.
+
+The application thread only formats the message and queues ``(record, message)``;
+everything here runs on the dispatcher thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from dataclasses import dataclass
+from types import TracebackType
+
+MESSAGE_LIMIT_CHARS = 4_000
+TRACEBACK_LIMIT_CHARS = 6_000
+EXTRA_VALUE_LIMIT_CHARS = 200
+
+Fingerprint = tuple[int, str, str, str, str]
+"""(level, logger name, message template, exception type, innermost frame "file:line")."""
+
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+_VARIABLE_PARTS = re.compile(
+    r"""'[^']*'|"[^"]*"                                   # quoted values
+    |\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b  # UUIDs
+    |\b0x[0-9a-fA-F]+\b                                  # hex literals
+    |\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b               # long hex ids, hashes
+    |-?\d+(?:[.:]\d+)*                                   # numbers, versions, times
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One log record as chatlog shows it: formatted text, where it came from, its traceback."""
+
+    created: float
+    level: int
+    level_name: str
+    logger: str
+    message: str
+    pathname: str
+    lineno: int
+    func: str
+    exc_type: str | None = None
+    traceback: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def location(self) -> str:
+        """``"path/file.py:42 in func"`` — where the log call (or the exception) happened."""
+        return f"{self.pathname}:{self.lineno} in {self.func}"
+
+
+def normalize(message: str) -> str:
+    """The template of an already formatted message: numbers, ids and quoted values become ``<*>``.
+
+    ``"order 123 failed"`` and ``"order 456 failed"`` normalise to the same string.
+    """
+    return _VARIABLE_PARTS.sub("<*>", message[:500])
+
+
+def safe_str(value: object, limit: int = MESSAGE_LIMIT_CHARS) -> str:
+    """``str(value)`` that never raises and never returns more than `limit` characters."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+        if not isinstance(text, str):
+            raise TypeError(f"__str__ returned {type(text).__name__}")
+    except Exception as exc:
+        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} chars cut]"
+
+
+def format_message(record: logging.LogRecord) -> str:
+    """``record.getMessage()`` for the application thread: never raises, capped in length."""
+    try:
+        message = record.getMessage()
+    except Exception as exc:
+        message = _describe_unformattable(record, exc)
+    if not isinstance(message, str):
+        return safe_str(message)
+    return message if len(message) <= MESSAGE_LIMIT_CHARS else safe_str(message)
+
+
+def _describe_unformattable(record: logging.LogRecord, exc: Exception) -> str:
+    msg = safe_str(record.msg, 500)
+    args = safe_str(_safe_repr(record.args), 500)
+    return f"{msg} [chatlog could not format this message with args {args}: {type(exc).__name__}: {exc}]"
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _innermost(tb: TracebackType | None) -> str:
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+
+
+def _exc_type_name(exc_type: type[BaseException] | None) -> str:
+    if exc_type is None:
+        return ""
+    module = getattr(exc_type, "__module__", "")
+    name = getattr(exc_type, "__qualname__", "?")
+    return name if module in ("builtins", "__main__", "") else f"{module}.{name}"
+
+
+def fingerprint(record: logging.LogRecord, message: str) -> Fingerprint:
+    """The group a record belongs to; records that differ only in their arguments share it."""
+    if record.args:
+        template = record.msg if isinstance(record.msg, str) else safe_str(record.msg, 500)
+    else:
+        template = normalize(message)
+    exc_info = record.exc_info
+    if exc_info and exc_info[0] is not None:
+        return (record.levelno, record.name, template, _exc_type_name(exc_info[0]), _innermost(exc_info[2]))
+    return (record.levelno, record.name, template, "", "")
+
+
+def snapshot(record: logging.LogRecord, message: str) -> Entry:
+    """The `Entry` for a record, with its traceback rendered and capped."""
+    exc_type, tb_text = _render_exception(record)
+    if record.stack_info:
+        tb_text = ((tb_text or "") + "\n" + record.stack_info).strip()
+    return Entry(
+        created=record.created,
+        level=record.levelno,
+        level_name=record.levelname,
+        logger=record.name,
+        message=message,
+        pathname=record.pathname,
+        lineno=record.lineno,
+        func=record.funcName or "?",
+        exc_type=exc_type,
+        traceback=_cap_traceback(tb_text),
+        extra=record_extra(record),
+    )
+
+
+def _render_exception(record: logging.LogRecord) -> tuple[str | None, str | None]:
+    exc_info = record.exc_info
+    if not exc_info or exc_info[0] is None:
+        return None, record.exc_text or None
+    try:
+        text = "".join(traceback.format_exception(*exc_info))
+    except Exception as exc:
+        text = f"<traceback could not be rendered: {type(exc).__name__}>"
+    return _exc_type_name(exc_info[0]), text
+
+
+def _cap_traceback(text: str | None) -> str | None:
+    """Keep the end of a long traceback: the innermost frames and the exception line matter most."""
+    if text is None or len(text) <= TRACEBACK_LIMIT_CHARS:
+        return text
+    cut = len(text) - TRACEBACK_LIMIT_CHARS
+    return f"[{cut} chars of traceback cut]\n" + text[cut:]
+
+
+def record_extra(record: logging.LogRecord) -> tuple[tuple[str, str], ...]:
+    """Fields that the caller added with ``extra={...}``, as short ``(key, value)`` strings."""
+    fields: list[tuple[str, str]] = []
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            fields.append((key, safe_str(value, EXTRA_VALUE_LIMIT_CHARS)))
+    return tuple(fields[:20])

@@ -1,0 +1,169 @@
+"""`ChatHandler`: the `logging.Handler` front end. The application thread only queues."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+from chatlog.destinations import resolve
+from chatlog.digest import Context
+from chatlog.dispatcher import ChatStats, Dispatcher, Timing
+from chatlog.entry import MESSAGE_LIMIT_CHARS, format_message, safe_str
+
+_MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
+
+
+class ChatHandler(logging.Handler):
+    """Sends log records to a chat group as grouped, counted, signed digests.
+
+    ``emit()`` formats the message and queues the record; it never blocks, never raises and
+    never logs. A background thread groups records by fingerprint and sends one message per
+    batch (``group_wait`` / ``group_interval`` / ``repeat_interval``, in seconds) within the
+    platform's rate limits. ``url`` is a destination string such as
+    ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
+    ``keyword`` and ``platform`` win over the URL's query options. Usable from
+    ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        keyword: str | None = None,
+        platform: str | None = None,
+        level: int | str = logging.NOTSET,
+        service: str | None = None,
+        environment: str | None = None,
+        group_wait: float = 5.0,
+        group_interval: float = 60.0,
+        repeat_interval: float = 3600.0,
+        max_queue: int = 10_000,
+        close_timeout: float = 5.0,
+        mentions: Mapping[str | int, Sequence[str]] | None = None,
+        max_groups: int = 200,
+    ) -> None:
+        """Validate everything here: a bad option fails now with an example, never in the thread."""
+        super().__init__(level)
+        resolved = resolve(url, secret=secret, keyword=keyword, platform=platform)
+        timing = Timing(
+            group_wait=_seconds("group_wait", group_wait),
+            group_interval=_seconds("group_interval", group_interval),
+            repeat_interval=_seconds("repeat_interval", repeat_interval),
+            close_timeout=_seconds("close_timeout", close_timeout),
+            max_queue=_count("max_queue", max_queue),
+            max_groups=_count("max_groups", max_groups),
+        )
+        levels = _mention_levels(mentions)
+        if resolved.at:
+            levels[logging.NOTSET] = list(resolved.at)
+        context = Context(
+            service=_optional_text("service", service),
+            environment=_optional_text("environment", environment),
+            keyword=resolved.keyword,
+        )
+        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels)
+        self._buffer = self._dispatcher.buffer
+        self._max_queue = timing.max_queue
+        self._close_timeout = timing.close_timeout
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<ChatHandler {self._dispatcher.destination.masked()} ({level})>"
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and emit without the handler lock: the buffer is thread-safe on its own."""
+        rv = self.filter(record)
+        if rv:
+            if isinstance(rv, logging.LogRecord):
+                record = rv
+            self.emit(record)
+        return bool(rv)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record with its message formatted now (arguments as they are at log time)."""
+        try:
+            if len(self._buffer) < self._max_queue:
+                try:
+                    message = record.getMessage()
+                except Exception:
+                    message = format_message(record)
+                if len(message) > MESSAGE_LIMIT_CHARS:
+                    message = safe_str(message)
+                self._buffer.append((record, message))
+            else:
+                self._dispatcher.count_overflow()
+        except Exception:
+            self._dispatcher.count_overflow()  # never raise into the application; the loss is counted
+
+    def stats(self) -> ChatStats:
+        """Accounting: accepted, dropped, pending, delivered_records, messages_sent, messages_failed."""
+        return self._dispatcher.stats()
+
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Send what is pending now and wait up to `timeout` (default ``close_timeout``) for the answer.
+
+        Returns True when nothing is left pending. Returns at once on a closed handler.
+        """
+        return self._dispatcher.flush(self._close_timeout if timeout is None else max(0.0, timeout))
+
+    def close(self) -> None:
+        """Deliver what is pending within ``close_timeout``, stop the thread. Idempotent."""
+        self._max_queue = 0  # records logged after close are counted as dropped
+        try:
+            self._dispatcher.close(self._close_timeout)
+        finally:
+            super().close()
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{name} must be a number of seconds, e.g. {name}=5.0; got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, e.g. {name}=5.0; got {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, e.g. {name}=5.0; got {value!r}")
+    return seconds
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be a whole number, e.g. {name}=10000; got {type(value).__name__}")
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, e.g. {name}=10000; got {value!r}") from None
+    if count <= 0:
+        raise ValueError(f"{name} must be positive, e.g. {name}=10000; got {value!r}")
+    return count
+
+
+def _optional_text(name: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise TypeError(f"{name} must be a string, e.g. {name}='checkout'; got {type(value).__name__}")
+
+
+def _mention_levels(mentions: Mapping[str | int, Sequence[str]] | None) -> dict[int, list[str]]:
+    if mentions is None:
+        return {}
+    if not isinstance(mentions, Mapping):
+        raise TypeError(f"mentions must map a level to ids, e.g. {_MENTIONS_EXAMPLE}")
+    levels: dict[int, list[str]] = {}
+    for level, ids in mentions.items():
+        if isinstance(ids, str) or not all(isinstance(i, str) and i for i in ids):
+            raise ValueError(f"mentions[{level!r}] must be a list of ids, e.g. {_MENTIONS_EXAMPLE}")
+        levels[_level_number(level)] = list(ids)
+    return levels
+
+
+def _level_number(level: str | int) -> int:
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    number = logging.getLevelName(str(level).upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown level {level!r} in mentions, e.g. {_MENTIONS_EXAMPLE}")
+    return number

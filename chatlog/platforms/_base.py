@@ -1,0 +1,201 @@
+"""What every platform module provides, and the pieces they share (HTTP answers, redaction).
+
+A platform module defines one `Destination` subclass plus `sign(...)`, `render(digest, limits)`
+and `classify(response)`. Subclasses register themselves, so adding a platform is adding a
+module under ``chatlog/platforms/``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from chatlog.digest import Digest
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a platform's answer means for the dispatcher."""
+
+    kind: Literal["ok", "retry", "permanent"]
+    retry_after: float = 0.0
+    reason: str = ""
+    """Plain words for the user, with the fix where there is one; never a secret."""
+    answer: str = ""
+    """The platform's answer body, trimmed (what `chatlog send` prints)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the platform accepted the message."""
+        return self.kind == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A platform's limits as chatlog keeps them (a margin below the documented values)."""
+
+    body_bytes: int
+    """Largest JSON request body, in UTF-8 bytes."""
+    per_minute: int
+    """Messages per minute per bot that chatlog allows itself."""
+    per_second: float | None = None
+    """Messages per second per bot, where the platform also limits bursts."""
+    text_bytes: int | None = None
+    """Largest text/markdown content, in UTF-8 bytes, where the platform limits it separately."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed destination string, handed to the platform that claims it."""
+
+    url: urllib.parse.SplitResult
+    """The string as given, split (scheme ``dingtalk``, ``https``, ``http``, …)."""
+    query: dict[str, str]
+    """Query parameters not yet consumed. A platform pops its own (``access_token``, ``key``);
+    whatever is left is reported as an unknown option."""
+    platform: str
+    """The platform name chosen (one of the class's `names`)."""
+    secret: str | None = None
+    keyword: str | None = None
+    base_url: str | None = None
+    """``scheme://host[:port]`` to send to instead of the platform's own host (local inbox, proxy)."""
+
+
+class Destination(ABC):
+    """A place digests go: knows the endpoint, signing, rendering and the platform's answers."""
+
+    names: ClassVar[tuple[str, ...]] = ()
+    """Platform names this class serves (``platform=`` values, short URL schemes)."""
+    hosts: ClassVar[tuple[str, ...]] = ()
+    """Official hosts recognised in ``https://`` URLs."""
+    paths: ClassVar[tuple[str, ...]] = ()
+    """Path prefixes that identify the platform on any host (local inbox, proxy)."""
+    example: ClassVar[str] = ""
+    """One valid destination string, shown in error messages."""
+    registry: ClassVar[list[type[Destination]]] = []
+
+    limits: Limits
+    platform: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.names:
+            Destination.registry.append(cls)
+
+    @classmethod
+    @abstractmethod
+    def from_target(cls, target: Target) -> Destination:
+        """Build from a parsed destination; raise ValueError naming what is wrong, with `example`."""
+
+    @abstractmethod
+    def render(self, digest: Digest) -> Payload:
+        """The request body for a digest, within `limits`, keyword included when configured."""
+
+    @abstractmethod
+    def render_text(self, text: str) -> Payload:
+        """The request body for one plain text (``chatlog send``), keyword included when configured."""
+
+    @abstractmethod
+    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
+        """Sign (fresh per request), POST, and classify the answer. Never raises."""
+
+    @abstractmethod
+    def masked(self) -> str:
+        """The destination with every secret replaced by ``***``, e.g. ``dingtalk://***``."""
+
+    @property
+    @abstractmethod
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this destination holds (tokens, keys, signing secrets), for redaction."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.masked()}>"
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret (and its URL-quoted form) replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+            quoted = urllib.parse.quote_plus(secret)
+            if quoted != secret:
+                text = text.replace(quoted, "***")
+    return text
+
+
+def post_json(
+    client: httpx.Client,
+    url: str,
+    payload: Payload,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Response | Outcome:
+    """POST `payload` as UTF-8 JSON; a network failure comes back as a retry `Outcome`.
+
+    `params` are merged into the URL's own query (httpx >= 0.28 would replace it).
+    """
+    if params:
+        url = _merge_query(url, params)
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+    try:
+        return client.post(url, content=body, headers=all_headers)
+    except httpx.TimeoutException as exc:
+        return Outcome("retry", reason=f"the request timed out ({type(exc).__name__})")
+    except httpx.HTTPError as exc:
+        return Outcome("retry", reason=f"network error ({type(exc).__name__})")
+
+
+def _merge_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def json_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when the body is empty, not JSON, or not an object."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def retry_after(response: httpx.Response, default: float) -> float:
+    """Seconds to wait as the answer says (``Retry-After``, ``x-ogw-ratelimit-reset``), else `default`."""
+    for header in ("retry-after", "x-ogw-ratelimit-reset"):
+        value = response.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, min(float(value), 3600.0))
+        except ValueError:
+            continue
+    return default
+
+
+def classify_http(response: httpx.Response) -> Outcome | None:
+    """The outcome decided by HTTP status alone (429, 5xx), or None when the body must decide."""
+    status = response.status_code
+    if status == 429:
+        return Outcome("retry", retry_after(response, 60.0), "the platform says we send too fast (HTTP 429)",
+                       answer=trimmed(response))
+    if status >= 500:
+        return Outcome("retry", retry_after(response, 0.0), f"the platform answered HTTP {status}",
+                       answer=trimmed(response))
+    return None
+
+
+def trimmed(response: httpx.Response, limit: int = 500) -> str:
+    """The answer body as text, at most `limit` characters."""
+    text = response.content[:limit * 4].decode("utf-8", "replace")
+    return text[:limit]

@@ -1,0 +1,16 @@
+"""Local fake chat platforms for tests: a real HTTP server that answers like Feishu/Lark, DingTalk and WeCom.
+
+    from chatlog.testing import FakePlatforms, Fault
+
+    with FakePlatforms() as fake:
+        bot = fake.add_bot("dingtalk", secret="SEC...", keyword="alert")
+        ...  # send to bot.url, then look at bot.messages / bot.texts() / bot.received
+
+The pytest plugin (``chatlog.testing.plugin``) offers the same as the ``fake_platforms`` fixture.
+"""
+
+from chatlog.testing.bots import FakeBot, Received
+from chatlog.testing.faults import Fault
+from chatlog.testing.server import PLATFORMS, FakePlatforms
+
+__all__ = ["PLATFORMS", "FakeBot", "FakePlatforms", "Fault", "Received"]

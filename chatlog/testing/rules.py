@@ -1,0 +1,140 @@
+"""What every fake platform module shares: the request as the fake saw it, the answer, bot settings.
+
+A platform module (``feishu``, ``dingtalk``, ``wecom``) exposes one ``RULES`` object of type
+:class:`PlatformRules`; adding a platform is adding a module and one line in ``server.PLATFORM_RULES``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request as the fake server read it; ``payload`` is set only for a JSON object body."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    payload: JSONObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The JSON answer a platform gives; ``accepted`` means the platform took the message."""
+
+    body: JSONObject
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    accepted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """How one fake bot is configured; the platform rules read it, never change it."""
+
+    platform: str
+    token: str
+    secret: str | None = None
+    keyword: str | None = None
+    rate_limit: bool = True
+    legacy_success: bool = False
+    rate_code: str | None = None
+
+
+@dataclass(slots=True)
+class RateState:
+    """Per-bot memory for rate limits: times of counted requests and the end of a block (clock seconds)."""
+
+    sent: deque[float] = field(default_factory=deque)
+    blocked_until: float = float("-inf")
+
+    def count_since(self, start: float) -> int:
+        """Number of counted requests at or after ``start``; forgets those older than a minute before it."""
+        while self.sent and self.sent[0] < start - 60.0:
+            self.sent.popleft()
+        return sum(1 for at in self.sent if at > start)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRules:
+    """Everything the server needs to impersonate one platform family (e.g. Feishu and Lark share one).
+
+    ``token_of`` returns the bot token a request addresses, or None when the path is not this platform's;
+    ``judge`` gets ``None`` for an unknown token and must return that platform's own answer for it.
+    """
+
+    names: tuple[str, ...]
+    token_of: Callable[[str, Mapping[str, str]], str | None]
+    new_token: Callable[[], str]
+    url_of: Callable[[str, BotSettings], str]
+    check_settings: Callable[[BotSettings], None]
+    judge: Callable[[Request, BotSettings | None, RateState, float], Answer]
+    text_of: Callable[[JSONObject], str]
+
+
+def hmac_sha256_b64(key: str, message: str) -> str:
+    """Base64 of HMAC-SHA256; Feishu and DingTalk differ only in what they use as key and message."""
+    return base64.b64encode(hmac.new(key.encode(), message.encode(), hashlib.sha256).digest()).decode()
+
+
+def same_secret(expected: str, given: object) -> bool:
+    """Constant-time comparison that tolerates a missing or non-string value."""
+    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def strings_in(value: object, skip_keys: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Every string inside a JSON value, depth first, leaving out values under ``skip_keys``."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in skip_keys:
+                yield from strings_in(item, skip_keys)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item, skip_keys)
+
+
+def dig(value: object, *keys: str) -> object:
+    """``value[k1][k2]...`` or None when any step is missing or not an object; never raises."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def dig_str(value: object, *keys: str) -> str:
+    """Like :func:`dig` but always a string: "" when the value is missing or not a string."""
+    found = dig(value, *keys)
+    return found if isinstance(found, str) else ""
+
+
+def utf8_len(value: object) -> int:
+    """Length in UTF-8 bytes, which is what every platform's size limit counts."""
+    return len(value.encode()) if isinstance(value, str) else 0
+
+
+def option(name: str, value: str | None) -> str:
+    """One ``name=value`` piece for a bot URL's query, or "" when the option is not configured."""
+    return "" if value is None else f"{name}={quote(value, safe='')}"
+
+
+def with_options(url: str, *pieces: str) -> str:
+    """Append the non-empty query pieces to ``url`` with the right separator."""
+    query = "&".join(piece for piece in pieces if piece)
+    if not query:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{query}"

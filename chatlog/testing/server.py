@@ -1,0 +1,416 @@
+"""The fake platforms' HTTP server: routes each request to a platform's rules, a fault, or the inbox."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from chatlog.testing import dingtalk, feishu, wecom
+from chatlog.testing.bots import FakeBot, Received
+from chatlog.testing.faults import Fault
+from chatlog.testing.inbox import inbox_html, inbox_json
+from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request
+
+PLATFORM_RULES: tuple[PlatformRules, ...] = (feishu.RULES, dingtalk.RULES, wecom.RULES)
+PLATFORMS = tuple(name for rules in PLATFORM_RULES for name in rules.names)
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
+GARBAGE = b"\x00\xffTHIS IS NOT HTTP\xfe\r\n\r\n"
+POLL_S = 0.05
+STOP_JOIN_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What the handler writes: an HTTP answer, or bytes/a close that is not one."""
+
+    kind: Literal["answer", "garbage", "reset"]
+    status: int = 0
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json_reply(status: int, obj: object, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
+    content_type = ("Content-Type", "application/json; charset=utf-8")
+    return _Reply("answer", status, json.dumps(obj, ensure_ascii=False).encode(), (content_type, *headers))
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+NO_ANSWER = _Reply("reset")
+NOT_FOUND = _json_reply(404, {"error": "not found"})
+NOT_POST = Answer({"error": "method not allowed"}, status=405)
+
+
+class FakePlatforms:
+    """Local stand-ins for Feishu/Lark, DingTalk and WeCom group bots on a real HTTP server.
+
+    The server listens on 127.0.0.1 (a free port) as soon as it is built; ``stop()`` or leaving the
+    ``with`` block ends it. ``clock`` (seconds) drives signature windows, rate windows, DingTalk's
+    block and ``Received.at``, so a test can pass a fake clock instead of sleeping.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *, port: int = 0) -> None:
+        """`port` 0 picks a free port (tests); ``chatlog serve`` passes a fixed one."""
+        self._clock = clock
+        self._changed = threading.Condition(threading.RLock())
+        self._bots: dict[tuple[str, str], FakeBot] = {}
+        self._all: list[Received] = []
+        self._fault: Fault | None = None
+        self._hangs: set[threading.Event] = set()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server = _Server(self, port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(POLL_S,), name="chatlog-fake-platforms", daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> FakePlatforms:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running server."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def bots(self) -> list[FakeBot]:
+        """Every bot added so far, in order."""
+        with self._changed:
+            return list(self._bots.values())
+
+    def add_bot(
+        self,
+        platform: str,
+        *,
+        token: str | None = None,
+        secret: str | None = None,
+        keyword: str | None = None,
+        rate_limit: bool = True,
+        legacy_success: bool = False,
+        rate_code: int | str | None = None,
+    ) -> FakeBot:
+        """Create a bot on ``platform`` ("feishu", "lark", "dingtalk" or "wecom"); a token is made up if None.
+
+        ``rate_code`` picks the rate-limit answer: DingTalk 410100 (default) or 130101; Feishu "11232"
+        (default), "9499" (HTTP 400 "too many request") or "429" (HTTP 429 with x-ogw-ratelimit-reset).
+        ``legacy_success`` makes a Feishu bot answer the old ``{"Extra":null,"StatusCode":0,...}`` form.
+        """
+        rules = _rules_named(platform)
+        settings = BotSettings(
+            platform=platform,
+            token=rules.new_token() if token is None else _checked_token(token),
+            secret=_non_empty("secret", secret),
+            keyword=_non_empty("keyword", keyword),
+            rate_limit=rate_limit,
+            legacy_success=legacy_success,
+            rate_code=None if rate_code is None else str(rate_code),
+        )
+        rules.check_settings(settings)
+        with self._changed:
+            if (rules.names[0], settings.token) in self._bots:
+                raise ValueError(f"a {platform} bot with token {settings.token!r} exists already")
+            bot = FakeBot(settings, rules, rules.url_of(self.base_url, settings), self._changed)
+            self._bots[rules.names[0], settings.token] = bot
+        return bot
+
+    def all_received(self) -> list[Received]:
+        """Every platform request of every bot (unknown tokens too), in the order they were answered."""
+        with self._changed:
+            return list(self._all)
+
+    def set_fault(self, fault: Fault) -> None:
+        """Inject ``fault`` into every platform request until ``clear_fault()`` (bots' own faults win)."""
+        with self._changed:
+            self._fault = fault
+
+    def clear_fault(self) -> None:
+        """Stop the server-wide fault set by ``set_fault``."""
+        with self._changed:
+            self._fault = None
+
+    def release(self) -> None:
+        """End every hanging request: their connections close without an answer."""
+        with self._changed:
+            for hang in self._hangs:
+                hang.set()
+
+    def stop(self) -> None:
+        """Stop the server and end hanging or slow requests; idempotent, returns within about a second."""
+        with self._changed:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._changed:
+            connections = list(self._connections)
+        for connection in connections:
+            # Idle keep-alive connections would otherwise keep serving after stop().
+            _shutdown_quietly(connection)
+        self._thread.join(STOP_JOIN_S)
+
+    def _respond(self, request: Request) -> _Reply:
+        routed = _route(request)
+        if routed is None:
+            return NOT_FOUND
+        rules, token = routed
+        with self._changed:
+            bot = self._bots.get((rules.names[0], token))
+            fault = (bot._take_fault() if bot is not None else None) or self._fault
+        target = _Target(rules, token, bot)
+        if fault is not None and fault.kind != "slow":
+            return self._inject(fault, request, target)
+        if fault is not None and self._stopping.wait(fault.delay_s):
+            self._record(request, target, NO_ANSWER, accepted=False)
+            return NO_ANSWER
+        return self._judge(request, target)
+
+    def _judge(self, request: Request, target: _Target) -> _Reply:
+        if request.method != "POST":
+            answer = NOT_POST
+        elif target.bot is not None:
+            answer = target.bot._judge(request, self._clock())
+        else:
+            answer = target.rules.judge(request, None, RateState(), self._clock())
+        reply = _json_reply(answer.status, answer.body, answer.headers)
+        self._record(request, target, reply, accepted=answer.accepted)
+        return reply
+
+    def _inject(self, fault: Fault, request: Request, target: _Target) -> _Reply:
+        if fault.kind == "hang":
+            self._record(request, target, NO_ANSWER, accepted=False)
+            self._hang(target.bot)
+            return NO_ANSWER
+        reply = _fault_reply(fault)
+        self._record(request, target, reply, accepted=False)
+        return reply
+
+    def _hang(self, bot: FakeBot | None) -> None:
+        hang = threading.Event()
+        with self._changed:
+            self._hangs.add(hang)
+        if bot is not None:
+            bot._hang_started(hang)
+        try:
+            while not (hang.wait(POLL_S) or self._stopping.is_set()):
+                pass
+        finally:
+            with self._changed:
+                self._hangs.discard(hang)
+            if bot is not None:
+                bot._hang_ended(hang)
+
+    def _record(self, request: Request, target: _Target, reply: _Reply, *, accepted: bool) -> None:
+        bot = target.bot
+        received = Received(
+            at=self._clock(),
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=request.headers,
+            body=request.body,
+            payload=request.payload,
+            status=reply.status,
+            answer=_json_object(reply.body) if reply.kind == "answer" else None,
+            accepted=accepted,
+            platform=bot.platform if bot is not None else target.rules.names[0],
+            token=target.token,
+        )
+        with self._changed:
+            self._all.append(received)
+            if bot is not None:
+                bot._record(received)
+            self._changed.notify_all()
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._changed:
+            self._connections.add(connection)
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._changed:
+            self._connections.discard(connection)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The platform and bot a request addresses; ``bot`` is None for an unknown token."""
+
+    rules: PlatformRules
+    token: str
+    bot: FakeBot | None
+
+
+def _route(request: Request) -> tuple[PlatformRules, str] | None:
+    for rules in PLATFORM_RULES:
+        token = rules.token_of(request.path, request.query)
+        if token is not None:
+            return rules, token
+    return None
+
+
+def _rules_named(platform: str) -> PlatformRules:
+    for rules in PLATFORM_RULES:
+        if platform in rules.names:
+            return rules
+    known = ", ".join(PLATFORMS)
+    raise ValueError(f"unknown platform {platform!r}: use one of {known}, e.g. add_bot('feishu')")
+
+
+def _checked_token(token: str) -> str:
+    # Tokens travel unquoted in paths and queries, so only URL-safe characters are allowed.
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise ValueError(f"token must be letters, digits or ._~- (e.g. token='t1'); got {token!r}")
+    return token
+
+
+def _non_empty(name: str, value: str | None) -> str | None:
+    if value == "":
+        raise ValueError(f"{name} must be None (off) or a non-empty string, e.g. {name}='alert'")
+    return value
+
+
+def _fault_reply(fault: Fault) -> _Reply:
+    if fault.kind in ("garbage", "reset"):
+        return _Reply(fault.kind)
+    if fault.kind == "empty":
+        return _Reply("answer", 200)
+    return _Reply("answer", fault.status_code, fault.body, fault.headers)
+
+
+def _shutdown_quietly(connection: socket.socket) -> None:
+    # The client or the handler may have closed it already.
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that knows its FakePlatforms and stays quiet about vanished clients."""
+
+    daemon_threads = True
+
+    allow_reuse_address = True
+
+    def __init__(self, fake: FakePlatforms, port: int) -> None:
+        self.fake = fake
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, which can take seconds without DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = "127.0.0.1"
+        self.server_port = self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out and sockets closed by stop() are expected here; anything else is a bug.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads one request, asks FakePlatforms what to do, writes it."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, each answer waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._closed(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request log line; tests read ``received`` instead."""
+
+    def do_GET(self) -> None:
+        """Serve the inbox, or answer a platform path like the platform would."""
+        self._serve()
+
+    def do_POST(self) -> None:
+        """Answer a platform request."""
+        self._serve()
+
+    do_PUT = do_POST
+    do_DELETE = do_POST
+
+    def _serve(self) -> None:
+        request = self._read_request()
+        if request.method == "GET" and request.path == "/":
+            page = inbox_html(self.server.fake.bots).encode()
+            self._write(_Reply("answer", 200, page, (("Content-Type", "text/html; charset=utf-8"),)))
+        elif request.method == "GET" and request.path == "/api/messages":
+            self._write(_json_reply(200, inbox_json(self.server.fake.bots)))
+        else:
+            self._write(self.server.fake._respond(request))
+
+    def _read_request(self) -> Request:
+        url = urlsplit(self.path)
+        body = self._read_body()
+        return Request(
+            method=self.command,
+            path=url.path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers={key.lower(): value for key, value in self.headers.items()},
+            body=body,
+            payload=_json_object(body),
+        )
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunks()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _read_chunks(self) -> bytes:
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return b"".join(chunks)
+
+    def _write(self, reply: _Reply) -> None:
+        if reply.kind == "garbage":
+            self.wfile.write(GARBAGE)
+            self.close_connection = True
+        elif reply.kind == "reset":
+            # Linger 0 makes the close a TCP reset instead of an orderly goodbye.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+        else:
+            self.send_response(reply.status)
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)

@@ -1,0 +1,147 @@
+"""Fingerprints and the group table: what becomes one line of an alert."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatlog.digest import Context, GroupTable
+from chatlog.entry import fingerprint, format_message, normalize, snapshot
+
+
+def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = "app",
+            exc: bool = False) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            exc_info = sys.exc_info()
+    return logging.LogRecord(name, level, "/app/orders.py", 42, msg, args or None, exc_info, "pay")
+
+
+def _key(record: logging.LogRecord) -> object:
+    return fingerprint(record, format_message(record))
+
+
+def test_records_that_differ_only_in_arguments_share_a_group() -> None:
+    assert _key(_record("order %s not found", 1)) == _key(_record("order %s not found", 2))
+    assert _key(_record("order %s not found", 1)) != _key(_record("user %s not found", 1))
+
+
+def test_preformatted_messages_group_by_their_normalised_text() -> None:
+    assert _key(_record("order 123 failed")) == _key(_record("order 456 failed"))
+    assert _key(_record("user 'bob' id 0x1f3a uuid 0b8f3c2e-1d2a-4c3b-9e8f-123456789abc")) == _key(
+        _record("user 'ann' id 0xbeef uuid 7c9e6679-7425-40de-944b-e07fc1f90ae7"))
+    assert _key(_record("order 123 failed")) != _key(_record("order 123 refunded"))
+
+
+def test_level_logger_and_exception_type_separate_groups() -> None:
+    base = _key(_record("x %s", 1))
+    assert base != _key(_record("x %s", 1, level=logging.WARNING))
+    assert base != _key(_record("x %s", 1, name="other"))
+    assert base != _key(_record("x %s", 1, exc=True))
+
+
+def test_normalize_keeps_words_and_replaces_variable_parts() -> None:
+    assert normalize('paid 12.50 EUR for "item" at 10:42:01') == "paid <*> EUR for <*> at <*>"
+
+
+def test_unformattable_messages_are_described_not_raised() -> None:
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    assert "could not format" in format_message(_record("%d items", "many"))
+    assert "unprintable Broken" in format_message(_record(Broken()))
+    assert "1 2" in format_message(_record("%s %s", 1, 2))
+
+
+def test_snapshot_renders_the_traceback_of_the_sample() -> None:
+    record = _record("failed %s", 1, exc=True)
+    entry = snapshot(record, format_message(record))
+    assert entry.exc_type == "ValueError"
+    assert entry.traceback is not None and "ValueError: boom" in entry.traceback
+    assert entry.location == "/app/orders.py:42 in pay"
+
+
+def test_extra_fields_are_kept_as_short_strings() -> None:
+    record = _record("x")
+    record.__dict__.update(request_id="r-1", user={"id": 7})
+    entry = snapshot(record, "x")
+    assert ("request_id", "r-1") in entry.extra
+    assert ("user", "{'id': 7}") in entry.extra
+
+
+def _add(table: GroupTable, record: logging.LogRecord, at: float) -> None:
+    message = format_message(record)
+    table.add(fingerprint(record, message), at, lambda: snapshot(record, message))
+
+
+def test_storm_of_one_template_becomes_one_group_with_its_count() -> None:
+    table = GroupTable()
+    for i in range(5000):
+        _add(table, _record("order %s not found", i), 100.0 + i / 1000)
+    digest = table.digest(200.0, Context(service="checkout"), dropped=0, mentions=())
+    assert len(digest.groups) == 1
+    assert digest.groups[0].count == 5000 and digest.total == 5000
+    assert digest.groups[0].sample.message == "order 0 not found"
+    assert digest.window_start == 100.0 and digest.window_end == 100.0 + 4999 / 1000
+
+
+def test_groups_are_ordered_by_severity_then_count() -> None:
+    table = GroupTable()
+    for i in range(3):
+        _add(table, _record("warn %s", i, level=logging.WARNING), 1.0)
+    _add(table, _record("crit %s", 1, level=logging.CRITICAL), 1.0)
+    for i in range(5):
+        _add(table, _record("err %s", i), 1.0)
+    digest = table.digest(2.0, Context(), 0, ())
+    assert [g.sample.level_name for g in digest.groups] == ["CRITICAL", "ERROR", "WARNING"]
+    assert digest.level_counts == (("CRITICAL", 1), ("ERROR", 5), ("WARNING", 3))
+
+
+def test_group_shown_within_repeat_interval_is_a_repeat_then_full_again() -> None:
+    table = GroupTable(repeat_interval=3600.0)
+    _add(table, _record("x %s", 1), 0.0)
+    first = table.digest(0.0, Context(), 0, ())
+    assert not first.groups[0].repeat
+    table.mark_sent(first, 0.0)
+    _add(table, _record("x %s", 2), 10.0)
+    second = table.digest(10.0, Context(), 0, ())
+    assert second.groups[0].repeat and second.groups[0].count == 1 and second.groups[0].total == 2
+    table.mark_sent(second, 10.0)
+    _add(table, _record("x %s", 3), 4000.0)
+    assert not table.digest(4000.0, Context(), 0, ()).groups[0].repeat
+
+
+def test_mark_sent_leaves_nothing_unsent_and_forgets_idle_groups() -> None:
+    table = GroupTable(repeat_interval=60.0)
+    _add(table, _record("x %s", 1), 0.0)
+    table.mark_sent(table.digest(0.0, Context(), 0, ()), 0.0)
+    assert table.unsent == 0 and len(table) == 1
+    _add(table, _record("y %s", 1), 100.0)
+    table.mark_sent(table.digest(100.0, Context(), 0, ()), 100.0)
+    assert len(table) == 1  # "x" expired out of its repeat window
+
+
+def test_past_max_groups_new_fingerprints_are_counted_in_one_bucket() -> None:
+    table = GroupTable(max_groups=10)
+    for i in range(1000):
+        _add(table, _record(f"distinct message number {i} " + "abcdefghij"[i % 10] * (i % 7 + 1)), 1.0)
+    digest = table.digest(2.0, Context(), 0, ())
+    assert len(table) <= 11
+    assert digest.total == 1000
+    assert any(g.merged_groups > 0 for g in digest.groups)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a %s", "b %s", "c"]), st.integers(0, 50)), max_size=200))
+def test_every_added_record_is_counted_exactly_once(calls: list[tuple[str, int]]) -> None:
+    table = GroupTable(max_groups=2)
+    for template, arg in calls:
+        _add(table, _record(template, arg) if "%" in template else _record(template), 1.0)
+    assert table.unsent == len(calls) == table.digest(1.0, Context(), 0, ()).total
