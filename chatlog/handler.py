@@ -45,7 +45,8 @@ class ChatHandler(logging.Handler):
         max_groups: int = 200,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
-        super().__init__(level)
+        # Validate before Handler.__init__: it registers the handler with logging.shutdown(),
+        # and a half-built handler there would break every later dictConfig() and exit.
         resolved = resolve(url, secret=secret, keyword=keyword, platform=platform)
         timing = Timing(
             group_wait=_seconds("group_wait", group_wait),
@@ -63,6 +64,7 @@ class ChatHandler(logging.Handler):
             environment=_optional_text("environment", environment),
             keyword=resolved.keyword,
         )
+        super().__init__(level)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels)
         self._buffer = self._dispatcher.buffer
         self._max_queue = timing.max_queue

@@ -1,0 +1,1 @@
+"""One module per chat platform: endpoint, signing, rendering and answer classification."""

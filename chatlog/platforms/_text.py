@@ -1,0 +1,482 @@
+"""What the platform modules share beyond `_base`: clean text, UTF-8 sizes, the lines of a digest,
+fitting a payload within a byte limit, and a few small pieces of answer handling.
+
+Every piece of text that comes from a log record or the environment (messages, logger names, paths,
+tracebacks, extra values, service, environment, host) goes through `clean` and then the platform's
+`escape` before it reaches a payload; mentions, links and tags come only from the platform module.
+Sizes are UTF-8 bytes, as the platforms count them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+import httpx
+
+from chatlog.digest import Digest, GroupSummary
+from chatlog.platforms._base import Outcome, Payload, Target, redact, retry_after, trimmed
+
+MARKER = "… (truncated)"
+"""Ends every text that chatlog had to cut, so a reader knows there was more."""
+
+Escape = Callable[[str], str]
+"""A platform's way of making cleaned user text inert in its markup (no mention, link, tag or font)."""
+
+_MARKER_BYTES = len(MARKER.encode("utf-8"))
+# Bidirectional overrides are dropped with the control characters: they can make text read differently
+# from what it says.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_SEPARATORS = str.maketrans({"\u2028": "\n", "\u2029": "\n"})
+_INERT = str.maketrans({"<": "＜", ">": "＞", "`": "ˋ"})
+# "](" opens a link or image target, "][" a reference link, "]:" a link definition.
+_LINK = re.compile(r"\](?=[(\[:])")
+_MENTION_ID = re.compile(r"[\w.@+-]{1,128}")
+_CODE = re.compile(r"-?\d{1,12}")
+_WHITESPACE_RUN = re.compile(r"[ \t]*\n[ \t\n]*")
+_TOKEN = re.compile(r"[^\s/?#@:]+")
+
+
+# --- text --------------------------------------------------------------------------------------------
+
+
+def clean(text: str) -> str:
+    """`text` safe to encode and show: control characters dropped (but ``\\n`` and ``\\t``), Unicode
+    line separators made ``\\n``, lone surrogates and undecodable bytes (``surrogateescape``) replaced
+    by U+FFFD; valid surrogate pairs become the character they encode."""
+    text = _CONTROL.sub("", text).translate(_LINE_SEPARATORS)
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def inert(text: str) -> str:
+    """Cleaned text that no markdown dialect of the three platforms turns into markup.
+
+    ``<`` and ``>`` become full-width ``＜＞`` (no ``<at>``, ``<@id>``, ``<font>``, ``<a>``, autolink),
+    backticks become ``ˋ`` (no code span or fence ends early), and a ``]`` that would close a link,
+    image or link definition becomes ``］``. Entities are not used: they show literally inside code.
+    """
+    return _LINK.sub("］", text.translate(_INERT))
+
+
+def no_tags(text: str) -> str:
+    """`text` cleaned, with ``<`` and ``>`` full-width: enough for plain text messages, where only
+    mention tags (``<at user_id=..>``, ``<@id>``) are markup."""
+    return clean(text).replace("<", "＜").replace(">", "＞")
+
+
+def utf8_len(text: str) -> int:
+    """Length of `text` in UTF-8 bytes (a lone surrogate counts as the 3 bytes U+FFFD takes)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """`text` within `max_bytes` UTF-8 bytes, cut on a character boundary and ending with `MARKER`."""
+    if len(text) * 4 <= max_bytes:
+        return text
+    head = text[: max_bytes + 1]  # every character takes at least one byte
+    data = head.encode("utf-8", "surrogatepass")
+    if len(head) == len(text) and len(data) <= max_bytes:
+        return text
+    if max_bytes < _MARKER_BYTES:
+        return MARKER.encode("utf-8")[: max(max_bytes, 0)].decode("utf-8", "ignore")
+    return data[: max_bytes - _MARKER_BYTES].decode("utf-8", "ignore") + MARKER
+
+
+def clip(text: str, max_chars: int) -> str:
+    """At most `max_chars` characters of `text`, then `MARKER` when something was cut."""
+    return text if len(text) <= max_chars else text[:max_chars] + MARKER
+
+
+def inline(text: str, max_chars: int, escape: Escape) -> str:
+    """User text as one escaped line: cut to `max_chars`, cleaned, line breaks shown as `` ⏎ ``."""
+    one_line = _WHITESPACE_RUN.sub(" ⏎ ", clean(clip(text, max_chars)).strip())
+    return escape(one_line.replace("\t", " "))
+
+
+def with_keyword(text: str, keyword: str | None, separator: str = " · ") -> str:
+    """`text` ending with `keyword` when one is configured and `text` does not already contain it."""
+    if not keyword or keyword in text:
+        return text
+    return f"{text}{separator}{clean(keyword)}" if text else clean(keyword)
+
+
+def with_default_keyword(digest: Digest, keyword: str | None) -> Digest:
+    """`digest` with a destination's own `keyword` in its context when the context has none."""
+    if not keyword or digest.context.keyword:
+        return digest
+    return replace(digest, context=replace(digest.context, keyword=keyword))
+
+
+def mention_ids(mentions: Sequence[str]) -> tuple[str, ...]:
+    """The mention ids worth rendering, in order, without duplicates; ``@all`` is spelled ``all``.
+
+    Ids come from configuration, not from records; still, one with characters no platform id has
+    (``<``, ``>``, quotes, spaces) is left out rather than allowed to break the markup.
+    """
+    ids: list[str] = []
+    for raw in mentions:
+        value = "all" if raw.strip() in ("all", "@all") else raw.strip()
+        if _MENTION_ID.fullmatch(value) and value not in ids:
+            ids.append(value)
+    return tuple(ids)
+
+
+def is_mobile(mention: str) -> bool:
+    """True for an id made of ASCII digits only (a phone number)."""
+    return mention.isascii() and mention.isdigit()
+
+
+# --- numbers and times ---------------------------------------------------------------------------------
+
+
+def count(n: int) -> str:
+    """``5000`` → ``"5,000"``."""
+    return f"{n:,}"
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 record"``, ``"5,000 records"``."""
+    return f"{count(n)} {word}" if n == 1 else f"{count(n)} {word}s"
+
+
+def _utc(ts: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def moment(ts: float, digest: Digest) -> str:
+    """UTC ``HH:MM:SS``; with the date when the digest's window spans days or `ts` is on another day."""
+    when, end, start = _utc(ts), _utc(digest.window_end), _utc(digest.window_start)
+    if when is None:
+        return "?"
+    dated = end is None or start is None or start.date() != end.date() or when.date() != end.date()
+    return when.strftime("%Y-%m-%d %H:%M:%S" if dated else "%H:%M:%S")
+
+
+def duration(seconds: float) -> str:
+    """``127.4`` → ``"2m 7s"``; ``""`` for a span under a second (or not a number)."""
+    if not seconds >= 1 or seconds > 1e9:
+        return ""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return " ".join(part for part in parts if part)
+
+
+# --- the lines of a digest -------------------------------------------------------------------------------
+
+
+def header_line(digest: Digest, escape: Escape) -> str:
+    """``"ERROR ×57 · checkout · prod"``: severity, records, service, environment (when set)."""
+    level = inline(digest.level_name, 40, escape)
+    if digest.groups:
+        parts = [f"{level} ×{count(digest.total)}"]
+    else:
+        parts = [f"{level} · {plural(digest.dropped, 'record')} dropped"]
+    for value in (digest.context.service, digest.context.environment):
+        if value:
+            parts.append(inline(value, 60, escape))
+    return " · ".join(parts)
+
+
+def summary_line(digest: Digest, escape: Escape) -> str:
+    """``"57 records in 3 groups within 2m 7s · ERROR 50, WARNING 7"``; ``""`` without groups."""
+    if not digest.groups:
+        return ""
+    groups = sum(group.merged_groups or 1 for group in digest.groups)
+    text = f"{plural(digest.total, 'record')} in {plural(groups, 'group')}"
+    span = duration(digest.window_end - digest.window_start)
+    if span:
+        text += f" within {span}"
+    if len(digest.level_counts) > 1:
+        levels = ", ".join(f"{inline(name, 40, escape)} {count(n)}" for name, n in digest.level_counts[:6])
+        text += f" · {levels}"
+    return text
+
+
+def footer_line(digest: Digest, escape: Escape) -> str:
+    """``"09:12:03–09:14:10 UTC · web-1 · pid 4242"``: the window, host and process."""
+    parts = []
+    if digest.groups:
+        start, end = moment(digest.window_start, digest), moment(digest.window_end, digest)
+        parts.append(f"{start} UTC" if start == end else f"{start}–{end} UTC")
+    if digest.context.host:
+        parts.append(inline(digest.context.host, 80, escape))
+    if digest.context.pid:
+        parts.append(f"pid {digest.context.pid}")
+    return " · ".join(parts)
+
+
+def more_line(hidden: Sequence[GroupSummary]) -> str:
+    """``"+8 more groups (120 records)"`` for the groups a message leaves out; ``""`` for none."""
+    if not hidden:
+        return ""
+    groups = sum(group.merged_groups or 1 for group in hidden)
+    records = sum(group.count for group in hidden)
+    return f"+{count(groups)} more {'group' if groups == 1 else 'groups'} ({plural(records, 'record')})"
+
+
+def bold(text: str) -> str:
+    """``**text**`` (markdown bold), or ``""`` for no text."""
+    return f"**{text}**" if text else ""
+
+
+def dropped_line(dropped: int) -> str:
+    """``"120 records dropped: buffer full"``; ``""`` when nothing was dropped."""
+    return f"{plural(dropped, 'record')} dropped: buffer full" if dropped > 0 else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How much of a digest one render shows; `fit` tries `BUDGETS` from the first to the last."""
+
+    groups: int
+    traceback_lines: int
+    message_chars: int
+    extras: int
+
+
+BUDGETS: tuple[Budget, ...] = (
+    Budget(groups=10, traceback_lines=12, message_chars=500, extras=5),
+    Budget(groups=10, traceback_lines=6, message_chars=300, extras=3),
+    Budget(groups=10, traceback_lines=0, message_chars=300, extras=3),
+    Budget(groups=5, traceback_lines=0, message_chars=200, extras=0),
+    Budget(groups=3, traceback_lines=0, message_chars=120, extras=0),
+    Budget(groups=1, traceback_lines=0, message_chars=80, extras=0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """One group's pieces, cleaned and escaped, for a platform to lay out in its markup."""
+
+    count: str
+    """``"×57"``."""
+    level: str
+    logger: str
+    message: str
+    since: str
+    """``"5,000 since 09:12:03"`` when the group has more records than this digest shows, else ``""``."""
+    where: str
+    """``"app/pay.py:42 in charge · first 09:12:03 · last 09:14:10"``."""
+    extras: str
+    traceback: tuple[str, ...]
+    repeat: bool
+    merged_groups: int
+
+
+def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
+    """The pieces of `group` within `budget`; no traceback for a repeat or a merged bucket."""
+    sample = group.sample
+    full = not group.repeat and not group.merged_groups
+    return GroupView(
+        count=f"×{count(group.count)}",
+        level=inline(sample.level_name, 40, escape),
+        logger=inline(sample.logger, 80, escape),
+        message=inline(sample.message, budget.message_chars, escape) or "(empty message)",
+        since=_since(group, digest),
+        where=_where(group, digest, escape),
+        extras=_extras(sample.extra[: budget.extras], escape),
+        traceback=traceback_tail(sample.traceback, budget.traceback_lines, escape) if full else (),
+        repeat=group.repeat,
+        merged_groups=group.merged_groups,
+    )
+
+
+def _since(group: GroupSummary, digest: Digest) -> str:
+    if group.total <= group.count:
+        return ""
+    return f"{count(group.total)} since {moment(group.first_seen, digest)}"
+
+
+def _where(group: GroupSummary, digest: Digest, escape: Escape) -> str:
+    location = group.sample.location
+    place = inline(location if len(location) <= 160 else "…" + location[-160:], 200, escape)
+    last = moment(group.last_seen, digest)
+    if group.total > group.count:
+        seen = f"last {last}"
+    elif group.count == 1:
+        seen = f"at {last}"
+    else:
+        seen = f"first {moment(group.first_seen, digest)} · last {last}"
+    return f"{place} · {seen}"
+
+
+def _extras(extra: Sequence[tuple[str, str]], escape: Escape) -> str:
+    return " · ".join(f"{inline(key, 40, escape)}={inline(value, 80, escape)}" for key, value in extra)
+
+
+def group_lines(view: GroupView, strong: Callable[[str], str]) -> list[str]:
+    """The text lines of a group (without its traceback); `strong` marks up the count.
+
+    A repeat or a merged bucket is one line; user text never starts a line after the first, and is
+    never followed directly by ``(`` or ``[`` from chatlog.
+    """
+    if view.merged_groups:
+        return [f"{strong(view.count)} in {plural(view.merged_groups, 'other group')} (group limit reached)"]
+    if view.repeat:
+        count_text = strong(f"{view.count} more since last alert")
+        return [f"{count_text} · {view.level} · {view.logger} · {view.message}"]
+    title = " · ".join(part for part in (strong(view.count), view.level, view.logger, view.since) if part)
+    return [line for line in (title, view.message, view.where, view.extras) if line]
+
+
+def traceback_tail(text: str | None, max_lines: int, escape: Escape) -> tuple[str, ...]:
+    """The last `max_lines` non-blank lines of a traceback (innermost frames, the exception), escaped;
+    ``"…"`` first when earlier lines were left out."""
+    if not text or max_lines <= 0:
+        return ()
+    tail = clean(text[-max_lines * 400 :])
+    lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    shown = [escape(clip(line, 200)) for line in lines[-max_lines:]]
+    if len(lines) > max_lines or len(tail) < len(text):
+        shown.insert(0, "…")
+    return tuple(shown)
+
+
+def plain_summary(digest: Digest, escape: Escape) -> str:
+    """The digest as a few plain lines (header, summary, the top groups, dropped, footer), for text-only
+    messages and for the last fallback."""
+    top = digest.groups[:3]
+    lines = [header_line(digest, escape), summary_line(digest, escape)]
+    for group in top:
+        message = inline(group.sample.message, 200, escape)
+        lines.append(f"×{count(group.count)} {inline(group.sample.logger, 60, escape)}: {message}")
+    lines += [more_line(digest.groups[len(top) :]), dropped_line(digest.dropped), footer_line(digest, escape)]
+    return "\n".join(line for line in lines if line)
+
+
+# --- fitting -----------------------------------------------------------------------------------------
+
+
+def payload_bytes(payload: Payload) -> int:
+    """Size of the request body as the platforms count it: UTF-8 JSON, non-ASCII kept as is."""
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+
+def fit(
+    build: Callable[[Budget], Payload],
+    limit_bytes: int,
+    accept: Callable[[Payload], bool] | None = None,
+) -> Payload | None:
+    """The first of `build(budget)` for `BUDGETS` whose body is within `limit_bytes` (and that `accept`
+    takes, for a platform's own limits); None when even the smallest is too big."""
+    for budget in BUDGETS:
+        payload = build(budget)
+        if payload_bytes(payload) <= limit_bytes and (accept is None or accept(payload)):
+            return payload
+    return None
+
+
+def fit_text(make: Callable[[str], Payload], text: str, limit_bytes: int) -> Payload:
+    """`make(text)` with `text` cut (visibly) until the body is within `limit_bytes`: the last fallback.
+
+    JSON escaping at most doubles the bytes of cleaned text, so the second cut always fits when
+    ``make("")`` does.
+    """
+    room = limit_bytes - payload_bytes(make(""))
+    for attempt in (room, room // 2):
+        payload = make(truncate_utf8(text, max(attempt, 0)))
+        if payload_bytes(payload) <= limit_bytes:
+            return payload
+    return make("")
+
+
+# --- answers (not rendering, but shared by all three; they would sit better in _base) -------------------
+
+
+def answer_code(value: object) -> int | None:
+    """A platform's result code as an int (``0``, ``"0"``, ``-1``); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _CODE.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def answer_message(value: object) -> str:
+    """A platform's message field as one short clean line (``""`` when it is not a string)."""
+    return inline(value, 200, str) if isinstance(value, str) else ""
+
+
+def unexpected_answer(response: httpx.Response, platform: str) -> Outcome:
+    """The outcome for an answer without a usable result code: retry after 2xx, permanent otherwise."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome("retry", retry_after(response, 0.0),
+                       f"{platform} gave an unexpected answer (HTTP {status} without a result code)",
+                       answer=trimmed(response))
+    return Outcome("permanent", 0.0,
+                   f"{platform} refused the request with HTTP {status}: check the destination URL",
+                   answer=trimmed(response))
+
+
+def outcome_of(
+    answer: httpx.Response | Outcome,
+    classify: Callable[[httpx.Response], Outcome],
+    secrets: tuple[str, ...],
+) -> Outcome:
+    """The classified `answer` with every secret redacted from its reason and body."""
+    outcome = answer if isinstance(answer, Outcome) else classify(answer)
+    return Outcome(outcome.kind, outcome.retry_after, redact(outcome.reason, secrets),
+                   redact(outcome.answer, secrets))
+
+
+# --- destinations (not rendering either; shared by all three) -------------------------------------------
+
+
+def check_token(token: str, what: str, example: str) -> None:
+    """Raise ValueError naming the problem (never the token) unless `token` looks like a token."""
+    if not token:
+        raise ValueError(f"the destination has no {what}; e.g. {example}")
+    if _TOKEN.fullmatch(token) is None:
+        raise ValueError(f"the {what} contains a space, '/', '?', '#', '@' or ':', which a {what} never has"
+                         f"; e.g. {example}")
+
+
+def http_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` when `url` is exactly that (http or https, a trailing ``/`` allowed)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return None
+    plain = parts.path in ("", "/") and not parts.query and not parts.fragment and "@" not in parts.netloc
+    if parts.scheme in ("http", "https") and parts.hostname and port_ok and plain:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def target_origin(target: Target, example: str) -> str | None:
+    """Where to send: `base_url` when given, else the URL's own ``scheme://host[:port]`` for an http(s)
+    URL, else None (a short form: the platform's own host). ValueError for a malformed origin."""
+    if target.base_url:
+        origin = http_origin(target.base_url)
+        if origin is None:
+            raise ValueError("base_url must be http(s)://host[:port] with nothing after it, "
+                             f"such as base_url=http://127.0.0.1:8080; e.g. {example}")
+        return origin
+    if target.url.scheme not in ("http", "https"):
+        return None
+    origin = http_origin(f"{target.url.scheme}://{target.url.netloc}")
+    if origin is None:
+        raise ValueError(f"the URL needs a host, and no user or password in it; e.g. {example}")
+    return origin
+
+
+def is_official(origin: str, hosts: Sequence[str]) -> bool:
+    """True when `origin` is one of the platform's own hosts over https on the default port."""
+    parts = urllib.parse.urlsplit(origin)
+    return parts.scheme == "https" and parts.hostname in hosts and parts.port in (None, 443)

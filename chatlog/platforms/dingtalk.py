@@ -1,0 +1,313 @@
+"""DingTalk group bots (custom robots): endpoint, signing, the markdown message, the answers.
+
+Signing: ``timestamp`` (Unix milliseconds) and ``sign`` go into the URL query beside ``access_token``,
+computed afresh for every request (a signature is good for one hour); secrets start with ``SEC``.
+
+Escaping: DingTalk markdown has links, images and headings but no code blocks, and ``@<mobile>`` or
+``@<userId>`` in the text is what makes a mention show. User text goes through `_text.inert`
+(full-width ``＜＞``, ``ˋ`` for backticks, ``］`` before ``(``/``[``/``:``) and every ``@`` becomes the
+full-width ``＠``, so only the mentions chatlog appends from the configuration can match. Tracebacks
+are quoted lines (``> ``), their indentation kept with no-break spaces.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from chatlog.digest import Digest, GroupSummary
+from chatlog.platforms._base import (
+    Destination,
+    Limits,
+    Outcome,
+    Payload,
+    Target,
+    classify_http,
+    json_body,
+    post_json,
+    retry_after,
+    trimmed,
+)
+from chatlog.platforms._text import (
+    Budget,
+    answer_code,
+    answer_message,
+    bold,
+    check_token,
+    clean,
+    dropped_line,
+    fit,
+    fit_text,
+    footer_line,
+    group_lines,
+    group_view,
+    header_line,
+    inert,
+    is_mobile,
+    is_official,
+    mention_ids,
+    more_line,
+    outcome_of,
+    plain_summary,
+    summary_line,
+    target_origin,
+    unexpected_answer,
+    with_default_keyword,
+    with_keyword,
+)
+
+_PATH = "/robot/send"
+_ORIGIN = "https://oapi.dingtalk.com"
+LIMITS = Limits(body_bytes=19_000, per_minute=18)
+"""20,000-byte request body (we keep 19,000), 20 messages a minute per robot (then blocked 10 minutes)."""
+
+_SECURITY = 310000
+_RATE_LIMITED = frozenset({410100, 410101, 130101})
+_INDENT = re.compile(r"^ +")
+_NO_TOKEN = "DingTalk says the access token does not exist: copy the robot's webhook URL again"
+_PERMANENT = {
+    300001: _NO_TOKEN,
+    300005: _NO_TOKEN,
+    400101: _NO_TOKEN,
+    400102: "DingTalk says the robot is disabled: turn it on in the group's robot settings",
+    400106: "DingTalk says the robot does not exist (it was removed): add it again, use its new webhook URL",
+    400013: "DingTalk says the group was dissolved: the robot can no longer post there",
+    40035: "DingTalk says a parameter is missing (access_token or the body): check the destination URL",
+    400105: "DingTalk says the message type is not supported (a chatlog bug)",
+    460101: "DingTalk says the message is too large (a chatlog bug)",
+    101002: "DingTalk says the message is too large (a chatlog bug)",
+}
+
+
+def sign(secret: str, timestamp_ms: int) -> str:
+    """base64(HMAC-SHA256(key=secret, message=f"{timestamp_ms}\\n{secret}")), `timestamp_ms` in Unix ms.
+
+    This is the value of the ``sign`` query parameter; it is URL-quoted (``+`` → ``%2B``) when the query
+    is built, once, by `post_json`. The arrangement is the mirror image of Feishu's.
+    """
+    mac = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(mac).decode("ascii")
+
+
+def _escape(text: str) -> str:
+    """Cleaned user text made inert for DingTalk markdown and text: no tag, link, image or mention."""
+    return inert(text).replace("@", "＠")
+
+
+def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+    """The ``markdown`` message for `digest`, within `limits.body_bytes`; mentions only from
+    ``digest.mentions``."""
+    message = fit(lambda budget: _markdown(digest, budget), limits.body_bytes)
+    return message if message is not None else _fallback(digest, limits)
+
+
+def _markdown(digest: Digest, budget: Budget) -> Payload:
+    shown = digest.groups[: budget.groups]
+    header = header_line(digest, _escape)
+    blocks = [f"#### {header}", summary_line(digest, _escape), bold(dropped_line(digest.dropped))]
+    blocks += [_group(digest, group, budget) for group in shown]
+    footer = with_keyword(footer_line(digest, _escape), digest.context.keyword)
+    blocks += [more_line(digest.groups[len(shown) :]), footer, _mention_text(digest.mentions)]
+    text = "\n\n".join(block for block in blocks if block)
+    return {"msgtype": "markdown", "markdown": {"title": header, "text": text}, **_at(digest.mentions)}
+
+
+def _group(digest: Digest, group: GroupSummary, budget: Budget) -> str:
+    view = group_view(group, digest, budget, _escape)
+    # Two trailing spaces make a line break: some DingTalk clients join single newlines.
+    text = "  \n".join(group_lines(view, bold))
+    if view.traceback:
+        # No-break spaces keep the indentation: four plain spaces would open a code block in the quote.
+        quoted = (f"> {_INDENT.sub(lambda m: chr(0xA0) * len(m.group()), line)}" for line in view.traceback)
+        text += "\n\n" + "  \n".join(quoted)
+    return text
+
+
+def _mention_text(mentions: tuple[str, ...]) -> str:
+    return " ".join(f"@{mention}" for mention in mention_ids(mentions) if mention != "all")
+
+
+def _at(mentions: tuple[str, ...]) -> dict[str, Any]:
+    ids = mention_ids(mentions)
+    if not ids:
+        return {}
+    people = [mention for mention in ids if mention != "all"]
+    return {"at": {"atMobiles": [m for m in people if is_mobile(m)],
+                   "atUserIds": [m for m in people if not is_mobile(m)],
+                   "isAtAll": "all" in ids}}
+
+
+def _fallback(digest: Digest, limits: Limits) -> Payload:
+    """A ``text`` message with the digest's summary: for digests whose smallest markdown would not fit."""
+    mention_text = _mention_text(digest.mentions)
+
+    def make(text: str) -> Payload:
+        body = "\n".join(part for part in (text, mention_text) if part)
+        content = with_keyword(body, digest.context.keyword, "\n")
+        return {"msgtype": "text", "text": {"content": content}, **_at(digest.mentions)}
+
+    return fit_text(make, plain_summary(digest, _escape), limits.body_bytes)
+
+
+def classify(response: httpx.Response) -> Outcome:
+    """What DingTalk's answer means: ok when ``errcode`` is 0 (or ``"0"``).
+
+    HTTP 200 means nothing here: DingTalk reports signature, keyword, IP, size and rate problems in the
+    body. A rate-limited robot is blocked for 10 minutes, so that retry waits 600 s.
+    """
+    decided = classify_http(response)
+    if decided is not None:
+        return decided
+    body = json_body(response)
+    code = answer_code(body.get("errcode")) if body else None
+    if body is None or code is None or (code == 0 and not response.is_success):
+        return unexpected_answer(response, "DingTalk")
+    message, answer = answer_message(body.get("errmsg")), trimmed(response)
+    if code == 0:
+        return Outcome("ok", answer=answer)
+    if code in _RATE_LIMITED:
+        return Outcome("retry", 600.0, f"DingTalk says we send too fast ({code}): the robot is blocked for "
+                       "10 minutes; chatlog waits and keeps batching", answer)
+    if code == -1:
+        return Outcome("retry", retry_after(response, 5.0), "DingTalk is busy (-1)", answer)
+    return Outcome("permanent", 0.0, _permanent_reason(code, message), answer)
+
+
+def _permanent_reason(code: int, message: str) -> str:
+    if code == _SECURITY:
+        return _security_reason(message)
+    if code in _PERMANENT:
+        return _PERMANENT[code]
+    if 430100 <= code < 430200:
+        return f"DingTalk rejected the content ({code}: {message or 'no message'})"
+    if 400100 <= code < 400200:
+        return f"DingTalk says the token or robot is not usable ({code}: {message}): check the webhook URL"
+    return f"DingTalk answered errcode {code}: {message or 'no message'}"
+
+
+def _security_reason(message: str) -> str:
+    lower = message.lower()
+    if "keyword" in lower:
+        return "DingTalk says the keyword is missing: set keyword= to one of the robot's keywords"
+    if "whitelist" in lower or lower.startswith("ip "):
+        return (f"DingTalk says this machine's IP address is not allowed ({message}): add it to the "
+                "robot's IP allow-list in its security settings")
+    if "sign" in lower:
+        return ("DingTalk says the signature does not match: check secret= (copy it from the robot's "
+                "security settings; it starts with SEC) and this machine's clock")
+    if "timestamp" in lower:
+        return ("DingTalk says the timestamp is invalid: check this machine's clock (it must be within an "
+                "hour), and set secret= if the robot uses signing")
+    return (f"DingTalk's security check failed ({message or 'no message'}): check the robot's security "
+            "settings (keyword, signing, IP allow-list)")
+
+
+def _signature_rejected(answer: httpx.Response | Outcome) -> bool:
+    if isinstance(answer, Outcome):
+        return False
+    body = json_body(answer)
+    if body is None or answer_code(body.get("errcode")) != _SECURITY:
+        return False
+    message = answer_message(body.get("errmsg")).lower()
+    return "sign" in message or "timestamp" in message
+
+
+class DingTalk(Destination):
+    """A DingTalk group robot (custom robot), addressed by its access token."""
+
+    names = ("dingtalk",)
+    hosts = ("oapi.dingtalk.com",)
+    paths = (_PATH,)
+    example = "dingtalk://ACCESS_TOKEN?secret=SEC..."
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        secret: str | None = None,
+        keyword: str | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """`origin` (``scheme://host[:port]``) replaces DingTalk's own host, e.g. a local inbox."""
+        check_token(token, "access token", self.example)
+        if secret and not secret.startswith("SEC"):
+            raise ValueError("DingTalk signing secrets start with SEC; copy it from the robot's security "
+                             f"settings; e.g. {self.example}")
+        self.platform = "dingtalk"
+        self.token = token
+        self.secret = secret or None
+        self.keyword = keyword or None
+        self.origin = origin or _ORIGIN
+        self.endpoint = f"{self.origin}{_PATH}"
+        self.limits = LIMITS
+        self.clock: Callable[[], float] = time.time
+
+    @classmethod
+    def from_target(cls, target: Target) -> DingTalk:
+        """``dingtalk://TOKEN`` or ``http(s)://host[:port]/robot/send?access_token=TOKEN``."""
+        origin = target_origin(target, cls.example)
+        url = target.url
+        token = target.query.pop("access_token", "")
+        if url.scheme in ("http", "https"):
+            if url.path.rstrip("/") != _PATH:
+                raise ValueError(f"a DingTalk webhook URL looks like {_ORIGIN}{_PATH}?access_token=TOKEN"
+                                 f"; e.g. {cls.example}")
+        else:
+            token = url.netloc or token
+        return cls(token, secret=target.secret, keyword=target.keyword, origin=origin)
+
+    def render(self, digest: Digest) -> Payload:
+        """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
+        return render(with_default_keyword(digest, self.keyword), self.limits)
+
+    def render_text(self, text: str) -> Payload:
+        """A ``text`` message, the keyword appended when it is configured and missing."""
+
+        def make(cut: str) -> Payload:
+            return {"msgtype": "text", "text": {"content": with_keyword(cut, self.keyword, "\n")}}
+
+        return fit_text(make, clean(text), self.limits.body_bytes)
+
+    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
+        """Sign, POST, classify; after a signature rejection, sign once more and resend. Never raises."""
+        try:
+            answer = self._post(client, payload)
+            if self.secret is not None and _signature_rejected(answer):
+                answer = self._post(client, payload)  # a stale timestamp or a clock step: one fresh try
+                if _signature_rejected(answer):
+                    return outcome_of(answer, _clock_or_secret, self.secrets)
+            return outcome_of(answer, classify, self.secrets)
+        except Exception as exc:
+            return Outcome("retry", reason=f"chatlog failed while sending to DingTalk ({type(exc).__name__})")
+
+    def _post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        params = {"access_token": self.token}
+        if self.secret is not None:
+            timestamp_ms = int(self.clock() * 1000)
+            params.update(timestamp=str(timestamp_ms), sign=sign(self.secret, timestamp_ms))
+        return post_json(client, self.endpoint, dict(payload), params=params)
+
+    def masked(self) -> str:
+        """``dingtalk://***``; the endpoint with ``access_token=***`` for a host of your own."""
+        if is_official(self.origin, self.hosts):
+            return "dingtalk://***"
+        return f"{self.endpoint}?access_token=***"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The access token and the signing secret."""
+        return tuple(value for value in (self.token, self.secret) if value)
+
+
+def _clock_or_secret(response: httpx.Response) -> Outcome:
+    message = answer_message((json_body(response) or {}).get("errmsg"))
+    reason = (f"DingTalk rejected the signature twice ({message}): check secret= (it starts with SEC) "
+              "and that this machine's clock is right (within an hour)")
+    return Outcome("permanent", 0.0, reason, trimmed(response))
