@@ -101,7 +101,7 @@ def test_rate_limit_answer_pauses_the_destination_and_keeps_batching(
     clock.now += 5.0
     dispatcher.step()
     assert dispatcher.stats().messages_failed == 1
-    for minute in range(1, 10):
+    for _minute in range(1, 10):
         clock.now += 60.0
         log(dispatcher)
         dispatcher.step()
