@@ -49,6 +49,9 @@ class Digest:
     context: Context = field(default_factory=Context)
     dropped: int = 0
     mentions: tuple[str, ...] = ()
+    batch: str = ""
+    """Names the batch: the same across retries of one batch, new after each delivered message
+    (platforms that de-duplicate, like Feishu's app ``uuid``, derive their key from it)."""
 
     @property
     def total(self) -> int:

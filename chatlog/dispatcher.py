@@ -147,6 +147,8 @@ class Dispatcher:
         self._retry_at = 0.0
         self._paused_until = 0.0
         self._attempts = 0
+        self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
+        self._batch_number = 0
         self._disabled_reason = ""
         self._thread_ident: int | None = None
 
@@ -297,7 +299,8 @@ class Dispatcher:
 
     def _send(self, now: float) -> None:
         digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
-        digest = replace(digest, mentions=self._mentions_for(digest.level))
+        digest = replace(digest, mentions=self._mentions_for(digest.level),
+                         batch=f"{self._batch_seed}-{self._batch_number}")
         payload = self._render(digest)
         self._window.record(now)
         outcome = self.destination.send(self._client, payload)
@@ -319,6 +322,7 @@ class Dispatcher:
                 self._delivered += digest.total
                 self._dropped_reported += digest.dropped
                 self._sent += 1
+                self._batch_number += 1
                 self._last_send = now
                 self._attempts = 0
                 self._retry_at = 0.0

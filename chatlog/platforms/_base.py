@@ -8,9 +8,10 @@ module under ``chatlog/platforms/``.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +20,8 @@ import httpx
 from chatlog.digest import Digest
 
 Payload = dict[str, Any]
+_TOKEN = re.compile(r"[^\s/?#@:]+")
+_CODE = re.compile(r"-?\d{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,3 +202,85 @@ def trimmed(response: httpx.Response, limit: int = 500) -> str:
     """The answer body as text, at most `limit` characters."""
     text = response.content[:limit * 4].decode("utf-8", "replace")
     return text[:limit]
+
+
+# --- answers and destination parts shared by the platform modules ---------------------------------
+
+
+def answer_code(value: object) -> int | None:
+    """A platform's result code as an int (``0``, ``"0"``, ``-1``); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _CODE.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def unexpected_answer(response: httpx.Response, platform: str) -> Outcome:
+    """The outcome for an answer without a usable result code: retry after 2xx, permanent otherwise."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome("retry", retry_after(response, 0.0),
+                       f"{platform} gave an unexpected answer (HTTP {status} without a result code)",
+                       answer=trimmed(response))
+    return Outcome("permanent", 0.0,
+                   f"{platform} refused the request with HTTP {status}: check the destination URL",
+                   answer=trimmed(response))
+
+
+def outcome_of(
+    answer: httpx.Response | Outcome,
+    classify: Callable[[httpx.Response], Outcome],
+    secrets: tuple[str, ...],
+) -> Outcome:
+    """The classified `answer` with every secret redacted from its reason and body."""
+    outcome = answer if isinstance(answer, Outcome) else classify(answer)
+    return Outcome(outcome.kind, outcome.retry_after, redact(outcome.reason, secrets),
+                   redact(outcome.answer, secrets))
+
+
+def check_token(token: str, what: str, example: str) -> None:
+    """Raise ValueError naming the problem (never the token) unless `token` looks like a token."""
+    if not token:
+        raise ValueError(f"the destination has no {what}; e.g. {example}")
+    if _TOKEN.fullmatch(token) is None:
+        raise ValueError(f"the {what} contains a space, '/', '?', '#', '@' or ':', which a {what} never has"
+                         f"; e.g. {example}")
+
+
+def http_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` when `url` is exactly that (http or https, a trailing ``/`` allowed)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return None
+    plain = parts.path in ("", "/") and not parts.query and not parts.fragment and "@" not in parts.netloc
+    if parts.scheme in ("http", "https") and parts.hostname and port_ok and plain:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def target_origin(target: Target, example: str) -> str | None:
+    """Where to send: `base_url` when given, else the URL's own ``scheme://host[:port]`` for an http(s)
+    URL, else None (a short form: the platform's own host). ValueError for a malformed origin."""
+    if target.base_url:
+        origin = http_origin(target.base_url)
+        if origin is None:
+            raise ValueError("base_url must be http(s)://host[:port] with nothing after it, "
+                             f"such as base_url=http://127.0.0.1:8080; e.g. {example}")
+        return origin
+    if target.url.scheme not in ("http", "https"):
+        return None
+    origin = http_origin(f"{target.url.scheme}://{target.url.netloc}")
+    if origin is None:
+        raise ValueError(f"the URL needs a host, and no user or password in it; e.g. {example}")
+    return origin
+
+
+def is_official(origin: str, hosts: Sequence[str]) -> bool:
+    """True when `origin` is one of the platform's own hosts over https on the default port."""
+    parts = urllib.parse.urlsplit(origin)
+    return parts.scheme == "https" and parts.hostname in hosts and parts.port in (None, 443)

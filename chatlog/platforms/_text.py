@@ -1,5 +1,5 @@
 """What the platform modules share beyond `_base`: clean text, UTF-8 sizes, the lines of a digest,
-fitting a payload within a byte limit, and a few small pieces of answer handling.
+and fitting a payload within a byte limit.
 
 Every piece of text that comes from a log record or the environment (messages, logger names, paths,
 tracebacks, extra values, service, environment, host) goes through `clean` and then the platform's
@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-import httpx
-
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms._base import Outcome, Payload, Target, redact, retry_after, trimmed
+from chatlog.platforms._base import Payload
 
 MARKER = "… (truncated)"
 """Ends every text that chatlog had to cut, so a reader knows there was more."""
@@ -37,9 +34,7 @@ _INERT = str.maketrans({"<": "＜", ">": "＞", "`": "ˋ"})
 # "](" opens a link or image target, "][" a reference link, "]:" a link definition.
 _LINK = re.compile(r"\](?=[(\[:])")
 _MENTION_ID = re.compile(r"[\w.@+-]{1,128}")
-_CODE = re.compile(r"-?\d{1,12}")
 _WHITESPACE_RUN = re.compile(r"[ \t]*\n[ \t\n]*")
-_TOKEN = re.compile(r"[^\s/?#@:]+")
 
 
 # --- text --------------------------------------------------------------------------------------------
@@ -392,91 +387,6 @@ def fit_text(make: Callable[[str], Payload], text: str, limit_bytes: int) -> Pay
     return make("")
 
 
-# --- answers (not rendering, but shared by all three; they would sit better in _base) -------------------
-
-
-def answer_code(value: object) -> int | None:
-    """A platform's result code as an int (``0``, ``"0"``, ``-1``); None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _CODE.fullmatch(value.strip()):
-        return int(value.strip())
-    return None
-
-
 def answer_message(value: object) -> str:
     """A platform's message field as one short clean line (``""`` when it is not a string)."""
     return inline(value, 200, str) if isinstance(value, str) else ""
-
-
-def unexpected_answer(response: httpx.Response, platform: str) -> Outcome:
-    """The outcome for an answer without a usable result code: retry after 2xx, permanent otherwise."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return Outcome("retry", retry_after(response, 0.0),
-                       f"{platform} gave an unexpected answer (HTTP {status} without a result code)",
-                       answer=trimmed(response))
-    return Outcome("permanent", 0.0,
-                   f"{platform} refused the request with HTTP {status}: check the destination URL",
-                   answer=trimmed(response))
-
-
-def outcome_of(
-    answer: httpx.Response | Outcome,
-    classify: Callable[[httpx.Response], Outcome],
-    secrets: tuple[str, ...],
-) -> Outcome:
-    """The classified `answer` with every secret redacted from its reason and body."""
-    outcome = answer if isinstance(answer, Outcome) else classify(answer)
-    return Outcome(outcome.kind, outcome.retry_after, redact(outcome.reason, secrets),
-                   redact(outcome.answer, secrets))
-
-
-# --- destinations (not rendering either; shared by all three) -------------------------------------------
-
-
-def check_token(token: str, what: str, example: str) -> None:
-    """Raise ValueError naming the problem (never the token) unless `token` looks like a token."""
-    if not token:
-        raise ValueError(f"the destination has no {what}; e.g. {example}")
-    if _TOKEN.fullmatch(token) is None:
-        raise ValueError(f"the {what} contains a space, '/', '?', '#', '@' or ':', which a {what} never has"
-                         f"; e.g. {example}")
-
-
-def http_origin(url: str) -> str | None:
-    """``scheme://host[:port]`` when `url` is exactly that (http or https, a trailing ``/`` allowed)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        return None
-    plain = parts.path in ("", "/") and not parts.query and not parts.fragment and "@" not in parts.netloc
-    if parts.scheme in ("http", "https") and parts.hostname and port_ok and plain:
-        return f"{parts.scheme}://{parts.netloc}"
-    return None
-
-
-def target_origin(target: Target, example: str) -> str | None:
-    """Where to send: `base_url` when given, else the URL's own ``scheme://host[:port]`` for an http(s)
-    URL, else None (a short form: the platform's own host). ValueError for a malformed origin."""
-    if target.base_url:
-        origin = http_origin(target.base_url)
-        if origin is None:
-            raise ValueError("base_url must be http(s)://host[:port] with nothing after it, "
-                             f"such as base_url=http://127.0.0.1:8080; e.g. {example}")
-        return origin
-    if target.url.scheme not in ("http", "https"):
-        return None
-    origin = http_origin(f"{target.url.scheme}://{target.url.netloc}")
-    if origin is None:
-        raise ValueError(f"the URL needs a host, and no user or password in it; e.g. {example}")
-    return origin
-
-
-def is_official(origin: str, hosts: Sequence[str]) -> bool:
-    """True when `origin` is one of the platform's own hosts over https on the default port."""
-    parts = urllib.parse.urlsplit(origin)
-    return parts.scheme == "https" and parts.hostname in hosts and parts.port in (None, 443)

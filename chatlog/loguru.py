@@ -1,0 +1,165 @@
+"""The loguru front end: ``logger.add(chatlog.loguru.sink(url, level=...))``.
+
+Each loguru message becomes a `logging.LogRecord` built from loguru's own record (level, name,
+file, line, function, exception, ``extra``), not from the formatted string, and goes to a
+`ChatHandler`; grouping, tracebacks and accounting are therefore the same as for stdlib records.
+Needs the ``loguru`` extra (``pip install 'chatlog[loguru]'``); ``import chatlog`` never imports this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from chatlog.dispatcher import ChatStats
+from chatlog.handler import ChatHandler
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
+__all__ = ["Sink", "sink"]
+
+# loguru calls an object sink's `complete` from `logger.complete()` only when it is a coroutine
+# function, and in synchronous code the coroutine is then never awaited. That is loguru's design,
+# not a fault of the caller: without this filter every synchronous `logger.complete()` would print a
+# RuntimeWarning. (Waiting there instead would hold loguru's handler lock while the network answers.)
+warnings.filterwarnings(
+    "ignore", message=r"coroutine 'Sink\.complete' was never awaited", category=RuntimeWarning
+)
+
+_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class Sink:
+    """A loguru sink object that sends messages to a chat group through a `ChatHandler`.
+
+    Build it with `sink`. loguru calls `write` for each message and `stop` on ``logger.remove(id)``
+    and at interpreter exit (pending alerts are delivered within ``close_timeout``);
+    ``await logger.complete()`` waits until pending alerts are delivered.
+    """
+
+    def __init__(self, handler: ChatHandler) -> None:
+        """Wrap `handler`; it is closed when loguru stops the sink."""
+        self._handler = handler
+
+    def __repr__(self) -> str:
+        return f"<chatlog.loguru.Sink {self._handler!r}>"
+
+    def write(self, message: Message) -> None:
+        """Queue one loguru message (called by loguru under its handler lock); never blocks or raises."""
+        try:
+            record = to_log_record(message.record)
+        except Exception as exc:  # a record we cannot read still counts, with the text loguru formatted
+            record = logging.LogRecord(
+                "loguru", logging.ERROR, "?", 0, f"{message.strip()} [chatlog could not read the loguru "
+                f"record: {type(exc).__name__}]", None, None,
+            )
+        if record.levelno >= self._handler.level:
+            self._handler.handle(record)
+
+    def stop(self) -> None:
+        """Deliver what is pending within ``close_timeout`` and stop (loguru's ``logger.remove``)."""
+        self._handler.close()
+
+    async def complete(self) -> None:
+        """Wait until pending alerts are delivered (``close_timeout`` at most): ``await logger.complete()``.
+
+        The wait runs in a worker thread, so the event loop keeps serving meanwhile.
+        """
+        await asyncio.to_thread(self._handler.flush)
+
+    def stats(self) -> ChatStats:
+        """Accounting, as `ChatHandler.stats`: ``accepted == delivered_records + dropped + pending``."""
+        return self._handler.stats()
+
+
+def sink(
+    url: str,
+    *,
+    secret: str | None = None,
+    keyword: str | None = None,
+    platform: str | None = None,
+    level: int | str = logging.NOTSET,
+    service: str | None = None,
+    environment: str | None = None,
+    group_wait: float = 5.0,
+    group_interval: float = 60.0,
+    repeat_interval: float = 3600.0,
+    max_queue: int = 10_000,
+    close_timeout: float = 5.0,
+    mentions: Mapping[str | int, Sequence[str]] | None = None,
+    max_groups: int = 200,
+) -> Sink:
+    """A loguru sink for ``logger.add(...)`` with the options of `ChatHandler`, e.g.
+
+    ``logger.add(chatlog.loguru.sink("wecom://KEY", service="checkout"), level="ERROR")``.
+
+    `level` may also name a loguru level (``"SUCCESS"``, a custom one); usually loguru's own
+    ``level=`` in ``logger.add`` is enough. A bad option fails here, with an example.
+    """
+    handler = ChatHandler(
+        url,
+        secret=secret,
+        keyword=keyword,
+        platform=platform,
+        level=_level_number(level),
+        service=service,
+        environment=environment,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        repeat_interval=repeat_interval,
+        max_queue=max_queue,
+        close_timeout=close_timeout,
+        mentions=mentions,
+        max_groups=max_groups,
+    )
+    return Sink(handler)
+
+
+def to_log_record(record: Record) -> logging.LogRecord:
+    """The `logging.LogRecord` for a loguru record: same level number, location, exception and extras.
+
+    The message is loguru's, already formatted, so chatlog groups it by its normalised text.
+    """
+    exception = record["exception"]
+    exc_info = None
+    if exception is not None and exception.type is not None and exception.value is not None:
+        exc_info = (exception.type, exception.value, exception.traceback)
+    log_record = logging.LogRecord(
+        record["name"] or "loguru",
+        record["level"].no,
+        record["file"].path,
+        record["line"],
+        record["message"],
+        None,
+        exc_info,
+        func=record["function"],
+    )
+    created = record["time"].timestamp()
+    log_record.levelname = record["level"].name
+    log_record.module = record["module"]
+    log_record.created = created
+    log_record.msecs = (created - int(created)) * 1000
+    log_record.thread = record["thread"].id
+    log_record.threadName = record["thread"].name
+    log_record.process = record["process"].id
+    log_record.processName = record["process"].name
+    for key, value in record["extra"].items():
+        name = str(key)
+        log_record.__dict__[f"{name}_" if name in _RESERVED else name] = value
+    return log_record
+
+
+def _level_number(level: int | str) -> int | str:
+    """loguru level names (``"SUCCESS"``, custom ones) as numbers; anything else as given."""
+    if not isinstance(level, str) or isinstance(logging.getLevelName(level.upper()), int):
+        return level
+    from loguru import logger
+
+    try:
+        return logger.level(level).no
+    except ValueError:
+        return level  # ChatHandler explains what a valid level looks like
