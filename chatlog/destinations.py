@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import chatlog.platforms
@@ -44,15 +45,19 @@ def resolve(
     secret: str | None = None,
     keyword: str | None = None,
     platform: str | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Parse `url`; keyword arguments win over the URL's query options.
 
+    `options` are platform options given outside the URL (``app_id=``, ``receive_ids=`` …); they
+    replace query parameters of the same name, and the platform consumes them like those.
     Raises ValueError naming the wrong part and showing a valid example; secrets never appear.
     """
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"chatlog needs a destination URL, got {type(url).__name__}; e.g. {_examples()}")
     parts = urllib.parse.urlsplit(url.strip())
     query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    query.update({name: value for name, value in (options or {}).items() if value is not None})
     options = {name: query.pop(name) for name in _OPTIONS if name in query}
     chosen = _check_platform(platform or options.get("platform"))
     cls, name = _pick_class(parts, chosen)
@@ -68,7 +73,7 @@ def resolve(
     if target.query:
         unknown = ", ".join(sorted(target.query))
         raise ValueError(
-            f"unknown option(s) in the {name} destination URL: {unknown}. "
+            f"unknown option(s) for a {name} destination: {unknown}. "
             f"Known options: {', '.join(_OPTIONS)}; e.g. {cls.example}"
         )
     at = tuple(part.strip() for part in options.get("at", "").split(",") if part.strip())

@@ -103,8 +103,10 @@ class Dispatcher:
         mentions: Mapping[int, Sequence[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
+        context_fields: tuple[str, ...] | None = None,
     ) -> None:
-        """`mentions` maps a level to ids mentioned when a digest reaches that level.
+        """`mentions` maps a level to ids mentioned when a digest reaches that level;
+        `context_fields` limits the ``extra`` fields kept per sample (None: all).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -113,6 +115,7 @@ class Dispatcher:
         self._base_context = context or Context()
         self._mentions = {level: tuple(ids) for level, ids in (mentions or {}).items()}
         self._clock = clock
+        self._context_fields = context_fields
         self.reporter = Reporter(destination.masked(), destination.secrets)
         self.buffer: deque[Item] = deque()
         self._overflow_lock = threading.Lock()
@@ -295,7 +298,7 @@ class Dispatcher:
             key = fingerprint(record, message)
         except Exception:
             key = (record.levelno, str(record.name), "<unreadable record>", "", "")
-        self._groups.add(key, record.created, lambda: snapshot(record, message))
+        self._groups.add(key, record.created, lambda: snapshot(record, message, self._context_fields))
 
     def _send(self, now: float) -> None:
         digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())

@@ -129,8 +129,8 @@ def fingerprint(record: logging.LogRecord, message: str) -> Fingerprint:
     return (record.levelno, record.name, template, "", "")
 
 
-def snapshot(record: logging.LogRecord, message: str) -> Entry:
-    """The `Entry` for a record, with its traceback rendered and capped."""
+def snapshot(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Entry:
+    """The `Entry` for a record, with its traceback rendered and capped; `fields` picks the extras."""
     exc_type, tb_text = _render_exception(record)
     if record.stack_info:
         tb_text = ((tb_text or "") + "\n" + record.stack_info).strip()
@@ -145,7 +145,7 @@ def snapshot(record: logging.LogRecord, message: str) -> Entry:
         func=record.funcName or "?",
         exc_type=exc_type,
         traceback=_cap_traceback(tb_text),
-        extra=record_extra(record),
+        extra=record_extra(record, fields),
     )
 
 
@@ -168,10 +168,18 @@ def _cap_traceback(text: str | None) -> str | None:
     return f"[{cut} chars of traceback cut]\n" + text[cut:]
 
 
-def record_extra(record: logging.LogRecord) -> tuple[tuple[str, str], ...]:
-    """Fields that the caller added with ``extra={...}``, as short ``(key, value)`` strings."""
+def record_extra(
+    record: logging.LogRecord, names: tuple[str, ...] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Fields that the caller added with ``extra={...}``, as short ``(key, value)`` strings.
+
+    With `names`, only those fields, in that order (standard attributes such as ``funcName`` too).
+    """
+    attrs = record.__dict__
+    if names is not None:
+        return tuple((key, safe_str(attrs[key], EXTRA_VALUE_LIMIT_CHARS)) for key in names if key in attrs)
     fields: list[tuple[str, str]] = []
-    for key, value in record.__dict__.items():
+    for key, value in attrs.items():
         if key not in _STANDARD_ATTRS and not key.startswith("_"):
             fields.append((key, safe_str(value, EXTRA_VALUE_LIMIT_CHARS)))
     return tuple(fields[:20])

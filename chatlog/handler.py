@@ -22,7 +22,10 @@ class ChatHandler(logging.Handler):
     batch (``group_wait`` / ``group_interval`` / ``repeat_interval``, in seconds) within the
     platform's rate limits. ``url`` is a destination string such as
     ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
-    ``keyword`` and ``platform`` win over the URL's query options. Usable from
+    ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
+    ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20). ``app_id``,
+    ``app_secret``, ``receive_id_type`` and ``receive_ids`` configure a Feishu/Lark app bot
+    outside the URL. Usable from
     ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
     """
 
@@ -43,11 +46,23 @@ class ChatHandler(logging.Handler):
         close_timeout: float = 5.0,
         mentions: Mapping[str | int, Sequence[str]] | None = None,
         max_groups: int = 200,
+        context_fields: Sequence[str] | None = None,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        receive_id_type: str | None = None,
+        receive_ids: str | Sequence[str] | None = None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
         # Validate before Handler.__init__: it registers the handler with logging.shutdown(),
         # and a half-built handler there would break every later dictConfig() and exit.
-        resolved = resolve(url, secret=secret, keyword=keyword, platform=platform)
+        platform_options = {
+            "app_id": _optional_text("app_id", app_id),
+            "app_secret": _optional_text("app_secret", app_secret),
+            "receive_id_type": _optional_text("receive_id_type", receive_id_type),
+            "receive_ids": _joined("receive_ids", receive_ids),
+        }
+        resolved = resolve(url, secret=secret, keyword=keyword, platform=platform,
+                           options={k: v for k, v in platform_options.items() if v is not None})
         timing = Timing(
             group_wait=_seconds("group_wait", group_wait),
             group_interval=_seconds("group_interval", group_interval),
@@ -65,7 +80,8 @@ class ChatHandler(logging.Handler):
             keyword=resolved.keyword,
         )
         super().__init__(level)
-        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels)
+        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
+                                      context_fields=_field_names(context_fields))
         self._buffer = self._dispatcher.buffer
         self._max_queue = timing.max_queue
         self._close_timeout = timing.close_timeout
@@ -147,6 +163,23 @@ def _optional_text(name: str, value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value or None
     raise TypeError(f"{name} must be a string, e.g. {name}='checkout'; got {type(value).__name__}")
+
+
+def _joined(name: str, value: str | Sequence[str] | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    if all(isinstance(item, str) and item for item in value):
+        return ",".join(value)
+    raise TypeError(f"{name} must be ids, e.g. {name}=['ou_a', 'ou_b'] or {name}='ou_a,ou_b'")
+
+
+def _field_names(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(item, str) and item for item in value):
+        raise TypeError("context_fields must be a list of names, e.g. "
+                        f"context_fields=['request_id', 'user']; got {value!r}")
+    return tuple(value)
 
 
 def _mention_levels(mentions: Mapping[str | int, Sequence[str]] | None) -> dict[int, list[str]]:

@@ -241,3 +241,15 @@ def test_forked_child_delivers_its_own_alert(
     texts = bot.texts()
     assert any("child record" in t for t in texts) and sum("parent record" in t for t in texts) == 1
     assert handler.stats().delivered_records == 1
+
+
+def test_context_fields_choose_which_extra_fields_the_alert_shows(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("wecom")
+    handler = make_handler(bot.url, context_fields=["request_id"])
+    app_logger.addHandler(handler)
+    app_logger.error("checkout failed", extra={"request_id": "req-77", "card_number": "4111-xxxx"})
+    assert handler.flush(timeout=5.0)
+    text = bot.texts()[0]
+    assert "req-77" in text and "4111" not in text
