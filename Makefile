@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/chatlog demo
 
 test: $(STAMP)
-	$(BIN)/python -m ruff check chatlog tests benchmarks examples
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m mypy chatlog
 	$(BIN)/python -m pytest
 
