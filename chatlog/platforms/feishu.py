@@ -42,11 +42,11 @@ from chatlog.platforms._base import (
     unexpected_answer,
 )
 from chatlog.platforms._text import (
+    BUDGETS,
     Budget,
     answer_message,
     bold,
     dropped_line,
-    fit,
     fit_text,
     footer_line,
     group_lines,
@@ -56,6 +56,7 @@ from chatlog.platforms._text import (
     mention_ids,
     more_line,
     no_tags,
+    payload_bytes,
     plain_summary,
     summary_line,
     with_default_keyword,
@@ -95,8 +96,26 @@ def sign(secret: str, timestamp: int) -> str:
 
 def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
     """The interactive card (card JSON 1.0) for `digest`, within `limits.body_bytes`."""
-    card = fit(lambda budget: _card(digest, budget), limits.body_bytes)
-    return card if card is not None else _fallback(digest, limits)
+    found = card(digest, lambda shown: payload_bytes(_interactive(shown)) <= limits.body_bytes)
+    return _interactive(found) if found is not None else _fallback(digest, limits)
+
+
+def card(digest: Digest, fits: Callable[[Payload], bool]) -> Payload | None:
+    """The card object (JSON 1.0: ``config``, ``header``, ``elements``) for `digest`: the fullest one that
+    `fits` accepts, or None when even the smallest is refused.
+
+    Group bots send it as ``{"msg_type": "interactive", "card": card}``, app bots as a JSON string in
+    ``content``, so each caller's `fits` measures its own request body.
+    """
+    for budget in BUDGETS:
+        shown = _card(digest, budget)
+        if fits(shown):
+            return shown
+    return None
+
+
+def _interactive(card_object: Payload) -> Payload:
+    return {"msg_type": "interactive", "card": card_object}
 
 
 def _card(digest: Digest, budget: Budget) -> Payload:
@@ -111,8 +130,7 @@ def _card(digest: Digest, budget: Budget) -> Payload:
     elements += [{"tag": "hr"}, {"tag": "note", "elements": [{"tag": "plain_text", "content": footer}]}]
     header = {"title": {"tag": "plain_text", "content": header_line(digest, inert)},
               "template": _template(digest.level)}
-    card = {"config": {"wide_screen_mode": True}, "header": header, "elements": [e for e in elements if e]}
-    return {"msg_type": "interactive", "card": card}
+    return {"config": {"wide_screen_mode": True}, "header": header, "elements": [e for e in elements if e]}
 
 
 def _group(digest: Digest, group: GroupSummary, budget: Budget) -> str:

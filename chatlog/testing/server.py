@@ -11,16 +11,19 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from chatlog.testing import dingtalk, feishu, wecom
-from chatlog.testing.bots import FakeBot, Received
+from chatlog.testing import dingtalk, feishu, feishu_app, wecom
+from chatlog.testing.apps import FakeApp, app_settings
+from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.faults import Fault
+from chatlog.testing.feishu_app import AppState
 from chatlog.testing.inbox import inbox_html, inbox_json
 from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request
 
@@ -61,7 +64,8 @@ NOT_POST = Answer({"error": "method not allowed"}, status=405)
 
 
 class FakePlatforms:
-    """Local stand-ins for Feishu/Lark, DingTalk and WeCom group bots on a real HTTP server.
+    """Local stand-ins for Feishu/Lark, DingTalk and WeCom group bots, and Feishu/Lark app bots
+    (``add_app``), on a real HTTP server.
 
     The server listens on 127.0.0.1 (a free port) as soon as it is built; ``stop()`` or leaving the
     ``with`` block ends it. ``clock`` (seconds) drives signature windows, rate windows, DingTalk's
@@ -73,6 +77,7 @@ class FakePlatforms:
         self._clock = clock
         self._changed = threading.Condition(threading.RLock())
         self._bots: dict[tuple[str, str], FakeBot] = {}
+        self._apps: dict[str, FakeApp] = {}
         self._all: list[Received] = []
         self._fault: Fault | None = None
         self._hangs: set[threading.Event] = set()
@@ -138,6 +143,48 @@ class FakePlatforms:
             self._bots[rules.names[0], settings.token] = bot
         return bot
 
+    @property
+    def apps(self) -> list[FakeApp]:
+        """Every app added so far, in order."""
+        with self._changed:
+            return list(self._apps.values())
+
+    def add_app(
+        self,
+        platform: str = "feishu-app",
+        *,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        recipients: Mapping[str, Iterable[str]] | None = None,
+        hidden: Mapping[str, Iterable[str]] | None = None,
+        expire_s: int = 7200,
+        permissions: Iterable[str] = ("im:message:send_as_bot",),
+        bot_enabled: bool = True,
+        rate_limit: bool = True,
+        auth_status: int = 400,
+    ) -> FakeApp:
+        """Create a Feishu ("feishu-app") or Lark ("lark-app") app whose bot can reach ``recipients``.
+
+        ``recipients`` maps a receive_id_type to the ids the bot reaches (users in the availability
+        range, chats the bot is in); ``hidden`` to users that exist outside the range (230013). Tokens
+        live ``expire_s`` seconds of the server's clock. ``permissions`` are the scopes granted (without
+        a send scope: 99991672); ``bot_enabled=False`` answers 230006; ``auth_status`` is the HTTP status
+        of token errors. An app id and secret are made up when None. See ``chatlog.testing.apps``.
+        """
+        settings = app_settings(
+            platform,
+            app_id=f"cli_{uuid.uuid4().hex[:16]}" if app_id is None else app_id,
+            app_secret=uuid.uuid4().hex if app_secret is None else app_secret,
+            recipients=recipients, hidden=hidden, expire_s=expire_s, permissions=permissions,
+            bot_enabled=bot_enabled, rate_limit=rate_limit, auth_status=auth_status,
+        )
+        with self._changed:
+            if settings.app_id in self._apps:
+                raise ValueError(f"an app with app_id {settings.app_id!r} exists already")
+            app = FakeApp(settings, self.base_url, self._changed)
+            self._apps[settings.app_id] = app
+        return app
+
     def all_received(self) -> list[Received]:
         """Every platform request of every bot (unknown tokens too), in the order they were answered."""
         with self._changed:
@@ -175,14 +222,12 @@ class FakePlatforms:
         self._thread.join(STOP_JOIN_S)
 
     def _respond(self, request: Request) -> _Reply:
-        routed = _route(request)
-        if routed is None:
+        target = self._app_target(request) if request.path in feishu_app.PATHS else self._bot_target(request)
+        if target is None:
             return NOT_FOUND
-        rules, token = routed
         with self._changed:
-            bot = self._bots.get((rules.names[0], token))
-            fault = (bot._take_fault() if bot is not None else None) or self._fault
-        target = _Target(rules, token, bot)
+            receiver = target.receiver
+            fault = (receiver._take_fault() if receiver is not None else None) or self._fault
         if fault is not None and fault.kind != "slow":
             return self._inject(fault, request, target)
         if fault is not None and self._stopping.wait(fault.delay_s):
@@ -190,13 +235,39 @@ class FakePlatforms:
             return NO_ANSWER
         return self._judge(request, target)
 
+    def _bot_target(self, request: Request) -> _Target | None:
+        routed = _route(request)
+        if routed is None:
+            return None
+        rules, token = routed
+        with self._changed:
+            bot = self._bots.get((rules.names[0], token))
+        if bot is not None:
+            return _Target(bot.platform, token, bot, bot._judge)
+        return _Target(rules.names[0], token, None,
+                       lambda request, now: rules.judge(request, None, RateState(), now))
+
+    def _app_target(self, request: Request) -> _Target:
+        """Token requests belong to the app named in the body, messages to the app that issued the token."""
+        claimed = (request.payload or {}).get("app_id")
+        token = feishu_app.bearer(request) or ""
+        with self._changed:
+            if request.path == feishu_app.TOKEN_PATH:
+                app = self._apps.get(claimed) if isinstance(claimed, str) else None
+            else:
+                app = next((app for app in self._apps.values() if app._owns_token(token)), None)
+        if app is not None:
+            return _Target(app.platform, app.app_id, app, app._judge)
+        if request.path == feishu_app.TOKEN_PATH:
+            return _Target(feishu_app.PLATFORMS[0], str(claimed or ""), None, _unknown_app)
+        return _Target(feishu_app.PLATFORMS[0], "", None, _unknown_token)
+
     def _judge(self, request: Request, target: _Target) -> _Reply:
-        if request.method != "POST":
-            answer = NOT_POST
-        elif target.bot is not None:
-            answer = target.bot._judge(request, self._clock())
-        else:
-            answer = target.rules.judge(request, None, RateState(), self._clock())
+        answer = NOT_POST if request.method != "POST" else target.judge(request, self._clock())
+        receiver = target.receiver
+        if answer.accepted and receiver is not None and receiver._loses_answer(request):
+            self._record(request, target, NO_ANSWER, accepted=True)
+            return NO_ANSWER
         reply = _json_reply(answer.status, answer.body, answer.headers)
         self._record(request, target, reply, accepted=answer.accepted)
         return reply
@@ -204,13 +275,13 @@ class FakePlatforms:
     def _inject(self, fault: Fault, request: Request, target: _Target) -> _Reply:
         if fault.kind == "hang":
             self._record(request, target, NO_ANSWER, accepted=False)
-            self._hang(target.bot)
+            self._hang(target.receiver)
             return NO_ANSWER
         reply = _fault_reply(fault)
         self._record(request, target, reply, accepted=False)
         return reply
 
-    def _hang(self, bot: FakeBot | None) -> None:
+    def _hang(self, bot: FakeReceiver | None) -> None:
         hang = threading.Event()
         with self._changed:
             self._hangs.add(hang)
@@ -226,7 +297,7 @@ class FakePlatforms:
                 bot._hang_ended(hang)
 
     def _record(self, request: Request, target: _Target, reply: _Reply, *, accepted: bool) -> None:
-        bot = target.bot
+        bot = target.receiver
         received = Received(
             at=self._clock(),
             method=request.method,
@@ -238,7 +309,7 @@ class FakePlatforms:
             status=reply.status,
             answer=_json_object(reply.body) if reply.kind == "answer" else None,
             accepted=accepted,
-            platform=bot.platform if bot is not None else target.rules.names[0],
+            platform=target.platform,
             token=target.token,
         )
         with self._changed:
@@ -258,11 +329,21 @@ class FakePlatforms:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """The platform and bot a request addresses; ``bot`` is None for an unknown token."""
+    """The platform and receiver (bot or app) a request addresses, and who answers it; ``receiver`` is
+    None for an unknown token or app."""
 
-    rules: PlatformRules
+    platform: str
     token: str
-    bot: FakeBot | None
+    receiver: FakeReceiver | None
+    judge: Callable[[Request, float], Answer]
+
+
+def _unknown_token(request: Request, now: float) -> Answer:
+    return feishu_app.judge_unknown_token(request)
+
+
+def _unknown_app(request: Request, now: float) -> Answer:
+    return feishu_app.judge_token(request, None, AppState(), now)
 
 
 def _route(request: Request) -> tuple[PlatformRules, str] | None:
