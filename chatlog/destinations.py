@@ -74,7 +74,7 @@ def resolve(
         unknown = ", ".join(sorted(target.query))
         raise ValueError(
             f"unknown option(s) for a {name} destination: {unknown}. "
-            f"Known options: {', '.join(_OPTIONS)}; e.g. {cls.example}"
+            f"Known options: {', '.join(_OPTIONS + cls.options)}; e.g. {cls.example}"
         )
     at = tuple(part.strip() for part in options.get("at", "").split(",") if part.strip())
     return Resolved(destination, target.keyword, at)
@@ -109,13 +109,13 @@ def _pick_class(parts: urllib.parse.SplitResult, chosen: str | None) -> tuple[ty
         if chosen is not None and chosen in cls.names:
             return cls, chosen
     host = (parts.hostname or "").lower()
-    for cls in classes:
-        if host in cls.hosts:
-            index = cls.hosts.index(host)
-            return cls, cls.names[min(index, len(cls.names) - 1)]
-    for cls in classes:
-        if any(parts.path.startswith(prefix) for prefix in cls.paths):
-            return cls, cls.names[0]
+    on_path = [cls for cls in classes if any(parts.path.startswith(prefix) for prefix in cls.paths)]
+    on_host = [cls for cls in classes if host in cls.hosts]
+    for cls in [c for c in on_host if c in on_path] + on_host:  # one host may serve several platforms
+        index = cls.hosts.index(host)
+        return cls, cls.names[min(index, len(cls.names) - 1)]
+    for cls in on_path:
+        return cls, cls.names[0]
     raise ValueError(
         f"cannot tell which platform the URL on host {host or '?'} is for: its path is not a known "
         f"webhook path; add platform=NAME or use e.g. {_examples()}"

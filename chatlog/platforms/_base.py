@@ -83,6 +83,8 @@ class Destination(ABC):
     """Path prefixes that identify the platform on any host (local inbox, proxy)."""
     example: ClassVar[str] = ""
     """One valid destination string, shown in error messages."""
+    options: ClassVar[tuple[str, ...]] = ()
+    """Query options this platform consumes besides the common ones (``app_id``, …)."""
     registry: ClassVar[list[type[Destination]]] = []
 
     limits: Limits

@@ -371,7 +371,9 @@ class FeishuApp(Destination):
     """
 
     names = ("feishu-app", "lark-app")
+    hosts = ("open.feishu.cn", "open.larksuite.com")
     paths = (MESSAGES_PATH,)
+    options = ("app_id", "app_secret", "receive_id_type", "receive_ids")
     example = "feishu-app://APP_ID:APP_SECRET@open_id/ou_xxx"
 
     def __init__(
