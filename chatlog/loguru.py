@@ -22,14 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Sink", "sink"]
 
-# loguru calls an object sink's `complete` from `logger.complete()` only when it is a coroutine
-# function, and in synchronous code the coroutine is then never awaited. That is loguru's design,
-# not a fault of the caller: without this filter every synchronous `logger.complete()` would print a
-# RuntimeWarning. (Waiting there instead would hold loguru's handler lock while the network answers.)
-warnings.filterwarnings(
-    "ignore", message=r"coroutine 'Sink\.complete' was never awaited", category=RuntimeWarning
-)
-
+_UNAWAITED_COMPLETE = r"coroutine 'Sink\.complete' was never awaited"
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -44,6 +37,11 @@ class Sink:
     def __init__(self, handler: ChatHandler) -> None:
         """Wrap `handler`; it is closed when loguru stops the sink."""
         self._handler = handler
+        # loguru calls an object sink's `complete` only if it is a coroutine function, and a synchronous
+        # `logger.complete()` then drops the coroutine unawaited: loguru's design, not the caller's fault,
+        # so no RuntimeWarning for it. (Waiting right there instead would hold loguru's handler lock
+        # while the network answers.) Set here, not at import, so a reset of the filters does not lose it.
+        warnings.filterwarnings("ignore", _UNAWAITED_COMPLETE, RuntimeWarning)
 
     def __repr__(self) -> str:
         return f"<chatlog.loguru.Sink {self._handler!r}>"
@@ -51,7 +49,7 @@ class Sink:
     def write(self, message: Message) -> None:
         """Queue one loguru message (called by loguru under its handler lock); never blocks or raises."""
         try:
-            record = to_log_record(message.record)
+            record = _log_record(message.record)
         except Exception as exc:  # a record we cannot read still counts, with the text loguru formatted
             record = logging.LogRecord(
                 "loguru", logging.ERROR, "?", 0, f"{message.strip()} [chatlog could not read the loguru "
@@ -92,13 +90,19 @@ def sink(
     close_timeout: float = 5.0,
     mentions: Mapping[str | int, Sequence[str]] | None = None,
     max_groups: int = 200,
+    context_fields: Sequence[str] | None = None,
+    app_id: str | None = None,
+    app_secret: str | None = None,
+    receive_id_type: str | None = None,
+    receive_ids: str | Sequence[str] | None = None,
 ) -> Sink:
     """A loguru sink for ``logger.add(...)`` with the options of `ChatHandler`, e.g.
 
     ``logger.add(chatlog.loguru.sink("wecom://KEY", service="checkout"), level="ERROR")``.
 
     `level` may also name a loguru level (``"SUCCESS"``, a custom one); usually loguru's own
-    ``level=`` in ``logger.add`` is enough. A bad option fails here, with an example.
+    ``level=`` in ``logger.add`` is enough. ``context_fields`` picks the ``bind()`` /
+    ``contextualize()`` fields an alert shows (default: all). A bad option fails here, with an example.
     """
     handler = ChatHandler(
         url,
@@ -115,11 +119,16 @@ def sink(
         close_timeout=close_timeout,
         mentions=mentions,
         max_groups=max_groups,
+        context_fields=context_fields,
+        app_id=app_id,
+        app_secret=app_secret,
+        receive_id_type=receive_id_type,
+        receive_ids=receive_ids,
     )
     return Sink(handler)
 
 
-def to_log_record(record: Record) -> logging.LogRecord:
+def _log_record(record: Record) -> logging.LogRecord:
     """The `logging.LogRecord` for a loguru record: same level number, location, exception and extras.
 
     The message is loguru's, already formatted, so chatlog groups it by its normalised text.
