@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from chatlog.entry import Entry
 
 OTHER_GROUP: Hashable = ("chatlog", "other")
-"""Key of the bucket that counts records of new groups once `GroupTable` is full."""
+"""Key prefix of the buckets that count records of new groups once `GroupTable` is full: one bucket
+per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's level (its mentions)
+stay true when the records that overflow are the most severe ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +80,24 @@ class _Group:
     last_seen: float = 0.0
     unsent_first: float = 0.0
     shown_full_at: float | None = None
-    merged: set[Hashable] = field(default_factory=set)
+    merged: set[int] = field(default_factory=set)
+    """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
 
 
 class GroupTable:
     """The dispatcher's memory of groups: counts since the last message, and what was already shown.
 
-    Bounded: past `max_groups` live groups, records of new fingerprints are counted in one
-    "other" bucket, so a storm of distinct messages costs fixed memory and loses no count.
+    Bounded: at `max_groups` groups, a new fingerprint takes the place of the group idle the longest
+    (nothing unsent, kept only to know it was shown); with none idle, its records are counted in the
+    "other" bucket of their level, so a storm of distinct messages costs fixed memory and loses no count.
     """
 
     def __init__(self, *, max_groups: int = 200, repeat_interval: float = 3600.0) -> None:
         """`repeat_interval` is in the dispatcher's clock units (seconds)."""
         self._groups: dict[Hashable, _Group] = {}
+        self._idle: dict[Hashable, None] = {}
+        """Keys of the groups with nothing unsent, longest idle first."""
+        self._buckets: set[Hashable] = set()
         self._max_groups = max_groups
         self._repeat_interval = repeat_interval
         self.unsent = 0
@@ -98,11 +105,17 @@ class GroupTable:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry]) -> None:
-        """Count one record under `key`; `make_sample` is called only for a group's first record."""
+    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
+            level: int = logging.WARNING) -> None:
+        """Count one record under `key`; `make_sample` is called only for a group's first record.
+
+        `level` is the record's: it picks the "other" bucket when the table is full.
+        """
         group = self._groups.get(key)
         if group is None:
-            group = self._new_group(key, created, make_sample)
+            group = self._new_group(key, created, make_sample, level)
+        elif group.unsent == 0:
+            self._idle.pop(key, None)
         group.total += 1
         if group.unsent == 0:
             group.unsent_first = created
@@ -110,13 +123,20 @@ class GroupTable:
         group.last_seen = created
         self.unsent += 1
 
-    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry]) -> _Group:
-        if len(self._groups) >= self._max_groups:
-            other = self._groups.get(OTHER_GROUP)
+    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
+                   level: int) -> _Group:
+        full = len(self._groups) - len(self._buckets) >= self._max_groups
+        if full and self._idle:
+            self._forget(next(iter(self._idle)))
+            full = False
+        if full:
+            bucket = (OTHER_GROUP, level)
+            other = self._groups.get(bucket)
             if other is None:
-                other = self._groups[OTHER_GROUP] = _Group(_other_sample(created), first_seen=created)
+                other = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
+                self._buckets.add(bucket)
             if len(other.merged) < 100_000:
-                other.merged.add(key)
+                other.merged.add(hash(key))
             return other
         group = self._groups[key] = _Group(make_sample(), first_seen=created)
         return group
@@ -137,14 +157,13 @@ class GroupTable:
         )
 
     def _summary(self, group: _Group, now: float) -> GroupSummary:
-        shown = group.shown_full_at
         return GroupSummary(
             sample=group.sample,
             count=group.unsent,
             total=group.total,
             first_seen=group.first_seen,
             last_seen=group.last_seen,
-            repeat=shown is not None and now - shown < self._repeat_interval,
+            repeat=self._within_repeat(group, now),
             merged_groups=len(group.merged),
         )
 
@@ -159,24 +178,38 @@ class GroupTable:
             self.unsent -= summary.count
             if not summary.repeat:
                 group.shown_full_at = now
-            if key == OTHER_GROUP and group.unsent == 0:
-                del self._groups[key]
+            if key in self._buckets and group.unsent == 0:
+                self._forget(key)
+            elif group.unsent == 0:
+                self._idle.pop(key, None)
+                self._idle[key] = None
         self._prune(now)
 
     def discard_unsent(self) -> int:
         """Give up on every unsent record (the destination cannot take them); returns how many."""
         lost = self.unsent
-        for group in self._groups.values():
+        for key, group in self._groups.items():
             group.unsent = 0
+            if key not in self._buckets:
+                self._idle[key] = None
         self.unsent = 0
         return lost
 
     def _prune(self, now: float) -> None:
         """Forget idle groups whose repeat window is over, so memory follows the live groups."""
         for key, group in list(self._groups.items()):
-            expired = group.shown_full_at is None or now - group.shown_full_at >= self._repeat_interval
-            if group.unsent == 0 and expired:
-                del self._groups[key]
+            if group.unsent == 0 and not self._within_repeat(group, now):
+                self._forget(key)
+
+    def _forget(self, key: Hashable) -> None:
+        del self._groups[key]
+        self._idle.pop(key, None)
+        self._buckets.discard(key)
+
+    def _within_repeat(self, group: _Group, now: float) -> bool:
+        # A "shown" time ahead of `now` means the clock stepped back: the window is over, not hours long.
+        shown = group.shown_full_at
+        return shown is not None and 0.0 <= now - shown < self._repeat_interval
 
 
 def _level_counts(groups: Iterable[_Group]) -> tuple[tuple[str, int], ...]:
@@ -186,11 +219,11 @@ def _level_counts(groups: Iterable[_Group]) -> tuple[tuple[str, int], ...]:
     return tuple((logging.getLevelName(level), n) for level, n in sorted(counts.items(), reverse=True))
 
 
-def _other_sample(created: float) -> Entry:
+def _other_sample(created: float, level: int) -> Entry:
     return Entry(
         created=created,
-        level=logging.WARNING,
-        level_name="WARNING",
+        level=level,
+        level_name=logging.getLevelName(level),
         logger="chatlog",
         message="records of further groups (group limit reached; counted here, not shown one by one)",
         pathname="chatlog",

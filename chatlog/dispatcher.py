@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -22,13 +23,28 @@ import httpx
 
 from chatlog._report import Reporter
 from chatlog.digest import Context, Digest, GroupTable
-from chatlog.entry import fingerprint, snapshot
+from chatlog.entry import fingerprint, safe_snapshot
 from chatlog.platforms._base import Destination, Outcome, Payload
 
 Item = tuple[logging.LogRecord, str]
 """What the front end queues: the record and its message, formatted at log time."""
 
 _DRAIN_BATCH = 5_000
+
+_own_thread = threading.local()
+"""``active`` is True on chatlog's dispatcher threads."""
+
+
+class _DropOwnRequests(logging.Filter):
+    """Drops httpx's request lines logged on chatlog's own threads: they carry the webhook URL with its
+    token (or key) in the clear, and would reach every other handler of the application."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_own_thread, "active", False)
+
+
+_DROP_OWN_REQUESTS = _DropOwnRequests()
+logging.getLogger("httpx").addFilter(_DROP_OWN_REQUESTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +163,15 @@ class Dispatcher:
         self._failed = 0
         self._first_unsent: float | None = None
         self._last_send: float | None = None
-        self._retry_at = 0.0
-        self._paused_until = 0.0
+        self._retry_at = -math.inf
+        self._paused_until = -math.inf
+        self._last_now: float | None = None
+        self._sends_started = 0
+        self._in_flight = 0
+        """Number of the send waiting for the platform's answer now (0: none)."""
+        self._outwaited = 0
+        """The send that a timed-out flush() already waited for: close() does not wait for it again."""
+        self._report_from_thread = False
         self._attempts = 0
         self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
         self._batch_number = 0
@@ -179,14 +202,15 @@ class Dispatcher:
     def flush(self, timeout: float) -> bool:
         """Send what is pending now and wait for the answer; False when not all was delivered."""
         thread = self._thread
-        if self._closed or thread is None or not thread.is_alive() or timeout <= 0:
+        if self._closed or thread is None or not thread.is_alive() or timeout <= 0 or _holds_logging_lock():
             return self._is_empty()
         done = threading.Event()
         with self._lock:
             self._waiters.append((self._clock() + timeout, done))
-            self._retry_at = 0.0  # flush() means "try now", even during a backoff
+            self._retry_at = -math.inf  # flush() means "try now", even during a backoff
         self._wake.set()
-        done.wait(timeout)
+        if not done.wait(timeout):
+            self._outwaited = self._in_flight
         return self._is_empty()
 
     def close(self, timeout: float) -> None:
@@ -198,9 +222,17 @@ class Dispatcher:
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self._wake.set()
-            thread.join(max(0.0, timeout))
+            if _holds_logging_lock():
+                self._report_from_thread = True  # it delivers as soon as the caller lets go of the lock
+                return
+            in_flight = self._in_flight
+            # logging.shutdown() calls flush() and then close(): one close_timeout for both, not two.
+            thread.join(0.0 if in_flight and in_flight == self._outwaited else max(0.0, timeout))
         if thread is None or not thread.is_alive():
             self._client.close()
+        self._report_undelivered(timeout)
+
+    def _report_undelivered(self, timeout: float) -> None:
         left = self.stats().pending
         if left:
             why = f": {self._disabled_reason}" if self._disabled_reason else ""
@@ -221,6 +253,7 @@ class Dispatcher:
 
     def _run(self) -> None:
         self._thread_ident = threading.get_ident()
+        _own_thread.active = True
         while True:
             try:
                 delay = self.step()
@@ -248,11 +281,15 @@ class Dispatcher:
             self.reporter.report("internal", f"internal error at close: {type(exc).__name__}: {exc}")
         finally:
             self._release_waiters(force=True)
+            if self._report_from_thread:  # close() did not wait for this thread: finish its work here
+                self._report_undelivered(self.timing.close_timeout)
+                self._client.close()
 
     def step(self) -> float:
         """One round: drain the buffer, send if a batch is due. Returns seconds until the next round."""
         self._drain()
         now = self._clock()
+        self._follow_clock(now)
         self._release_waiters(now=now)
         if self._disabled_reason:
             self._discard_unsent()
@@ -269,6 +306,22 @@ class Dispatcher:
             return min(self.timing.poll_interval, wait)
         self._send(now)
         return self.timing.poll_interval
+
+    def _follow_clock(self, now: float) -> None:
+        """After the clock stepped back, move every deadline back with it: a wait keeps its length
+        instead of growing by the jump. (A step forward needs nothing: deadlines just pass.)"""
+        last, self._last_now = self._last_now, now
+        if last is None or now >= last:
+            return
+        shift = now - last
+        if self._first_unsent is not None:
+            self._first_unsent += shift
+        if self._last_send is not None:
+            self._last_send += shift
+        self._retry_at += shift
+        self._paused_until += shift
+        with self._lock:
+            self._waiters = [(deadline + shift, event) for deadline, event in self._waiters]
 
     def _due_at(self, *, forced: bool) -> float:
         if forced:
@@ -298,7 +351,9 @@ class Dispatcher:
             key = fingerprint(record, message)
         except Exception:
             key = (record.levelno, str(record.name), "<unreadable record>", "", "")
-        self._groups.add(key, record.created, lambda: snapshot(record, message, self._context_fields))
+        level = record.levelno if isinstance(record.levelno, int) else logging.ERROR
+        self._groups.add(key, record.created, lambda: safe_snapshot(record, message, self._context_fields),
+                         level)
 
     def _send(self, now: float) -> None:
         digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
@@ -306,7 +361,12 @@ class Dispatcher:
                          batch=f"{self._batch_seed}-{self._batch_number}")
         payload = self._render(digest)
         self._window.record(now)
-        outcome = self.destination.send(self._client, payload)
+        self._sends_started += 1
+        self._in_flight = self._sends_started
+        try:
+            outcome = self.destination.send(self._client, payload)
+        finally:
+            self._in_flight = 0
         self._settle(digest, outcome, self._clock())
 
     def _render(self, digest: Digest) -> Payload:
@@ -328,7 +388,7 @@ class Dispatcher:
                 self._batch_number += 1
                 self._last_send = now
                 self._attempts = 0
-                self._retry_at = 0.0
+                self._retry_at = -math.inf
                 if self._groups.unsent == 0:
                     self._first_unsent = None
                 return
@@ -385,10 +445,23 @@ class Dispatcher:
         was_running = self._thread is not None and not self._closed
         self.buffer.clear()
         self._overflow_lock = threading.Lock()
+        # The parent's thread may have held the reporter's lock at the fork; here no one would release it.
+        self.reporter = Reporter(self.destination.masked(), self.destination.secrets)
         self._reset_state()
         self._thread = None
         if was_running:
             self._start_thread()
+
+
+def _holds_logging_lock() -> bool:
+    """True when the calling thread holds logging's module lock, as dictConfig() and fileConfig() do
+    while they flush and close the old handlers. The dispatcher cannot send meanwhile (httpx takes
+    that lock to log its request), so waiting for it there would only stall every thread that logs."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    try:
+        return callable(is_owned) and bool(is_owned())
+    except Exception:
+        return False
 
 
 _live_dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()

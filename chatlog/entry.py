@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
+TRACEBACK_LINE_LIMIT_CHARS = 1_000
+"""One piece of a formatted traceback (a frame, or the exception line with its message)."""
 EXTRA_VALUE_LIMIT_CHARS = 200
+TEMPLATE_LIMIT_CHARS = 500
+"""A fingerprint keeps this much of a message template (groups live up to ``repeat_interval``)."""
 
 Fingerprint = tuple[int, str, str, str, str]
 """(level, logger name, message template, exception type, innermost frame "file:line")."""
@@ -78,14 +83,61 @@ def safe_str(value: object, limit: int = MESSAGE_LIMIT_CHARS) -> str:
 
 
 def format_message(record: logging.LogRecord) -> str:
-    """``record.getMessage()`` for the application thread: never raises, capped in length."""
+    """``record.getMessage()`` for the application thread: never raises, capped in length.
+
+    A huge ``str``/``bytes`` message or argument is cut before formatting: ``%r`` of 100 MB, or
+    ``str()`` of 100 MB of bytes, would cost the application tenths of a second for text no alert shows.
+    """
     try:
-        message = record.getMessage()
+        message = _capped_message(record) if _has_huge_part(record) else record.getMessage()
     except Exception as exc:
         message = _describe_unformattable(record, exc)
     if not isinstance(message, str):
         return safe_str(message)
     return message if len(message) <= MESSAGE_LIMIT_CHARS else safe_str(message)
+
+
+_SIZED = (str, bytes, bytearray)
+
+
+def _has_huge_part(record: logging.LogRecord) -> bool:
+    # On every log call: plain loops and exact type checks, no generator, no ABC isinstance.
+    msg = record.msg
+    if type(msg) is not str and isinstance(msg, (bytes, bytearray)) and len(msg) > MESSAGE_LIMIT_CHARS:
+        return True
+    args = record.args
+    if not args:
+        return False
+    for value in args if type(args) is tuple else _values(args):
+        if isinstance(value, _SIZED) and len(value) > MESSAGE_LIMIT_CHARS:
+            return True
+    return False
+
+
+def _values(args: object) -> tuple[object, ...]:
+    return tuple(args.values()) if isinstance(args, Mapping) else ()
+
+
+def _cut(value: object) -> object:
+    keep = MESSAGE_LIMIT_CHARS // 2  # leaves room for the rest of the message, also after repr()
+    if isinstance(value, str) and len(value) > MESSAGE_LIMIT_CHARS:
+        return safe_str(value, keep)
+    if isinstance(value, (bytes, bytearray)) and len(value) > MESSAGE_LIMIT_CHARS:
+        shown = keep // 4  # repr() shows a byte in up to 4 characters
+        return f"{bytes(value[:shown])!r}… [{len(value) - shown} bytes cut]"
+    return value
+
+
+def _capped_message(record: logging.LogRecord) -> str:
+    """What ``getMessage()`` says, with each huge part cut (visibly) to half of `MESSAGE_LIMIT_CHARS`."""
+    message = str(_cut(record.msg))
+    args = record.args
+    if args:
+        if isinstance(args, Mapping):
+            message = message % {key: _cut(value) for key, value in args.items()}
+        else:
+            message = message % tuple(_cut(value) for value in args)
+    return message
 
 
 def _describe_unformattable(record: logging.LogRecord, exc: Exception) -> str:
@@ -120,7 +172,8 @@ def _exc_type_name(exc_type: type[BaseException] | None) -> str:
 def fingerprint(record: logging.LogRecord, message: str) -> Fingerprint:
     """The group a record belongs to; records that differ only in their arguments share it."""
     if record.args:
-        template = record.msg if isinstance(record.msg, str) else safe_str(record.msg, 500)
+        msg = record.msg
+        template = msg[:TEMPLATE_LIMIT_CHARS] if isinstance(msg, str) else safe_str(msg, TEMPLATE_LIMIT_CHARS)
     else:
         template = normalize(message)
     exc_info = record.exc_info
@@ -149,15 +202,39 @@ def snapshot(record: logging.LogRecord, message: str, fields: tuple[str, ...] | 
     )
 
 
+def safe_snapshot(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Entry:
+    """`snapshot`, or for a record it cannot read, an `Entry` that says so: the record still counts."""
+    try:
+        return snapshot(record, message, fields)
+    except Exception as exc:
+        return Entry(
+            created=record.created if isinstance(record.created, (int, float)) else 0.0,
+            level=record.levelno if isinstance(record.levelno, int) else logging.ERROR,
+            level_name=safe_str(record.levelname, 40),
+            logger=safe_str(record.name, 200),
+            message=f"{safe_str(message)} [chatlog could not read this record: {type(exc).__name__}]",
+            pathname=safe_str(record.pathname, 500),
+            lineno=record.lineno if isinstance(record.lineno, int) else 0,
+            func=safe_str(record.funcName, 200),
+        )
+
+
 def _render_exception(record: logging.LogRecord) -> tuple[str | None, str | None]:
     exc_info = record.exc_info
     if not exc_info or exc_info[0] is None:
         return None, record.exc_text or None
     try:
-        text = "".join(traceback.format_exception(*exc_info))
+        # Cut each piece first: a huge exception message would otherwise fill the whole kept tail.
+        text = "".join(_cap_line(piece) for piece in traceback.format_exception(*exc_info))
     except Exception as exc:
         text = f"<traceback could not be rendered: {type(exc).__name__}>"
     return _exc_type_name(exc_info[0]), text
+
+
+def _cap_line(piece: str) -> str:
+    if len(piece) <= TRACEBACK_LINE_LIMIT_CHARS:
+        return piece
+    return f"{piece[:TRACEBACK_LINE_LIMIT_CHARS]}… [{len(piece) - TRACEBACK_LINE_LIMIT_CHARS} chars cut]\n"
 
 
 def _cap_traceback(text: str | None) -> str | None:
@@ -180,6 +257,9 @@ def record_extra(
         return tuple((key, safe_str(attrs[key], EXTRA_VALUE_LIMIT_CHARS)) for key in names if key in attrs)
     fields: list[tuple[str, str]] = []
     for key, value in attrs.items():
+        # extra={1: ...} is accepted by logging and lands in __dict__ with a non-str key
+        if not isinstance(key, str):
+            key = safe_str(key, EXTRA_VALUE_LIMIT_CHARS)
         if key not in _STANDARD_ATTRS and not key.startswith("_"):
             fields.append((key, safe_str(value, EXTRA_VALUE_LIMIT_CHARS)))
     return tuple(fields[:20])

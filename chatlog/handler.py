@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from chatlog.destinations import resolve
 from chatlog.digest import Context
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
-from chatlog.entry import MESSAGE_LIMIT_CHARS, format_message, safe_str
+from chatlog.entry import format_message
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -103,13 +103,7 @@ class ChatHandler(logging.Handler):
         """Queue the record with its message formatted now (arguments as they are at log time)."""
         try:
             if len(self._buffer) < self._max_queue:
-                try:
-                    message = record.getMessage()
-                except Exception:
-                    message = format_message(record)
-                if len(message) > MESSAGE_LIMIT_CHARS:
-                    message = safe_str(message)
-                self._buffer.append((record, message))
+                self._buffer.append((record, format_message(record)))
             else:
                 self._dispatcher.count_overflow()
         except Exception:
