@@ -107,7 +107,7 @@ def test_slow_server_never_slows_the_application(
         worst = max(worst, time.perf_counter() - start)
         if i % 100 == 0:
             time.sleep(0.02)  # let the dispatcher start its (slow) send meanwhile
-    assert worst < 0.05, f"one logger.error call took {worst * 1000:.1f} ms"
+    assert worst < 0.5, f"one logger.error call took {worst * 1000:.1f} ms (a blocked send would take 10 s)"
     start = time.monotonic()
     handler.close()
     assert time.monotonic() - start < 1.5

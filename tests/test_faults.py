@@ -32,9 +32,10 @@ from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from tests.conftest import assert_accounting, attach_only
 
-APP_CALL_LIMIT_S = 0.05
-"""The slowest single log call we accept while chatlog struggles (it includes GIL hand-overs on a busy
-machine; chatlog's own share is microseconds, a blocking send would be seconds)."""
+APP_CALL_LIMIT_S = 0.5
+"""The slowest single log call we accept while chatlog struggles. Wall time on a shared 2-core machine
+includes GIL hand-overs and the OS scheduling other processes; chatlog's own share is microseconds
+(see benchmarks/emit.py), while a send on the app thread would cost the 10 s slow or hung answer."""
 
 SIGNED: dict[str, dict[str, Any]] = {
     "feishu": {"secret": "feishu-faults-secret"},
@@ -669,7 +670,7 @@ def test_fifty_threads_logging_at_once_are_all_counted_and_delivered(
     assert (stats.accepted, stats.delivered_records, stats.dropped) == (10_000, 10_000, 0)
     assert any("ConnectionError: worker" in text for text in bot.texts())
     calls = sorted(t for per_thread in latencies for t in per_thread)
-    assert calls[len(calls) // 2] < 0.001, f"median log call {calls[len(calls) // 2] * 1000:.2f} ms"
+    assert calls[len(calls) // 2] < 0.005, f"median log call {calls[len(calls) // 2] * 1000:.2f} ms"
 
 
 def test_close_from_another_thread_while_threads_log_counts_every_record(
