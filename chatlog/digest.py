@@ -67,8 +67,10 @@ class Digest:
 
     @property
     def level_name(self) -> str:
-        """Name of `level`."""
-        return logging.getLevelName(self.level)
+        """Name of `level`, as the records spelled it (custom levels such as loguru's SUCCESS too)."""
+        level = self.level
+        names = (group.sample.level_name for group in self.groups if group.sample.level == level)
+        return next(names, None) or logging.getLevelName(level)
 
 
 @dataclass(slots=True)
@@ -214,9 +216,11 @@ class GroupTable:
 
 def _level_counts(groups: Iterable[_Group]) -> tuple[tuple[str, int], ...]:
     counts: dict[int, int] = {}
+    names: dict[int, str] = {}
     for group in groups:
         counts[group.sample.level] = counts.get(group.sample.level, 0) + group.unsent
-    return tuple((logging.getLevelName(level), n) for level, n in sorted(counts.items(), reverse=True))
+        names.setdefault(group.sample.level, group.sample.level_name)
+    return tuple((names[level], n) for level, n in sorted(counts.items(), reverse=True))
 
 
 def _other_sample(created: float, level: int) -> Entry:

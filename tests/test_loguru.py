@@ -206,3 +206,16 @@ def test_importing_chatlog_does_not_import_loguru() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_custom_levels_keep_their_name_in_the_alert(fake_platforms: FakePlatforms) -> None:
+    bot = fake_platforms.add_bot("wecom")
+    chat = chatlog.loguru.sink(bot.url, group_wait=0.05)
+    sink_id = logger.add(chat, level="SUCCESS")
+    try:
+        logger.success("nightly backup done in {} s", 42)
+        assert chat.stats().accepted == 1
+    finally:
+        logger.remove(sink_id)
+    text = bot.texts()[0]
+    assert "SUCCESS" in text and "Level 25" not in text
