@@ -169,16 +169,17 @@ class GroupTable:
             merged_groups=len(group.merged),
         )
 
-    def mark_sent(self, digest: Digest, now: float) -> None:
-        """Forget the counts that `digest` delivered, remember which groups were shown in full."""
-        shown = {id(summary.sample): summary for summary in digest.groups}
+    def mark_sent(self, digest: Digest, now: float, *, shown: bool = True) -> None:
+        """Forget the counts that `digest` carried; with `shown`, remember which groups were shown in full
+        (not when the platform refused the message: nobody saw them)."""
+        carried = {id(summary.sample): summary for summary in digest.groups}
         for key, group in list(self._groups.items()):
-            summary = shown.get(id(group.sample))
+            summary = carried.get(id(group.sample))
             if summary is None:
                 continue
             group.unsent -= summary.count
             self.unsent -= summary.count
-            if not summary.repeat:
+            if shown and not summary.repeat:
                 group.shown_full_at = now
             if key in self._buckets and group.unsent == 0:
                 self._forget(key)

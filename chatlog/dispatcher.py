@@ -395,8 +395,23 @@ class Dispatcher:
             self._failed += 1
         if outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
+        elif outcome.kind == "rejected":
+            self._reject(digest, outcome, now)
         else:
             self._disable(outcome)
+
+    def _reject(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        """The platform refused this message's content: drop its records (counted), keep going."""
+        with self._lock:
+            self._groups.mark_sent(digest, now, shown=False)
+            self._undeliverable += digest.total
+            self._batch_number += 1
+            self._last_send = now
+            self._attempts = 0
+            if self._groups.unsent == 0:
+                self._first_unsent = None
+        self.reporter.report("rejected", f"{outcome.reason or 'the platform refused the message'}; "
+                             f"its {digest.total} records are counted as dropped, later alerts still go out")
 
     def _schedule_retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
         self._attempts += 1

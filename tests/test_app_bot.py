@@ -679,7 +679,7 @@ def test_fake_add_app_refuses_impossible_settings(fake: FakePlatforms) -> None:
     ({"code": 99992351, "msg": "open_id(s) not existed"}, 400, "permanent", "recipient", "check the id"),
     ({"code": 230027, "msg": "Lack of necessary permissions"}, 400, "permanent", "app",
      "im:message:send_as_bot"),
-    ({"code": 230099, "msg": "Failed to create card content"}, 400, "permanent", "app", "chatlog bug"),
+    ({"code": 230099, "msg": "Failed to create card content"}, 400, "rejected", "app", "chatlog bug"),
     ({"code": 99991401, "msg": "IP denied"}, 400, "permanent", "app", "allow-list"),
     ({"code": 4242, "msg": "something new"}, 400, "permanent", "recipient", "4242 something new"),
     ({"code": 1500, "msg": "internal error"}, 500, "retry", "recipient", "later"),

@@ -180,3 +180,23 @@ def test_repeat_interval_shows_a_group_in_full_again(bot: FakeBot, clock: Clock)
         assert "more since last alert" not in texts[2]  # 120 s after the full one > repeat_interval
     finally:
         dispatcher.close(1.0)
+
+
+def test_content_refusal_drops_that_message_only_and_alerting_goes_on(
+    dispatcher: Dispatcher, bot: FakeBot, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot.fail_next(1, Fault.json({"errcode": 430104, "errmsg": "消息内容不合适"}))
+    log(dispatcher, "flagged %s", 1)
+    dispatcher.step()
+    clock.now += 5.0
+    dispatcher.step()
+    stats = dispatcher.stats()
+    assert (stats.dropped, stats.pending, stats.messages_failed) == (1, 0, 1)
+    assert "430104" in capsys.readouterr().err
+    clock.now += 60.0
+    log(dispatcher, "next problem %s", 2)
+    dispatcher.step()
+    clock.now += 5.0
+    dispatcher.step()
+    assert len(bot.messages) == 1 and "next problem 2" in bot.texts()[0]
+    assert "more since last alert" not in bot.texts()[0]

@@ -28,7 +28,10 @@ _CODE = re.compile(r"-?\d{1,12}")
 class Outcome:
     """What a platform's answer means for the dispatcher."""
 
-    kind: Literal["ok", "retry", "permanent"]
+    kind: Literal["ok", "retry", "permanent", "rejected"]
+    """``retry``: try again later; ``permanent``: this destination cannot work until its configuration
+    is fixed; ``rejected``: the platform refused this message's content (too large, flagged) — its
+    records are dropped and reported, the destination goes on with the next message."""
     retry_after: float = 0.0
     reason: str = ""
     """Plain words for the user, with the fix where there is one; never a secret."""

@@ -177,7 +177,8 @@ def classify(response: httpx.Response) -> Outcome:
                        "10 minutes; chatlog waits and keeps batching", answer)
     if code == -1:
         return Outcome("retry", retry_after(response, 5.0), "DingTalk is busy (-1)", answer)
-    return Outcome("permanent", 0.0, _permanent_reason(code, message), answer)
+    rejected = code in (460101, 101002) or 430100 <= code < 430200  # this message's content, not the bot
+    return Outcome("rejected" if rejected else "permanent", 0.0, _permanent_reason(code, message), answer)
 
 
 def _permanent_reason(code: int, message: str) -> str:

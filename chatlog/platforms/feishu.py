@@ -71,6 +71,8 @@ LIMITS = Limits(body_bytes=19_000, per_minute=90, per_second=4)
 _TEMPLATES = ((logging.CRITICAL, "carmine"), (logging.ERROR, "red"), (logging.WARNING, "orange"),
               (logging.INFO, "blue"))
 _SIGNATURE_REJECTED = 19021
+_REJECTED = frozenset({19036})
+"""Codes that refuse one message's content, not the bot."""
 _PERMANENT = {
     19001: "Feishu says the webhook token is invalid or the bot was removed from the group: "
            "copy the bot's webhook URL again",
@@ -191,10 +193,10 @@ def classify(response: httpx.Response) -> Outcome:
     if code == 11232:
         return Outcome("retry", retry_after(response, 10.0), "Feishu is throttling this bot (11232)", answer)
     if code == 9499:
-        return Outcome("permanent", 0.0, "Feishu says Bad Request (9499): the message was malformed "
+        return Outcome("rejected", 0.0, "Feishu says Bad Request (9499): the message was malformed "
                        "(a chatlog bug)", answer)
     reason = _PERMANENT.get(code, f"Feishu answered code {code}: {message or 'no message'}")
-    return Outcome("permanent", 0.0, reason, answer)
+    return Outcome("rejected" if code in _REJECTED else "permanent", 0.0, reason, answer)
 
 
 def _signature_rejected(answer: httpx.Response | Outcome) -> bool:

@@ -127,6 +127,7 @@ _MESSAGE_PERMANENT = {
 }
 
 Scope = Literal["recipient", "app", "token"]
+_Kind = Literal["retry", "permanent", "rejected"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,14 +336,14 @@ def verdict(response: httpx.Response, who: str, receive_id_type: str) -> Verdict
 
 
 def _app_problem(code: int, said: str, receive_id_type: str,
-                 response: httpx.Response) -> tuple[Literal["retry", "permanent"], float, str] | None:
+                 response: httpx.Response) -> tuple[_Kind, float, str] | None:
     """The outcome of an answer that concerns the whole app or the message itself; None otherwise."""
     if code in (230027, 99991672):
         return "permanent", 0.0, _permission_reason(code, said, receive_id_type)
     if code in _APP_PERMANENT:
         return "permanent", 0.0, _APP_PERMANENT[code]
     if code in _MESSAGE_PERMANENT:
-        return "permanent", 0.0, f"Feishu refused the message ({said}; {_MESSAGE_PERMANENT[code]})"
+        return "rejected", 0.0, f"Feishu refused the message ({said}; {_MESSAGE_PERMANENT[code]})"
     if response.status_code >= 500 and code not in _UNREACHABLE:
         return "retry", retry_after(response, 0.0), f"Feishu answered HTTP {response.status_code} ({said})"
     return None
@@ -527,6 +528,10 @@ class FeishuApp(Destination):
                         None)
         if app_stop is not None:
             return Outcome("permanent", 0.0, app_stop.reason, answer)
+        refused = next((f.outcome for _, f in results if f.scope == "app" and f.outcome.kind == "rejected"),
+                       None)
+        if refused is not None:
+            return Outcome("rejected", 0.0, refused.reason, answer)
         broken = [(rid, f) for rid, f in results if f.scope == "recipient" and f.outcome.kind == "permanent"]
         self._unreachable.update(rid for rid, _ in broken)
         reachable = [rid for rid in self.receive_ids if rid not in self._unreachable]

@@ -169,7 +169,8 @@ def classify(response: httpx.Response) -> Outcome:
                   "content that is too long (a chatlog bug), else a malformed key")
     else:
         reason = _PERMANENT.get(code, f"WeCom answered errcode {code}: {answer_message(body.get('errmsg'))}")
-    return Outcome("permanent", 0.0, reason, answer)
+    rejected = code in (40058, 45002, 44004)  # this message's content, not the bot
+    return Outcome("rejected" if rejected else "permanent", 0.0, reason, answer)
 
 
 class WeCom(Destination):
