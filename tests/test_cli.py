@@ -49,3 +49,24 @@ def test_demo_prints_each_alert_and_exact_stats() -> None:
     assert out.count("accepted=301, dropped=0, pending=0, delivered_records=301") == 3
     for secret in ("demo-feishu-secret", "SECdemo0123456789abcdef"):
         assert secret not in out and secret not in result.stderr
+
+
+def test_serve_runs_the_fake_platforms_with_an_inbox_until_interrupted() -> None:
+    import json
+    import signal
+    import urllib.request
+
+    server = subprocess.Popen([sys.executable, "-m", "chatlog", "serve", "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(4)]  # the banner and one URL per bot
+        base = lines[0].split(" at ")[1].split("/ ")[0]
+        wecom_url = next(line.split()[1] for line in lines if line.strip().startswith("wecom"))
+        assert main(["send", wecom_url, "hello inbox"]) == 0
+        with urllib.request.urlopen(f"{base}/api/messages", timeout=5) as answer:
+            inbox = json.load(answer)
+        assert "hello inbox" in json.dumps(inbox, ensure_ascii=False)
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
