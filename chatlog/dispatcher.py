@@ -23,13 +23,27 @@ import httpx
 
 from chatlog._report import Reporter
 from chatlog.digest import Context, Digest, GroupTable
-from chatlog.entry import fingerprint, safe_snapshot
+from chatlog.entry import (
+    C_CREATED,
+    C_LEVEL,
+    C_MESSAGE,
+    C_NAME,
+    C_THREAD,
+    Captured,
+    captured_fingerprint,
+    replay,
+    safe_snapshot,
+)
 from chatlog.platforms._base import Destination, Outcome, Payload
 
-Item = tuple[logging.LogRecord, str]
-"""What the front end queues: the record and its message, formatted at log time."""
+Item = Captured
+"""What the front end queues: `chatlog.entry.capture` of the record, its message formatted at log time."""
 
-_DRAIN_BATCH = 5_000
+_DRAIN_BATCH = 256
+"""Records filed per hold of the GIL: about half a millisecond of work, then `time.sleep(0)` lets a
+waiting application thread run; without it, a log call made while the dispatcher drains waits for the
+interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
+yielding: in a storm, dropping records is worse than a slower call."""
 
 _own_thread = threading.local()
 """``active`` is True on chatlog's dispatcher threads."""
@@ -335,24 +349,28 @@ class Dispatcher:
     def _drain(self) -> None:
         buffer = self.buffer
         own = self._thread_ident
+        catch_up = self.timing.max_queue // 2
         while buffer:
+            if own is not None and len(buffer) < catch_up:
+                time.sleep(0)  # hands the GIL to the application thread when it waits for it
             with self._lock:
                 for _ in range(min(len(buffer), _DRAIN_BATCH)):
-                    record, message = buffer.popleft()
-                    if record.thread == own:
+                    item = buffer.popleft()
+                    if item[C_THREAD] == own:
                         continue  # our own thread (httpx logging our requests): never feed ourselves
-                    self._add(record, message)
+                    self._add(item)
 
-    def _add(self, record: logging.LogRecord, message: str) -> None:
+    def _add(self, item: Captured) -> None:
         if self._groups.unsent == 0:
             self._first_unsent = self._clock()
         self._processed += 1
         try:
-            key = fingerprint(record, message)
+            key = captured_fingerprint(item)
         except Exception:
-            key = (record.levelno, str(record.name), "<unreadable record>", "", "")
-        level = record.levelno if isinstance(record.levelno, int) else logging.ERROR
-        self._groups.add(key, record.created, lambda: safe_snapshot(record, message, self._context_fields),
+            key = (item[C_LEVEL], str(item[C_NAME]), "<unreadable record>", "", "")
+        level = item[C_LEVEL] if isinstance(item[C_LEVEL], int) else logging.ERROR
+        self._groups.add(key, item[C_CREATED],
+                         lambda: safe_snapshot(replay(item), item[C_MESSAGE], self._context_fields),
                          level)
 
     def _send(self, now: float) -> None:

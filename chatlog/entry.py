@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, Final
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
@@ -23,6 +24,31 @@ TEMPLATE_LIMIT_CHARS = 500
 
 Fingerprint = tuple[int, str, str, str, str]
 """(level, logger name, message template, exception type, innermost frame "file:line")."""
+
+Captured = tuple[
+    str, float, int, str, str, object, bool, str, int, str, int | None, object, str | None, str | None,
+    tuple[tuple[Any, object], ...],  # extra={1: ...} puts a non-str key into __dict__
+]
+"""What ``ChatHandler.emit`` queues (`capture`): message, created, levelno, levelname, name, msg, whether
+it had args, pathname, lineno, funcName, thread, exc_info, exc_text, stack_info, extra (name, value) pairs."""
+
+# Positions in a `Captured` tuple (a plain tuple, not a NamedTuple: only exact tuples are untracked by gc).
+C_MESSAGE: Final = 0
+C_CREATED: Final = 1
+C_LEVEL: Final = 2
+C_LEVELNAME: Final = 3
+C_NAME: Final = 4
+C_MSG: Final = 5
+C_HAS_ARGS: Final = 6
+C_PATHNAME: Final = 7
+C_LINENO: Final = 8
+C_FUNC: Final = 9
+C_THREAD: Final = 10
+C_EXC_INFO: Final = 11
+C_EXC_TEXT: Final = 12
+C_STACK_INFO: Final = 13
+C_EXTRA: Final = 14
+_RECORD_ATTR_COUNT = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
 
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -171,15 +197,57 @@ def _exc_type_name(exc_type: type[BaseException] | None) -> str:
 
 def fingerprint(record: logging.LogRecord, message: str) -> Fingerprint:
     """The group a record belongs to; records that differ only in their arguments share it."""
-    if record.args:
-        msg = record.msg
+    return _fingerprint(record.levelno, record.name, record.msg, bool(record.args), message, record.exc_info)
+
+
+def captured_fingerprint(item: Captured) -> Fingerprint:
+    """`fingerprint` of a `capture`d record."""
+    return _fingerprint(item[C_LEVEL], item[C_NAME], item[C_MSG], item[C_HAS_ARGS], item[C_MESSAGE],
+                        item[C_EXC_INFO])
+
+
+def _fingerprint(
+    level: int, name: str, msg: object, has_args: bool, message: str, exc_info: object
+) -> Fingerprint:
+    if has_args:
         template = msg[:TEMPLATE_LIMIT_CHARS] if isinstance(msg, str) else safe_str(msg, TEMPLATE_LIMIT_CHARS)
     else:
         template = normalize(message)
-    exc_info = record.exc_info
-    if exc_info and exc_info[0] is not None:
-        return (record.levelno, record.name, template, _exc_type_name(exc_info[0]), _innermost(exc_info[2]))
-    return (record.levelno, record.name, template, "", "")
+    if isinstance(exc_info, tuple) and exc_info and exc_info[0] is not None:
+        return (level, name, template, _exc_type_name(exc_info[0]), _innermost(exc_info[2]))
+    return (level, name, template, "", "")
+
+
+def capture(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Captured:
+    """What the application thread keeps of a record: its values in a plain tuple, not the record.
+
+    A queued LogRecord keeps three or four container objects alive until the dispatcher drains it
+    (up to a poll interval later); thousands of them survive collections, get promoted, and make the
+    garbage collector run 1-11 ms generation-1/2 collections on the application thread. A tuple of
+    strings and numbers is untracked by the first collection it meets, and the record is freed at once.
+    """
+    attrs = record.__dict__
+    if fields is not None:
+        extra = tuple((key, attrs[key]) for key in fields if key in attrs)
+    elif len(attrs) > _RECORD_ATTR_COUNT:  # extra={...}, or a formatter added message/asctime
+        extra = tuple((k, v) for k, v in attrs.items() if k not in _STANDARD_ATTRS)  # record_extra filters
+    else:
+        extra = ()
+    return (message, record.created, record.levelno, record.levelname, record.name, record.msg,
+            bool(record.args), record.pathname, record.lineno, record.funcName, record.thread,
+            record.exc_info, record.exc_text, record.stack_info, extra)
+
+
+def replay(item: Captured) -> logging.LogRecord:
+    """A LogRecord with a `capture`d record's values, for `snapshot` (once per group; no ``__init__``)."""
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    attrs = record.__dict__
+    (_, attrs["created"], attrs["levelno"], attrs["levelname"], attrs["name"], attrs["msg"], _,
+     attrs["pathname"], attrs["lineno"], attrs["funcName"], attrs["thread"], attrs["exc_info"],
+     attrs["exc_text"], attrs["stack_info"], extra) = item
+    attrs["args"] = ()
+    attrs.update(extra)
+    return record
 
 
 def snapshot(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Entry:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from chatlog.destinations import resolve
 from chatlog.digest import Context
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
-from chatlog.entry import format_message
+from chatlog.entry import capture, format_message
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -80,8 +80,9 @@ class ChatHandler(logging.Handler):
             keyword=resolved.keyword,
         )
         super().__init__(level)
+        self._context_fields = _field_names(context_fields)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
-                                      context_fields=_field_names(context_fields))
+                                      context_fields=self._context_fields)
         self._buffer = self._dispatcher.buffer
         self._max_queue = timing.max_queue
         self._close_timeout = timing.close_timeout
@@ -103,7 +104,7 @@ class ChatHandler(logging.Handler):
         """Queue the record with its message formatted now (arguments as they are at log time)."""
         try:
             if len(self._buffer) < self._max_queue:
-                self._buffer.append((record, format_message(record)))
+                self._buffer.append(capture(record, format_message(record), self._context_fields))
             else:
                 self._dispatcher.count_overflow()
         except Exception:

@@ -9,6 +9,7 @@ import pytest
 
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, SendWindow, Timing
+from chatlog.entry import capture
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from tests.conftest import assert_accounting
 
@@ -44,7 +45,7 @@ def dispatcher(bot: FakeBot, clock: Clock) -> Iterator[Dispatcher]:
 
 def log(dispatcher: Dispatcher, message: str = "order %s failed", *args: object) -> None:
     record = logging.LogRecord("shop", logging.ERROR, "shop.py", 1, message, args or (1,), None)
-    dispatcher.buffer.append((record, record.getMessage()))
+    dispatcher.buffer.append(capture(record, record.getMessage()))
 
 
 def test_first_batch_waits_group_wait_for_related_records(dispatcher: Dispatcher, bot: FakeBot,

@@ -29,6 +29,7 @@ import pytest
 from chatlog import ChatHandler
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, Timing
+from chatlog.entry import capture
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from tests.conftest import assert_accounting, attach_only
 
@@ -203,7 +204,7 @@ def make_dispatcher(clock: Clock) -> Iterator[Callable[..., Dispatcher]]:
 def put(dispatcher: Dispatcher, i: int, message: str = "order %s failed") -> None:
     """What ChatHandler.emit does: queue the record with its formatted message."""
     record = logging.LogRecord("shop", logging.ERROR, "shop.py", 7, message, (i,), None)
-    dispatcher.buffer.append((record, record.getMessage()))
+    dispatcher.buffer.append(capture(record, record.getMessage()))
 
 
 def run_for(dispatcher: Dispatcher, clock: Clock, seconds: float, *, log_from: int | None = None) -> int:
