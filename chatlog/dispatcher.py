@@ -176,6 +176,10 @@ class Dispatcher:
         self._sent = 0
         self._failed = 0
         self._first_unsent: float | None = None
+        self._sent_level = logging.NOTSET
+        """Most severe level of the last delivered message."""
+        self._escalated_at: float | None = None
+        """When a record more severe than `_sent_level` arrived (it waits group_wait, not group_interval)."""
         self._last_send: float | None = None
         self._retry_at = -math.inf
         self._paused_until = -math.inf
@@ -330,6 +334,8 @@ class Dispatcher:
         shift = now - last
         if self._first_unsent is not None:
             self._first_unsent += shift
+        if self._escalated_at is not None:
+            self._escalated_at += shift
         if self._last_send is not None:
             self._last_send += shift
         self._retry_at += shift
@@ -344,6 +350,8 @@ class Dispatcher:
         due = first + self.timing.group_wait
         if self._last_send is not None:
             due = max(due, self._last_send + self.timing.group_interval)
+        if self._escalated_at is not None:  # worse news than the last message: do not hold it back
+            due = min(due, self._escalated_at + self.timing.group_wait)
         return max(due, self._retry_at, self._paused_until)
 
     def _drain(self) -> None:
@@ -369,6 +377,8 @@ class Dispatcher:
         except Exception:
             key = (item[C_LEVEL], str(item[C_NAME]), "<unreadable record>", "", "")
         level = item[C_LEVEL] if isinstance(item[C_LEVEL], int) else logging.ERROR
+        if level > self._sent_level and self._escalated_at is None and self._last_send is not None:
+            self._escalated_at = self._clock()
         self._groups.add(key, item[C_CREATED],
                          lambda: safe_snapshot(replay(item), item[C_MESSAGE], self._context_fields),
                          level)
@@ -405,6 +415,8 @@ class Dispatcher:
                 self._sent += 1
                 self._batch_number += 1
                 self._last_send = now
+                self._sent_level = digest.level
+                self._escalated_at = None
                 self._attempts = 0
                 self._retry_at = -math.inf
                 if self._groups.unsent == 0:

@@ -201,3 +201,29 @@ def test_content_refusal_drops_that_message_only_and_alerting_goes_on(
     dispatcher.step()
     assert len(bot.messages) == 1 and "next problem 2" in bot.texts()[0]
     assert "more since last alert" not in bot.texts()[0]
+
+
+def test_worse_news_than_the_last_message_waits_group_wait_not_group_interval(
+    dispatcher: Dispatcher, bot: FakeBot, clock: Clock
+) -> None:
+    warning = logging.LogRecord("shop", logging.WARNING, "shop.py", 1, "slow query %s", (1,), None)
+    dispatcher.buffer.append(capture(warning, warning.getMessage()))
+    dispatcher.step()
+    clock.now += 5.0
+    dispatcher.step()
+    assert len(bot.messages) == 1  # a warnings-only message went out
+    clock.now += 1.0
+    log(dispatcher, "database down %s", 1)  # ERROR: worse than what was last sent
+    dispatcher.step()
+    clock.now += 4.9
+    dispatcher.step()
+    assert len(bot.messages) == 1
+    clock.now += 0.1
+    dispatcher.step()
+    assert len(bot.messages) == 2 and "database down 1" in bot.texts()[1]  # 5 s, not 60 s
+    clock.now += 1.0
+    log(dispatcher, "database down %s", 2)  # same severity again: group_interval applies
+    dispatcher.step()
+    clock.now += 30.0
+    dispatcher.step()
+    assert len(bot.messages) == 2
