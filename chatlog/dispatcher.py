@@ -121,6 +121,72 @@ class SendWindow:
         self._sent.append(now)
 
 
+class Courier:
+    """Carries one request at a time on its own thread, so the dispatcher keeps draining and grouping
+    while a platform is slow or hangs (a 10 s request would otherwise let the buffer overflow)."""
+
+    def __init__(self, deliver: Callable[[Payload], Outcome], done: Callable[[], None]) -> None:
+        """`deliver` sends one payload (never raises); `done` is called after each answer."""
+        self._deliver = deliver
+        self._done = done
+        self._cond = threading.Condition()
+        self._job: Payload | None = None
+        self._result: Outcome | None = None
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self.ident: int | None = None
+        """The courier thread's ident (its httpx records are chatlog's own, never the app's)."""
+
+    @property
+    def running(self) -> bool:
+        """True while the courier thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the courier thread."""
+        self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
+        self._thread.start()
+
+    def submit(self, payload: Payload) -> None:
+        """Hand over the next payload (one at a time: the previous answer was taken)."""
+        with self._cond:
+            self._job, self._result = payload, None
+            self._cond.notify_all()
+
+    def take(self) -> Outcome | None:
+        """The answer to the submitted payload, once it has come; None while it is out."""
+        with self._cond:
+            result, self._result = self._result, None
+            return result
+
+    def wait(self, timeout: float) -> Outcome | None:
+        """Wait up to `timeout` seconds for the answer, then `take` it."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._result is not None, max(0.0, timeout))
+        return self.take()
+
+    def stop(self) -> None:
+        """Let the thread end after the request it carries, if any."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        self.ident = threading.get_ident()
+        _own_thread.active = True
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._stopped)
+                job, self._job = self._job, None
+            if job is None:
+                return
+            outcome = self._deliver(job)
+            with self._cond:
+                self._result = outcome
+                self._cond.notify_all()
+            self._done()
+
+
 class Dispatcher:
     """Drains one handler's buffer, groups records, and sends one digest per batch."""
 
@@ -195,6 +261,9 @@ class Dispatcher:
         self._batch_number = 0
         self._disabled_reason = ""
         self._thread_ident: int | None = None
+        self._courier = Courier(self._deliver, self._wake.set)
+        self._flight: Digest | None = None
+        """The digest whose message the courier carries now."""
 
     # ---- application side -------------------------------------------------------------
 
@@ -266,6 +335,7 @@ class Dispatcher:
     # ---- background thread --------------------------------------------------------------
 
     def _start_thread(self) -> None:
+        self._courier.start()
         self._thread = threading.Thread(target=self._run, name="chatlog-dispatcher", daemon=True)
         self._thread.start()
 
@@ -285,19 +355,23 @@ class Dispatcher:
         self._final_flush()
 
     def _final_flush(self) -> None:
+        deadline = time.monotonic() + self.timing.close_timeout
         try:
             self._drain()
-            if self._groups.unsent and not self._disabled_reason:
+            self._await_flight(deadline)
+            if self._flight is None and self._groups.unsent and not self._disabled_reason:
                 now = self._clock()
                 wait = self._window.wait(now)
                 if 0.0 < wait <= self.timing.close_timeout / 2:
                     time.sleep(wait)
                     wait = 0.0
                 if wait == 0.0 and now >= self._paused_until:
-                    self._send(self._clock())
+                    self._launch(self._clock())
+                    self._await_flight(deadline)
         except Exception as exc:
             self.reporter.report("internal", f"internal error at close: {type(exc).__name__}: {exc}")
         finally:
+            self._courier.stop()
             self._release_waiters(force=True)
             if self._report_from_thread:  # close() did not wait for this thread: finish its work here
                 self._report_undelivered(self.timing.close_timeout)
@@ -308,6 +382,13 @@ class Dispatcher:
         self._drain()
         now = self._clock()
         self._follow_clock(now)
+        if self._flight is not None:  # a request is out: keep draining until its answer comes
+            outcome = self._courier.take()
+            if outcome is None:
+                self._release_waiters(now=now)
+                return self.timing.poll_interval
+            self._land(outcome)
+            now = self._clock()
         self._release_waiters(now=now)
         if self._disabled_reason:
             self._discard_unsent()
@@ -322,7 +403,7 @@ class Dispatcher:
         wait = self._window.wait(now)
         if wait > 0:
             return min(self.timing.poll_interval, wait)
-        self._send(now)
+        self._launch(now)
         return self.timing.poll_interval
 
     def _follow_clock(self, now: float) -> None:
@@ -356,15 +437,16 @@ class Dispatcher:
 
     def _drain(self) -> None:
         buffer = self.buffer
-        own = self._thread_ident
+        own = (self._thread_ident, self._courier.ident)
+        threaded = self._thread_ident is not None
         catch_up = self.timing.max_queue // 2
         while buffer:
-            if own is not None and len(buffer) < catch_up:
+            if threaded and len(buffer) < catch_up:
                 time.sleep(0)  # hands the GIL to the application thread when it waits for it
             with self._lock:
                 for _ in range(min(len(buffer), _DRAIN_BATCH)):
                     item = buffer.popleft()
-                    if item[C_THREAD] == own:
+                    if item[C_THREAD] in own:
                         continue  # our own thread (httpx logging our requests): never feed ourselves
                     self._add(item)
 
@@ -383,7 +465,8 @@ class Dispatcher:
                          lambda: safe_snapshot(replay(item), item[C_MESSAGE], self._context_fields),
                          level)
 
-    def _send(self, now: float) -> None:
+    def _launch(self, now: float) -> None:
+        """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
         digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
         digest = replace(digest, mentions=self._mentions_for(digest.level),
                          batch=f"{self._batch_seed}-{self._batch_number}")
@@ -391,11 +474,30 @@ class Dispatcher:
         self._window.record(now)
         self._sends_started += 1
         self._in_flight = self._sends_started
+        self._flight = digest
+        if self._courier.running:
+            self._courier.submit(payload)
+        else:
+            self._land(self._deliver(payload))
+
+    def _deliver(self, payload: Payload) -> Outcome:
         try:
-            outcome = self.destination.send(self._client, payload)
-        finally:
-            self._in_flight = 0
-        self._settle(digest, outcome, self._clock())
+            return self.destination.send(self._client, payload)
+        except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
+            return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
+
+    def _await_flight(self, deadline: float) -> None:
+        if self._flight is not None:
+            outcome = self._courier.wait(deadline - time.monotonic())
+            if outcome is not None:
+                self._land(outcome)
+
+    def _land(self, outcome: Outcome) -> None:
+        """Settle the digest in flight with its answer (records counts, schedules retries)."""
+        digest, self._flight = self._flight, None
+        self._in_flight = 0
+        if digest is not None:
+            self._settle(digest, outcome, self._clock())
 
     def _render(self, digest: Digest) -> Payload:
         try:

@@ -253,3 +253,23 @@ def test_context_fields_choose_which_extra_fields_the_alert_shows(
     assert handler.flush(timeout=5.0)
     text = bot.texts()[0]
     assert "req-77" in text and "4111" not in text
+
+
+def test_records_keep_being_grouped_while_a_request_hangs(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk")
+    bot.fail_next(1, Fault.hang())
+    handler = make_handler(bot.url, max_queue=1000)
+    app_logger.addHandler(handler)
+    app_logger.error("first %s", 0)
+    assert bot.wait_received(1, timeout=3.0)  # that request now hangs
+    for batch in range(10):
+        for i in range(500):
+            app_logger.error("order %s failed", batch * 500 + i)
+        time.sleep(0.05)  # the buffer holds 1,000: it must be drained while the request is out
+    assert handler.stats().dropped == 0
+    bot.release()
+    assert handler.flush(timeout=10.0)
+    stats = handler.stats()
+    assert (stats.delivered_records, stats.dropped, stats.pending) == (5001, 0, 0)
