@@ -137,6 +137,14 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
+def targets_table(targets: list[dict[str, Any]]) -> str:
+    """The target / measured / limit / verdict table every benchmark ends with."""
+    return table(
+        ["target", "measured", "limit", "verdict"],
+        [[t["target"], t["measured"], t["limit"], verdict(t["pass"])] for t in targets],
+    )
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-markdown table (it reads well in a terminal too); numbers right-aligned."""
     cells = [[str(c) for c in headers], *[[_cell(c) for c in row] for row in rows]]

@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(common.table(["mode", "candidate", "instructions/record (app thread)", "×Queue"],
                        [[r["mode"], r["key"], r["per_record"], r["ratio"]] for r in rows]))
     print()
-    verdicts = [[t["target"], t["measured"], t["limit"], common.verdict(t["pass"])] for t in targets]
-    print(common.table(["target", "measured", "limit", "verdict"], verdicts))
+    print(common.targets_table(targets))
     path = common.write_json("callgrind_emit", result)
     print(f"(written to {path.relative_to(common.ROOT)})")
     return 0

@@ -377,10 +377,7 @@ def report(result: dict[str, Any]) -> str:
         [[r["name"], r["error_ns"], r["error_ratio"], r["exception_ns"], r["exception_ratio"], r["p50_ns"],
           r["p99_ns"], r["p999_ns"], r["max_ns"] / 1000, r["slow_calls"], r["dropped"]] for r in rows],
     )
-    goals = common.table(
-        ["target", "measured", "limit", "verdict"],
-        [[t["target"], t["measured"], t["limit"], common.verdict(t["pass"])] for t in result["targets"]],
-    )
+    goals = common.targets_table(result["targets"])
     return f"{head}\n\n{main}\n\n{goals}\n"
 
 

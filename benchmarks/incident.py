@@ -318,10 +318,7 @@ def report(result: dict[str, Any]) -> str:
           f"{len(r['exact'])}/{r['fingerprints']}", r["stats"]["pending"], r["naive"]["messages"],
           r["naive"]["accepted"], f"{r['naive']['rejected_pct']:.1f} %"] for r in runs],
     )
-    goals = common.table(
-        ["target", "measured", "limit", "verdict"],
-        [[t["target"], t["measured"], t["limit"], common.verdict(t["pass"])] for t in result["targets"]],
-    )
+    goals = common.targets_table(result["targets"])
     return f"{head}\n\n{main}\n\n{goals}\n"
 
 

@@ -186,10 +186,7 @@ def report(result: dict[str, Any]) -> str:
           r["background_ns_per_record"], r["background_ns_per_processed"], int(r["processed"]),
           int(r["dropped"]), r["peak_rss_growth_mb"]] for r in result["rows"]],
     )
-    goals = common.table(
-        ["target", "measured", "limit", "verdict"],
-        [[t["target"], t["measured"], t["limit"], common.verdict(t["pass"])] for t in result["targets"]],
-    )
+    goals = common.targets_table(result["targets"])
     return f"{head}\n\n{main}\n\n{goals}\n"
 
 
