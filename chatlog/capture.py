@@ -9,6 +9,7 @@ traceback object, which it renders only for a group's first record.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Hashable, Mapping
 from types import TracebackType
@@ -55,42 +56,23 @@ def capture(record: logging.LogRecord, message: str, fields: tuple[str, ...] | N
 
     `message` is the formatted message; `fields` picks the extras shown (None: all, up to 20); `key` is
     the tally key the handler counts the group's later records under (None: not counted that way).
+    Other values are kept as they are: the dispatcher reads only strings and numbers among them and
+    shows anything else by its type name, so no application code runs there.
     """
     msg = record.msg
     template = (msg if type(msg) is str else safe_str(msg, TEMPLATE_LIMIT_CHARS)) if record.args else None
-    return capture_values(
-        message, record.created, record.levelno, record.levelname, record.name, template, record.pathname,
-        record.lineno, record.funcName, record.thread, record.exc_info, record.exc_text, record.stack_info,
-        extras_text(record.__dict__, fields), key,
-    )
+    return (message, record.created, record.levelno, record.levelname, record.name, template,
+            record.pathname, record.lineno, record.funcName, record.thread, record.exc_info, record.exc_text,
+            record.stack_info, extras_text(record.__dict__, fields), key)
 
 
-def capture_values(message: str, created: float, level: int, level_name: object, logger: object,
-                   template: str | None, pathname: object, lineno: int, func: object, thread: int | None,
-                   exc_info: ExcInfo, exc_text: object, stack_info: object,
+def capture_values(message: str, created: float, level: int, level_name: str, logger: str,
+                   template: str | None, pathname: str, lineno: int, func: str, thread: int | None,
+                   exc_info: ExcInfo, exc_text: str | None, stack_info: str | None,
                    extras: tuple[tuple[str, str], ...], key: Hashable = None) -> Captured:
-    """A `Captured` from loose values (the loguru sink has no LogRecord); odd types become text here."""
-    return (
-        message,
-        created if type(created) is float else _number(created, 0.0),
-        level if type(level) is int else int(_number(level, logging.ERROR)),
-        level_name if type(level_name) is str else safe_str(level_name, 40),
-        logger if type(logger) is str else safe_str(logger, 200),
-        template,
-        pathname if type(pathname) is str else safe_str(pathname, 500),
-        lineno if type(lineno) is int else int(_number(lineno, 0)),
-        func if type(func) is str else safe_str(func, 200),
-        thread,
-        exc_info if isinstance(exc_info, tuple) and len(exc_info) == 3 else None,
-        exc_text if exc_text is None or type(exc_text) is str else safe_str(exc_text),
-        stack_info if stack_info is None or type(stack_info) is str else safe_str(stack_info),
-        extras,
-        key,
-    )
-
-
-def _number(value: object, default: float) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    """A `Captured` from loose values (the loguru sink has no LogRecord)."""
+    return (message, created, level, level_name, logger, template, pathname, lineno, func, thread, exc_info,
+            exc_text, stack_info, extras, key)
 
 
 def extras_text(attrs: dict[Any, Any], names: tuple[str, ...] | None = None) -> tuple[tuple[str, str], ...]:
@@ -104,7 +86,8 @@ def extras_text(attrs: dict[Any, Any], names: tuple[str, ...] | None = None) -> 
     if len(attrs) <= _RECORD_ATTR_COUNT:  # the common case: no extra=, nothing to look at
         return ()
     fields: list[tuple[str, str]] = []
-    for key, value in list(attrs.items()):
+    # logging sets its own attributes first and adds extra= after them: start looking there.
+    for key, value in list(itertools.islice(attrs.items(), _RECORD_ATTR_COUNT, None)):
         # extra={1: ...} is accepted by logging and lands in __dict__ with a non-str key
         name = key if type(key) is str else safe_str(key, EXTRA_VALUE_LIMIT_CHARS)
         if name not in _STANDARD_ATTRS and not name.startswith("_"):
@@ -125,9 +108,9 @@ def mapping_text(values: Mapping[Any, Any],
 
 def fingerprint(item: Captured) -> Fingerprint:
     """The group a captured record belongs to; records that differ only in their arguments share it."""
-    message, _, level, _, logger, template = item[:6]
-    exc_info = item[10]
+    message, template, exc_info = item[0], item[5], _exc_info(item[10])
     template = normalize(message) if template is None else template[:TEMPLATE_LIMIT_CHARS]
+    level, logger = level_of(item), _text(item[4], 200)
     if exc_info is not None and exc_info[0] is not None:
         return (level, logger, template, exception_type_name(exc_info[0]), _innermost(exc_info[2]))
     return (level, logger, template, "", "")
@@ -135,32 +118,50 @@ def fingerprint(item: Captured) -> Fingerprint:
 
 def sample(item: Captured) -> Entry:
     """The `Entry` a group shows for a captured record: its traceback rendered and capped."""
-    (message, created, level, level_name, logger, _, pathname, lineno, func, _, exc_info, exc_text,
-     stack_info, extras, _) = item
+    exc_info, exc_text, stack_info = _exc_info(item[10]), _optional_text(item[11]), _optional_text(item[12])
     exc_type, tb_text = render_traceback(exc_info, exc_text, stack_info)
-    return Entry(created=created, level=level, level_name=level_name, logger=logger, message=message,
-                 pathname=pathname, lineno=lineno, func=func or "?", exc_type=exc_type, traceback=tb_text,
-                 extra=extras)
+    return Entry(created=created_of(item), level=level_of(item), level_name=_text(item[3], 40),
+                 logger=_text(item[4], 200), message=item[0], pathname=_text(item[6], 500),
+                 lineno=item[7] if type(item[7]) is int else 0, func=_text(item[8], 200) or "?",
+                 exc_type=exc_type, traceback=tb_text, extra=item[13])
 
 
 def level_of(item: Captured) -> int:
-    """The captured record's level number."""
-    return item[2]
+    """The captured record's level number (ERROR when the record's was not a number)."""
+    level = item[2]
+    return level if type(level) is int else logging.ERROR
 
 
 def created_of(item: Captured) -> float:
-    """When the captured record was made (``time.time()`` seconds)."""
-    return item[1]
+    """When the captured record was made (``time.time()`` seconds; 0.0 when not a number)."""
+    created = item[1]
+    return float(created) if type(created) in (float, int) else 0.0
 
 
 def thread_of(item: Captured) -> int | None:
     """The id of the thread that logged the captured record."""
-    return item[9]
+    thread = item[9]
+    return thread if type(thread) is int else None
 
 
 def key_of(item: Captured) -> Hashable:
     """The tally key the handler counts this record's group under (None: none)."""
     return item[14]
+
+
+def _text(value: object, limit: int) -> str:
+    # The dispatcher never calls an application object's __str__: an odd value shows its type only.
+    if type(value) is str:
+        return value[:limit]
+    return f"<{type(value).__name__}>"
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value, 100_000)
+
+
+def _exc_info(value: object) -> ExcInfo:
+    return value if type(value) is tuple and len(value) == 3 else None
 
 
 def _innermost(tb: TracebackType | None) -> str:
