@@ -107,8 +107,12 @@ class ChatHandler(logging.Handler):
         the extras rendered now, as they are at log time (`chatlog.capture`, `chatlog.tally`)."""
         dispatcher = self._dispatcher
         try:
-            key = _tally_key(record)
-            counter = self._counters.get(key) if key is not None else None
+            msg = record.msg
+            if type(msg) is str and record.exc_info is None:  # the common case, inline
+                key: Hashable = (msg, record.levelno, record.name, not record.args)
+            else:
+                key = _tally_key(record)
+            counter = self._counters.get(key)  # None is never a key
             if counter is not None:
                 next(counter)  # atomic: one C call under the GIL
             elif len(self._buffer) < self._max_queue:
