@@ -179,6 +179,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self.idle = False
         """True while the thread sleeps with nothing queued: the next record must `wake` it."""
+        self._own_ids: tuple[int, ...] = ()
         self.tallies.clear()
         self._waiters: list[tuple[float, threading.Event]] = []
         self._closing = False
@@ -231,9 +232,12 @@ class Dispatcher:
         self._wake.set()
 
     @property
-    def own_thread_ids(self) -> tuple[int | None, int | None]:
-        """Idents of chatlog's own threads for this handler: their records are never fed back."""
-        return self._thread_ident, self._courier.ident
+    def own_thread_ids(self) -> tuple[int, ...]:
+        """Idents of chatlog's own running threads for this handler: their records are never fed back."""
+        ids = self._own_ids
+        if len(ids) < 2:  # until both threads run; then it is asked on every new group's record
+            ids = self._own_ids = tuple(i for i in (self._thread_ident, self._courier.ident) if i is not None)
+        return ids
 
     def stats(self) -> ChatStats:
         """A consistent snapshot of the accounting."""
