@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 import httpx
 
 from chatlog._report import Reporter
-from chatlog.capture import Captured, created_of, fingerprint, key_of, level_of, sample, thread_of
+from chatlog.capture import Captured
 from chatlog.digest import Context, Digest, GroupTable
-from chatlog.entry import Entry
+from chatlog.filing import Filing
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payload
 from chatlog.tally import Tallies
@@ -32,11 +32,6 @@ from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
 __all__ = ["ChatStats", "Courier", "Dispatcher", "SendWindow", "Timing"]
 
-_DRAIN_BATCH = 256
-"""Records filed per hold of the GIL: about half a millisecond of work, then `time.sleep(0)` lets a
-waiting application thread run; without it, a log call made while the dispatcher drains waits for the
-interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
-yielding: in a storm, dropping records is worse than a slower call."""
 ROUND_BUDGET_S = 0.02
 """The longest one round files records before it looks at the clock: however fast records arrive,
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
@@ -187,13 +182,13 @@ class Dispatcher:
             max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
         )
         self._schedule = BatchSchedule(self.timing.group_wait, self.timing.group_interval)
+        self._filing = Filing(self._groups, self._schedule, self.tallies, self._lock, self._clock)
         self._clock_watch = ClockWatch()
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
         self._backoff = Backoff()
         self._context = replace(self._base_context, host=socket.gethostname(), pid=os.getpid())
         self._client = httpx.Client(timeout=self.timing.request_timeout, trust_env=False)
         self._overflow = 0
-        self._processed = 0
         self._undeliverable = 0
         self._dropped_reported = 0
         self._delivered = 0
@@ -242,11 +237,11 @@ class Dispatcher:
     def stats(self) -> ChatStats:
         """A consistent snapshot of the accounting."""
         with self._lock:
-            self._file_counted(self._clock())
+            self._filing.file_counted(self._clock())
             queued = len(self.buffer) + self.tallies.owed
             dropped = self._overflow + self._undeliverable
             return ChatStats(
-                accepted=self._overflow + self._processed + queued,
+                accepted=self._overflow + self._filing.processed + queued,
                 dropped=dropped,
                 pending=queued + self._groups.unsent,
                 delivered_records=self._delivered,
@@ -298,7 +293,7 @@ class Dispatcher:
 
     def _is_empty(self) -> bool:
         with self._lock:
-            self._file_counted(self._clock())
+            self._filing.file_counted(self._clock())
             return not self.buffer and self._groups.unsent == 0 and not self.tallies.owed
 
     # ---- background thread --------------------------------------------------------------
@@ -422,57 +417,9 @@ class Dispatcher:
         return ready if forced else max(self._schedule.due_at(), ready)
 
     def _drain(self, budget_s: float | None = None) -> tuple[bool, int]:
-        """File queued and counted records, for at most `budget_s` (None: until the buffer is empty).
-
-        Returns whether the buffer was emptied and how many records were filed."""
-        buffer = self.buffer
-        own = self.own_thread_ids
-        threaded = self._thread_ident is not None
-        catch_up = self.timing.max_queue // 2
-        stop_at = math.inf if budget_s is None else time.perf_counter() + budget_s
-        filed = 0
-        while buffer:
-            if threaded:
-                if time.perf_counter() >= stop_at:
-                    break
-                if len(buffer) < catch_up:
-                    time.sleep(0)  # hands the GIL to the application thread when it waits for it
-            with self._lock:
-                now = self._clock()
-                for _ in range(min(len(buffer), _DRAIN_BATCH)):
-                    item = buffer.popleft()
-                    if thread_of(item) in own:
-                        continue  # our own thread (httpx logging our requests): never feed ourselves
-                    self._file(item, now)
-                    filed += 1
-        with self._lock:
-            filed += self._file_counted(self._clock())
-        return not buffer, filed
-
-    def _file(self, item: Captured, now: float) -> None:
-        """Count one captured record in its group (the group's first record becomes its sample)."""
-        self._processed += 1
-        level = level_of(item)
-        try:
-            key = fingerprint(item)
-        except BaseException:
-            key = (level, "?", "<unreadable record>", "", "")
-        self._schedule.record_filed(now, level)
-        self._groups.add(key, created_of(item), lambda: _safe_sample(item), level)
-        tally_key = key_of(item)
-        if tally_key is not None:
-            self.tallies.link(tally_key, key, self._groups.sample_of(key), level, now)
-
-    def _file_counted(self, now: float) -> int:
-        """Count the records the application only counted (`chatlog.tally`) in their groups."""
-        filed = 0
-        created = time.time()
-        for tally, count in self.tallies.collect(now):
-            self._processed += count
-            filed += count
-            self._schedule.record_filed(now, tally.level)
-            self._groups.add(tally.fingerprint, created, _given(tally.sample), tally.level, count=count)
-        return filed
+        """File queued and counted records (`Filing.drain`); whether the buffer was emptied, how many."""
+        return self._filing.drain(self.buffer, own=self.own_thread_ids, budget_s=budget_s,
+                                  catch_up=self.timing.max_queue // 2)
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
@@ -575,12 +522,14 @@ class Dispatcher:
         return tuple(ids)
 
     def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
+        """`force`: the flushes are answered (sent, or nothing to send). Otherwise forget the ones past
+        their deadline without answering: each timed out on its own, and knows it did."""
         with self._lock:
             keep = []
             for deadline, event in self._waiters:
-                if force or (now is not None and now >= deadline):
+                if force:
                     event.set()
-                else:
+                elif now is None or now < deadline:
                     keep.append((deadline, event))
             self._waiters = keep
 
@@ -598,19 +547,6 @@ class Dispatcher:
         self._thread = None
         if was_running:
             self._start_thread()
-
-
-def _given(entry: Entry | None) -> Callable[[], Entry | None]:
-    return lambda: entry
-
-
-def _safe_sample(item: Captured) -> Entry:
-    try:
-        return sample(item)
-    except BaseException as exc:
-        return Entry(created=created_of(item), level=level_of(item), level_name="?", logger="?",
-                     message=f"[chatlog could not read this record: {type(exc).__name__}]",
-                     pathname="?", lineno=0, func="?")
 
 
 def _holds_logging_lock() -> bool:
