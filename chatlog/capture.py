@@ -126,6 +126,11 @@ def sample(item: Captured) -> Entry:
                  exc_type=exc_type, traceback=tb_text, extra=item[13])
 
 
+def template_of(item: Captured) -> str | None:
+    """The record's ``%``-template when it had arguments (None: its message is the template)."""
+    return item[5]
+
+
 def level_of(item: Captured) -> int:
     """The captured record's level number (ERROR when the record's was not a number)."""
     level = item[2]

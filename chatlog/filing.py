@@ -13,7 +13,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from chatlog.capture import Captured, created_of, fingerprint, key_of, level_of, sample, thread_of
+from chatlog.capture import (
+    Captured,
+    created_of,
+    fingerprint,
+    key_of,
+    level_of,
+    sample,
+    template_of,
+    thread_of,
+)
 from chatlog.digest import GroupTable
 from chatlog.entry import Entry
 from chatlog.tally import Tallies
@@ -78,6 +87,8 @@ class Filing:
         self.groups.add(key, created_of(item), lambda: _safe_sample(item), level)
         tally_key = key_of(item)
         if tally_key is not None:
+            if template_of(item) is None:
+                self.tallies.seen_without_arguments(tally_key)
             self.tallies.link(tally_key, key, self.groups.sample_of(key), level, now)
 
     def file_counted(self, now: float) -> int:

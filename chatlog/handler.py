@@ -11,6 +11,7 @@ from chatlog.destinations import resolve
 from chatlog.digest import Context
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
+from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -108,8 +109,8 @@ class ChatHandler(logging.Handler):
         dispatcher = self._dispatcher
         try:
             msg = record.msg
-            if type(msg) is str and record.exc_info is None:  # the common case, inline
-                key: Hashable = (msg, record.levelno, record.name, not record.args)
+            if type(msg) is str and record.exc_info is None and len(msg) <= KEY_TEXT_LIMIT_CHARS:
+                key: Hashable = (msg, record.levelno, record.name, not record.args)  # the common case, inline
             else:
                 key = _tally_key(record)
             counter = self._counters.get(key)  # None is never a key
@@ -117,8 +118,11 @@ class ChatHandler(logging.Handler):
                 next(counter)  # atomic: one C call under the GIL
             elif len(self._buffer) < self._max_queue:
                 item = capture(record, format_message(record), self._context_fields, key)
-                if key is not None and record.thread not in dispatcher.own_thread_ids:
-                    dispatcher.tallies.register(key)  # before the append: the thread links it when filing
+                # With arguments the template is the group: count its next records from now on (registered
+                # before the append, so the thread links it when filing). Without, the thread decides:
+                # an f-string's text is new every time, and its key would only fill the table.
+                if key is not None and record.args and record.thread not in dispatcher.own_thread_ids:
+                    dispatcher.tallies.register(key)
                 self._buffer.append(item)
             else:
                 dispatcher.count_overflow()
@@ -167,7 +171,7 @@ def _tally_key(record: logging.LogRecord) -> Hashable:
     """What makes a record's fingerprint, cheaply and exactly: the ``%``-template object, level, logger,
     whether it had arguments, and for an exception its type and innermost frame. None: not countable."""
     msg = record.msg
-    if type(msg) is not str:
+    if type(msg) is not str or len(msg) > KEY_TEXT_LIMIT_CHARS:
         return None
     exc_info = record.exc_info
     if exc_info is None:

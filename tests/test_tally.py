@@ -78,3 +78,18 @@ def test_keys_are_bounded() -> None:
     for n in range(KEY_LIMIT + 50):
         tallies.register(("f-string message", n))
     assert len(tallies.counters) == KEY_LIMIT
+
+
+def test_text_without_arguments_is_counted_from_its_second_record() -> None:
+    tallies = Tallies()
+    tallies.seen_without_arguments(("payment gateway down",))
+    assert tallies.counters == {}  # once could be an f-string's one-off text
+    tallies.seen_without_arguments(("payment gateway down",))
+    assert ("payment gateway down",) in tallies.counters
+
+
+def test_one_off_texts_never_fill_the_table() -> None:
+    tallies = Tallies()
+    for n in range(3 * KEY_LIMIT):
+        tallies.seen_without_arguments((f"order {n} failed",))
+    assert tallies.counters == {}
