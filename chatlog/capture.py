@@ -32,8 +32,8 @@ ExcInfo = tuple[Any, Any, Any] | None
 """A record's ``exc_info`` as logging keeps it (``(None, None, None)`` is possible)."""
 
 Captured = tuple[
-    str, float, int, str, str, "str | None", str, int, str, "int | None", ExcInfo, "str | None",
-    "str | None", tuple[tuple[str, str], ...], Hashable,
+    str, float, int, str, str, str | None, str, int, str, int | None, ExcInfo, str | None,
+    str | None, tuple[tuple[str, str], ...], Hashable,
 ]
 """message, created, level, level name, logger, template (None: the message has no arguments), pathname,
 lineno, function, thread id, exc_info, exc_text, stack_info, extras as ``(name, text)``, tally key.
