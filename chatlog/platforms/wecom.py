@@ -21,6 +21,7 @@ from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
     Destination,
     Limits,
+    Option,
     Outcome,
     Payload,
     Target,
@@ -180,15 +181,20 @@ class WeCom(Destination):
     hosts = ("qyapi.weixin.qq.com",)
     paths = (_PATH,)
     example = "wecom://KEY"
+    options = (Option("key", "the bot's webhook key, e.g. key=693a91f6-…", secret=True),)
+    forms = (("WeCom group bot", ("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", "wecom://K")),)
+    escape = staticmethod(inert)
 
-    def __init__(self, key: str, *, keyword: str | None = None, origin: str | None = None) -> None:
-        """`origin` (``scheme://host[:port]``) replaces WeCom's own host, e.g. a local inbox."""
+    def __init__(self, key: str, *, keyword: str | None = None, origin: str | None = None,
+                 path: str = _PATH) -> None:
+        """`origin` (``scheme://host[:port]``) replaces WeCom's own host, e.g. a local inbox; `path` its
+        send path (a relay's own path)."""
         check_token(key, "webhook key", self.example)
         self.platform = "wecom"
         self.key = key
         self.keyword = keyword or None
         self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{_PATH}"
+        self.endpoint = f"{self.origin}{path}"
         self.limits = LIMITS
 
     @classmethod
@@ -201,12 +207,12 @@ class WeCom(Destination):
         url = target.url
         key = target.query.pop("key", "")
         if url.scheme in ("http", "https"):
-            if url.path.rstrip("/") != _PATH:
+            if url.path.rstrip("/") != _PATH and not target.relay:
                 raise ValueError(f"a WeCom webhook URL looks like {_ORIGIN}{_PATH}?key=KEY"
                                  f"; e.g. {cls.example}")
         else:
             key = url.netloc or key
-        return cls(key, keyword=target.keyword, origin=origin)
+        return cls(key, keyword=target.keyword, origin=origin, path=url.path if target.relay else _PATH)
 
     def render(self, digest: Digest) -> Payload:
         """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
