@@ -267,9 +267,15 @@ def test_dingtalk_mentions_fill_at_and_the_text() -> None:
     assert "@13800000001" in payload["markdown"]["text"] and "@user-7" in payload["markdown"]["text"]
 
 
-def test_wecom_mentions_render_inline() -> None:
-    content = wecom.render(digest(group(), mentions=("all", "zhangsan")))["markdown"]["content"]
-    assert "<@all>" in content and "<@zhangsan>" in content
+def test_wecom_markdown_mentions_userids_and_a_text_message_notifies_all_and_phones() -> None:
+    one = digest(group(count=3), mentions=("all", "zhangsan", "13800000001"))
+    markdown, text = wecom.WeCom("KEY").render_all(one)
+    assert "<@zhangsan>" in markdown["markdown"]["content"]
+    assert "<@all>" not in markdown["markdown"]["content"] and "13800000001" not in markdown["markdown"]["content"]
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert text["text"]["mentioned_mobile_list"] == ["13800000001"]
+    assert "ERROR ×3" in text["text"]["content"]
+    assert wecom.WeCom("KEY").render_all(digest(group(), mentions=("zhangsan",)))[1:] == ()
 
 
 def test_mention_ids_that_could_break_markup_are_left_out() -> None:
@@ -466,7 +472,7 @@ def test_every_digest_renders_valid_utf8_within_limits_with_its_header(one: Dige
         payload = module.render(one)
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
         assert_within_limits(module, payload)
-        text = shown(payload)
+        text = registry.shown(module, payload)
         assert _text.header_line(one, registry.class_of(module).escape) in text
         if one.context.keyword:
             assert one.context.keyword in text

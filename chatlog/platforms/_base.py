@@ -20,6 +20,8 @@ import httpx
 from chatlog.digest import Digest
 
 Payload = dict[str, Any]
+Payloads = tuple[Payload, ...]
+"""The request bodies of one digest, in sending order (usually one)."""
 _TOKEN = re.compile(r"[^\s/?#@:]+")
 _CODE = re.compile(r"-?\d{1,12}")
 
@@ -165,6 +167,16 @@ class Destination(ABC):
     def render(self, digest: Digest) -> Payload:
         """The request body for a digest, within `limits`, keyword included when configured."""
 
+    def render_all(self, digest: Digest) -> Payloads:
+        """Every request body for `digest`, in sending order: `render`'s, and any extra message the
+        platform needs (WeCom: a text message whose ``mentioned_list`` notifies ``@all`` and phones)."""
+        return (self.render(digest),)
+
+    def render_fallback(self, digest: Digest) -> Payload:
+        """Plain text for a digest whose `render_all` failed: a renderer bug must not cost the alert."""
+        lines = "; ".join(group.sample.message[:200] for group in digest.groups[:5])
+        return self.render_text(f"{digest.level_name} ×{digest.total}: {lines}")
+
     @abstractmethod
     def render_text(self, text: str) -> Payload:
         """The request body for one plain text (``chatlog send``), keyword included when configured."""
@@ -172,6 +184,16 @@ class Destination(ABC):
     @abstractmethod
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:
         """Sign (fresh per request), POST, and classify the answer. Never raises."""
+
+    def send_all(self, client: httpx.Client, payloads: Payloads) -> Outcome:
+        """Send a digest's payloads in order; the first answer that is not ok decides (a retry sends
+        them all again, re-rendered). Never raises."""
+        outcome = Outcome("retry", reason="nothing to send")
+        for payload in payloads:
+            outcome = self.send(client, payload)
+            if not outcome.ok:
+                break
+        return outcome
 
     @abstractmethod
     def masked(self) -> str:

@@ -101,9 +101,23 @@ def _markdown(digest: Digest, budget: Budget) -> Payload:
     blocks += [_group(digest, group, budget, colour) for group in shown]
     footer = with_keyword(footer_line(digest, inert), digest.context.keyword)
     blocks += [more_line(digest.groups[len(shown) :]), _font("comment", footer)]
-    blocks.append(" ".join(f"<@{mention}>" for mention in mention_ids(digest.mentions)))
+    blocks.append(" ".join(f"<@{mention}>" for mention in _userids(digest.mentions)))
     content = "\n\n".join(block for block in blocks if block)
     return {"msgtype": "markdown", "markdown": {"content": content}}
+
+
+def _userids(mentions: tuple[str, ...]) -> list[str]:
+    """The mentions markdown can notify: ``<@all>`` and phone numbers there notify nobody."""
+    return [mention for mention in mention_ids(mentions) if mention != "all" and not is_mobile(mention)]
+
+
+def mention_message(digest: Digest, limits: Limits = LIMITS) -> Payload | None:
+    """The ``text`` message whose ``mentioned_list``/``mentioned_mobile_list`` notify ``@all`` and phone
+    numbers, which WeCom markdown cannot: sent after the markdown, only when the digest mentions them."""
+    wanted = tuple(m for m in mention_ids(digest.mentions) if m == "all" or is_mobile(m))
+    if not wanted:
+        return None
+    return _text_message(header_line(digest, inert), digest.context.keyword, wanted, limits)
 
 
 def _group(digest: Digest, group: GroupSummary, budget: Budget, colour: str) -> str:
@@ -217,6 +231,14 @@ class WeCom(Destination):
     def render(self, digest: Digest) -> Payload:
         """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
         return render(with_default_keyword(digest, self.keyword), self.limits)
+
+    def render_all(self, digest: Digest) -> tuple[Payload, ...]:
+        """The markdown, then the `mention_message` when ``all`` or a phone number is due (a digest that
+        went as text already carries its mentions)."""
+        digest = with_default_keyword(digest, self.keyword)
+        first = render(digest, self.limits)
+        extra = mention_message(digest, self.limits) if first["msgtype"] == "markdown" else None
+        return (first,) if extra is None else (first, extra)
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message (content ≤ 2,048 bytes), the keyword appended when configured and missing."""
