@@ -684,7 +684,7 @@ def test_fake_add_app_refuses_impossible_settings(fake: FakePlatforms) -> None:
     ({"code": 4242, "msg": "something new"}, 400, "permanent", "recipient", "4242 something new"),
     ({"code": 1500, "msg": "internal error"}, 500, "retry", "recipient", "later"),
     ({"code": "x"}, 502, "retry", "app", "HTTP 502"),
-    ({"msg": "no code"}, 404, "permanent", "app", "HTTP 404"),
+    ({"msg": "no code"}, 404, "retry", "app", "HTTP 404"),
 ])
 def test_send_api_answers(body: dict[str, Any], status: int, kind: str, scope: str, words: str) -> None:
     found = feishu_app.verdict(httpx.Response(status, json=body), "open_id ou_a", "open_id")

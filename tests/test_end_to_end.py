@@ -290,3 +290,38 @@ def test_wecom_mentions_of_all_and_of_phone_numbers_notify(
     assert sorted(bot.notified()) == ["13800000001", "all", "zhangsan", "zhangsan"]
     assert len(bot.messages) == 3 and all(r.accepted for r in bot.received)
     assert handler.stats().messages_sent == 2
+
+
+PROXY_ANSWERS = [
+    (408, b"<html>Request Timeout</html>", {}, "HTTP 408 from 127.0.0.1"),
+    (403, b"<html>Access denied by WAF</html>", {}, "firewall or WAF"),
+    (404, b"<html>Not Found</html>", {}, "check the URL"),
+    (407, b"Proxy Authentication Required", {}, "set proxy="),
+    (421, b"Misdirected Request", {}, "wrong server"),
+    (499, b"", {}, "HTTP 499"),
+    (301, b"", {"Location": "https://open.feishu.cn/moved/TOKEN"}, "use the https://open.feishu.cn URL"),
+    (302, b"", {"Location": "https://relay.example/x"}, "redirect to https://relay.example"),
+    (307, b"", {"Location": "/elsewhere"}, "does not follow"),
+    (308, b"", {"Location": "https://127.0.0.1:1/y"}, "HTTP 308"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "said"), PROXY_ANSWERS,
+                         ids=[str(answer[0]) for answer in PROXY_ANSWERS])
+def test_a_proxys_answer_is_retried_and_explained_not_a_verdict(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger,
+    capfd: pytest.CaptureFixture[str], status: int, body: bytes, headers: dict[str, str], said: str,
+) -> None:
+    bot = fake_platforms.add_bot("feishu")
+    bot.fail_next(1, Fault.status(status, body, headers))
+    handler = make_handler(bot.url)
+    app_logger.addHandler(handler)
+    app_logger.error("payment failed")
+    assert not handler.flush(timeout=0.5)  # the answer was not the platform's: kept, not dropped
+    app_logger.error("payment failed again")
+    assert handler.flush(timeout=5.0)  # the retry (flush() retries at once) reaches the platform
+    assert handler.stats().delivered_records == 2 and handler.stats().dropped == 0
+    assert [r.status for r in bot.received] == [status, 200]  # never followed to another host
+    err = capfd.readouterr().err
+    assert said in err and f"HTTP {status}" in err
+    assert bot.token not in err

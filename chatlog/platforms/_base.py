@@ -303,16 +303,56 @@ def answer_code(value: object) -> int | None:
     return None
 
 
+_LIKELY = {
+    403: "a firewall or WAF in between refused it, or the host is not the platform",
+    404: "no such path there: check the URL (a proxy or relay in between?)",
+    407: "a proxy wants credentials: set proxy= (or HTTPS_PROXY) with them",
+    408: "the server or a proxy gave up waiting for the request",
+    421: "a proxy or load balancer sent it to the wrong server",
+    499: "a load balancer closed the request",
+}
+
+
 def unexpected_answer(response: httpx.Response, platform: str) -> Outcome:
-    """The outcome for an answer without a usable result code: retry after 2xx, permanent otherwise."""
+    """The outcome for an answer without the platform's result code: always a retry with backoff.
+
+    Only the platform's own error codes can say the configuration is wrong; a redirect, a proxy's
+    or load balancer's page (403 WAF, 404, 407, 408, 421, 499) is not its verdict, and may pass. The
+    reason names the status, the host (never the token) and what it likely means.
+    """
     status = response.status_code
+    host = _host_of(response)
     if 200 <= status < 300:
-        return Outcome("retry", retry_after(response, 0.0),
-                       f"{platform} gave an unexpected answer (HTTP {status} without a result code)",
-                       answer=trimmed(response))
-    return Outcome("permanent", 0.0,
-                   f"{platform} refused the request with HTTP {status}: check the destination URL",
-                   answer=trimmed(response))
+        reason = f"{platform} gave an unexpected answer (HTTP {status} without a result code)"
+    elif 300 <= status < 400:
+        location = _origin_of(response.headers.get("location", ""))
+        reason = (f"HTTP {status} from {host}: a redirect to {location or 'another address'}, which chatlog "
+                  f"does not follow (the token must not travel elsewhere): use the {location or 'new'} URL")
+    else:
+        likely = _LIKELY.get(status, "not an answer of the platform's")
+        reason = f"HTTP {status} from {host} without {platform}'s result code: {likely}"
+    return Outcome("retry", retry_after(response, 0.0), reason, answer=trimmed(response))
+
+
+def _host_of(response: httpx.Response) -> str:
+    try:
+        url = response.request.url
+    except RuntimeError:  # a response built without a request (tests, a transport)
+        return "the server"
+    return f"{url.host}:{url.port}" if url.port else url.host
+
+
+def _origin_of(location: str) -> str:
+    """``scheme://host[:port]`` of a redirect target: its path and query may hold the token."""
+    try:
+        parts = urllib.parse.urlsplit(location)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not host:
+        return ""
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def outcome_of(
