@@ -325,3 +325,32 @@ def test_a_proxys_answer_is_retried_and_explained_not_a_verdict(
     err = capfd.readouterr().err
     assert said in err and f"HTTP {status}" in err
     assert bot.token not in err
+
+
+def test_platform_option_selects_the_platform_for_a_relay_path(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk", secret="SECrelay0123456789")
+    relay = fake_platforms.relay("/relay/dingtalk", "/robot/send")
+    handler = make_handler(f"{relay}?access_token={bot.token}&secret={bot.secret}", platform="dingtalk")
+    app_logger.addHandler(handler)
+    app_logger.error("payment failed")
+    assert handler.flush(timeout=5.0)
+    assert len(bot.messages) == 1 and "payment failed" in bot.texts()[0]
+    assert bot.received[0].query["access_token"] == bot.token and "sign" in bot.received[0].query
+
+
+@pytest.mark.parametrize(("url", "platform", "named"), [
+    ("feishu://TOKEN1234", "dingtalk", ("feishu", "dingtalk")),
+    ("lark://TOKEN1234", "feishu", ("lark", "feishu")),
+    ("https://oapi.dingtalk.com/robot/send?access_token=TOKEN1234", "wecom", ("dingtalk", "wecom")),
+    ("http://127.0.0.1:9/open-apis/bot/v2/hook/TOKEN1234", "dingtalk", ("feishu", "dingtalk")),
+])
+def test_platform_option_that_contradicts_the_url_is_refused_naming_both(
+    url: str, platform: str, named: tuple[str, str]
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        ChatHandler(url, platform=platform)
+    message = str(caught.value)
+    assert all(name in message for name in named) and "contradicts" in message
+    assert "TOKEN1234" not in message
