@@ -22,7 +22,6 @@ class Context:
     environment: str | None = None
     host: str = ""
     pid: int = 0
-    keyword: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

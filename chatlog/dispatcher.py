@@ -505,7 +505,7 @@ class Dispatcher:
             return self.destination.render_all(digest)
         except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
             self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            return (self.destination.render_fallback(digest),)
+            return self.destination.render_fallback(digest)
 
     def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         with self._lock:

@@ -71,7 +71,6 @@ class ChatHandler(logging.Handler):
         context = Context(
             service=_optional_text("service", service),
             environment=_optional_text("environment", environment),
-            keyword=resolved.keyword,
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)

@@ -111,20 +111,19 @@ def hostile_groups(draw: st.DrawFn) -> GroupSummary:
 def hostile_digests(draw: st.DrawFn) -> Digest:
     groups = tuple(draw(st.lists(hostile_groups(), max_size=12)))
     context = Context(service=draw(st.none() | TEXT), environment=draw(st.none() | TEXT), host=draw(TEXT),
-                      pid=draw(st.integers(0, 2**22)),
-                      keyword=draw(st.none() | st.text(string.ascii_lowercase, min_size=3, max_size=12)))
+                      pid=draw(st.integers(0, 2**22)))
     return Digest(groups=groups, level_counts=(("ERROR", sum(g.count for g in groups)),),
                   window_start=1.7e9, window_end=1.7e9 + 60, context=context,
                   dropped=draw(st.integers(0, 10**6)), mentions=tuple(draw(st.lists(MENTION, max_size=4))))
 
 
-DESTINATIONS = {module: resolve(registry.class_of(module).example).destination for module in registry.MODULES}
-
-
 @settings(max_examples=120, deadline=None)
-@given(one=hostile_digests())
-def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(one: Digest) -> None:
-    for module, destination in DESTINATIONS.items():
+@given(one=hostile_digests(), keyword=st.none() | st.text(string.ascii_lowercase, min_size=3, max_size=12))
+def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(
+    one: Digest, keyword: str | None
+) -> None:
+    for module in registry.MODULES:
+        destination = resolve(registry.class_of(module).example, keyword=keyword).destination
         payloads = destination.render_all(one)
         notified: list[str] = []
         for payload in payloads:

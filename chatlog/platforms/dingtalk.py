@@ -23,24 +23,17 @@ from typing import Any
 import httpx
 
 from chatlog.digest import Digest, GroupSummary
+from chatlog.platforms._answers import answer_code, coded_answer, json_body, retry_after, trimmed
 from chatlog.platforms._base import (
-    Destination,
     Limits,
     Option,
     Outcome,
     Payload,
     Target,
-    answer_code,
     check_token,
-    classify_http,
     is_official,
-    json_body,
-    outcome_of,
     post_json,
-    retry_after,
     target_origin,
-    trimmed,
-    unexpected_answer,
 )
 from chatlog.platforms._text import (
     Budget,
@@ -60,9 +53,9 @@ from chatlog.platforms._text import (
     more_line,
     plain_summary,
     summary_line,
-    with_default_keyword,
     with_keyword,
 )
+from chatlog.platforms._webhook import Webhook
 
 _PATH = "/robot/send"
 _ORIGIN = "https://oapi.dingtalk.com"
@@ -102,19 +95,19 @@ def _escape(text: str) -> str:
     return inert(text).replace("@", "＠")
 
 
-def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """The ``markdown`` message for `digest`, within `limits.body_bytes`; mentions only from
-    ``digest.mentions``."""
-    message = fit(lambda budget: _markdown(digest, budget), limits.body_bytes)
-    return message if message is not None else _fallback(digest, limits)
+    ``digest.mentions``; `keyword` (the robot's keyword check) ends the footer."""
+    message = fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes)
+    return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _markdown(digest: Digest, budget: Budget) -> Payload:
+def _markdown(digest: Digest, budget: Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     header = header_line(digest, _escape)
     blocks = [f"#### {header}", summary_line(digest, _escape), bold(dropped_line(digest.dropped))]
     blocks += [_group(digest, group, budget) for group in shown]
-    footer = with_keyword(footer_line(digest, _escape), digest.context.keyword)
+    footer = with_keyword(footer_line(digest, _escape), keyword)
     blocks += [more_line(digest.groups[len(shown) :]), footer, _mention_text(digest.mentions)]
     text = "\n\n".join(block for block in blocks if block)
     return {"msgtype": "markdown", "markdown": {"title": header, "text": text}, **_at(digest.mentions)}
@@ -145,13 +138,13 @@ def _at(mentions: tuple[str, ...]) -> dict[str, Any]:
                    "isAtAll": "all" in ids}}
 
 
-def _fallback(digest: Digest, limits: Limits) -> Payload:
+def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
     """A ``text`` message with the digest's summary: for digests whose smallest markdown would not fit."""
     mention_text = _mention_text(digest.mentions)
 
     def make(text: str) -> Payload:
         body = "\n".join(part for part in (text, mention_text) if part)
-        content = with_keyword(body, digest.context.keyword, "\n")
+        content = with_keyword(body, keyword, "\n")
         return {"msgtype": "text", "text": {"content": content}, **_at(digest.mentions)}
 
     return fit_text(make, plain_summary(digest, _escape), limits.body_bytes)
@@ -163,13 +156,10 @@ def classify(response: httpx.Response) -> Outcome:
     HTTP 200 means nothing here: DingTalk reports signature, keyword, IP, size and rate problems in the
     body. A rate-limited robot is blocked for 10 minutes, so that retry waits 600 s.
     """
-    decided = classify_http(response)
-    if decided is not None:
-        return decided
-    body = json_body(response)
-    code = answer_code(body.get("errcode")) if body else None
-    if body is None or code is None or (code == 0 and not response.is_success):
-        return unexpected_answer(response, "DingTalk")
+    read = coded_answer(response, "DingTalk", ("errcode",))
+    if isinstance(read, Outcome):
+        return read
+    body, code = read
     message, answer = answer_message(body.get("errmsg")), trimmed(response)
     if code == 0:
         return Outcome("ok", answer=answer)
@@ -211,17 +201,7 @@ def _security_reason(message: str) -> str:
             "settings (keyword, signing, IP allow-list)")
 
 
-def _signature_rejected(answer: httpx.Response | Outcome) -> bool:
-    if isinstance(answer, Outcome):
-        return False
-    body = json_body(answer)
-    if body is None or answer_code(body.get("errcode")) != _SECURITY:
-        return False
-    message = answer_message(body.get("errmsg")).lower()
-    return "sign" in message or "timestamp" in message
-
-
-class DingTalk(Destination):
+class DingTalk(Webhook):
     """A DingTalk group robot (custom robot), addressed by its access token."""
 
     names = ("dingtalk",)
@@ -231,6 +211,8 @@ class DingTalk(Destination):
     options = (Option("access_token", "the robot's access token, e.g. access_token=1a2b…", secret=True),)
     forms = (("DingTalk group bot", ("https://oapi.dingtalk.com/robot/send?access_token=T", "dingtalk://T")),)
     escape = staticmethod(_escape)
+    classify = staticmethod(classify)
+    title = "DingTalk"
 
     def __init__(
         self,
@@ -272,8 +254,8 @@ class DingTalk(Destination):
         return cls(token, secret=target.secret, keyword=target.keyword, origin=origin, path=path)
 
     def render(self, digest: Digest) -> Payload:
-        """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.limits)
+        """The markdown for `digest` (see `render`), with this robot's keyword."""
+        return render(digest, self.limits, self.keyword)
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message, the keyword appended when it is configured and missing."""
@@ -283,39 +265,33 @@ class DingTalk(Destination):
 
         return fit_text(make, clean(text), self.limits.body_bytes)
 
-    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """Sign, POST, classify; after a signature rejection, sign once more and resend. Never raises."""
-        try:
-            answer = self._post(client, payload)
-            if self.secret is not None and _signature_rejected(answer):
-                answer = self._post(client, payload)  # a stale timestamp or a clock step: one fresh try
-                if _signature_rejected(answer):
-                    return outcome_of(answer, _clock_or_secret, self.secrets)
-            return outcome_of(answer, classify, self.secrets)
-        except Exception as exc:
-            return Outcome("retry", reason=f"chatlog failed while sending to DingTalk ({type(exc).__name__})")
-
-    def _post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+    def post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        """POST with ``access_token`` (and ``timestamp`` and ``sign``, computed now) in the query."""
         params = {"access_token": self.token}
         if self.secret is not None:
             timestamp_ms = int(self.clock() * 1000)
             params.update(timestamp=str(timestamp_ms), sign=sign(self.secret, timestamp_ms))
         return post_json(client, self.endpoint, dict(payload), params=params)
 
+    def signature_rejected(self, answer: httpx.Response | Outcome) -> bool:
+        """True for 310000 saying "sign not match" or "invalid timestamp"."""
+        if isinstance(answer, Outcome):
+            return False
+        body = json_body(answer)
+        if body is None or answer_code(body.get("errcode")) != _SECURITY:
+            return False
+        message = answer_message(body.get("errmsg")).lower()
+        return "sign" in message or "timestamp" in message
+
+    def rejected_twice(self, response: httpx.Response) -> Outcome:
+        """The signature refused after a fresh one: the secret or the clock."""
+        message = answer_message((json_body(response) or {}).get("errmsg"))
+        reason = (f"DingTalk rejected the signature twice ({message}): check secret= (it starts with SEC) "
+                  "and that this machine's clock is right (within an hour)")
+        return Outcome("permanent", 0.0, reason, trimmed(response))
+
     def masked(self) -> str:
         """``dingtalk://***``; the endpoint with ``access_token=***`` for a host of your own."""
         if is_official(self.origin, self.hosts):
             return "dingtalk://***"
         return f"{self.endpoint}?access_token=***"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The access token and the signing secret."""
-        return tuple(value for value in (self.token, self.secret) if value)
-
-
-def _clock_or_secret(response: httpx.Response) -> Outcome:
-    message = answer_message((json_body(response) or {}).get("errmsg"))
-    reason = (f"DingTalk rejected the signature twice ({message}): check secret= (it starts with SEC) "
-              "and that this machine's clock is right (within an hour)")
-    return Outcome("permanent", 0.0, reason, trimmed(response))
