@@ -14,15 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from chatlog import ChatHandler
-from chatlog.testing import FakePlatforms, Fault
+from chatlog.testing import PLATFORM_RULES, FakePlatforms, Fault
 from tests.conftest import assert_accounting
 
-PLATFORMS = [
-    ("feishu", {"secret": "feishu-signing-secret"}),
-    ("lark", {"secret": "lark-signing-secret"}),
-    ("dingtalk", {"secret": "SECdingtalk0123456789", "keyword": "alert"}),
-    ("wecom", {}),
-]
+# Every platform name of every group-bot fake, set up as its fake's demo bot (signing on where it
+# signs): a new platform is covered here with no edit.
+PLATFORMS = [(name, dict(rules.demo)) for rules in PLATFORM_RULES for name in rules.names]
 
 
 @pytest.mark.parametrize(("platform", "bot_options"), PLATFORMS, ids=[p for p, _ in PLATFORMS])

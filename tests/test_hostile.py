@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from chatlog import ChatHandler
 from chatlog.destinations import resolve
-from chatlog.digest import Context, Digest, GroupSummary
+from chatlog.digest import Context, Digest, GroupSummary, Mentions
 from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.entry import Entry, capture, format_message
 from chatlog.platforms._base import Payload
@@ -366,7 +366,7 @@ def test_overflowing_critical_records_keep_their_level_and_their_mention(
     bot = fake_platforms.add_bot("dingtalk", rate_limit=False)
     clock = Clock()
     dispatcher = Dispatcher(resolve(bot.url).destination, timing=Timing(max_groups=5), clock=clock,
-                            mentions={logging.CRITICAL: ["all"]}, start=False)
+                            mentions=Mentions(((logging.CRITICAL, ("all",)),)), start=False)
     try:
         for n in range(25):  # the table fills with warnings, then distinct criticals overflow it
             level = logging.WARNING if n < 5 else logging.CRITICAL
