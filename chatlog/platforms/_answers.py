@@ -143,3 +143,11 @@ def coded_answer(response: httpx.Response, platform: str,
     if body is None or code is None or (code == 0 and not response.is_success):
         return unexpected_answer(response, platform)
     return body, code
+
+
+def code_of(answer: httpx.Response | Outcome, key: str) -> int | None:
+    """The result code under `key` in an answer's JSON body; None for no answer, no body or no code."""
+    if isinstance(answer, Outcome):
+        return None
+    body = json_body(answer)
+    return answer_code(body.get(key)) if body else None
