@@ -62,7 +62,7 @@ def _send(args: argparse.Namespace) -> int:
         return 2
     destination = resolved.destination
     with httpx.Client(timeout=args.timeout, trust_env=False) as client:
-        outcome = destination.send(client, destination.render_text(args.text))
+        outcome = destination.send_all(client, destination.render_text_all(args.text))
     answer = redact(outcome.answer, destination.secrets)
     if outcome.ok:
         print(f"sent to {destination.masked()}: {answer}")

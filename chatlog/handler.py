@@ -9,7 +9,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 from chatlog.capture import Captured, capture
 from chatlog.destinations import platform_options, resolve
-from chatlog.digest import Context
+from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
 
@@ -67,16 +67,14 @@ class ChatHandler(logging.Handler):
             max_groups=_count("max_groups", max_groups),
         )
         levels = _mention_levels(mentions)
-        if resolved.at:
-            levels[logging.NOTSET] = list(resolved.at)
+        who = Mentions(tuple((level, tuple(levels[level])) for level in sorted(levels)), resolved.at)
         context = Context(
             service=_optional_text("service", service),
             environment=_optional_text("environment", environment),
-            keyword=resolved.keyword,
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
-        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
+        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
                                       context_fields=self._context_fields)
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters

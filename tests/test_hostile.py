@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from chatlog import ChatHandler
 from chatlog.capture import capture
 from chatlog.destinations import resolve
-from chatlog.digest import Context, Digest, GroupSummary
+from chatlog.digest import Context, Digest, GroupSummary, Mentions
 from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.entry import Entry, format_message
 from chatlog.platforms._base import Payload
@@ -112,20 +112,19 @@ def hostile_groups(draw: st.DrawFn) -> GroupSummary:
 def hostile_digests(draw: st.DrawFn) -> Digest:
     groups = tuple(draw(st.lists(hostile_groups(), max_size=12)))
     context = Context(service=draw(st.none() | TEXT), environment=draw(st.none() | TEXT), host=draw(TEXT),
-                      pid=draw(st.integers(0, 2**22)),
-                      keyword=draw(st.none() | st.text(string.ascii_lowercase, min_size=3, max_size=12)))
+                      pid=draw(st.integers(0, 2**22)))
     return Digest(groups=groups, level_counts=(("ERROR", sum(g.count for g in groups)),),
                   window_start=1.7e9, window_end=1.7e9 + 60, context=context,
                   dropped=draw(st.integers(0, 10**6)), mentions=tuple(draw(st.lists(MENTION, max_size=4))))
 
 
-DESTINATIONS = {module: resolve(registry.class_of(module).example).destination for module in registry.MODULES}
-
-
 @settings(max_examples=120, deadline=None)
-@given(one=hostile_digests())
-def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(one: Digest) -> None:
-    for module, destination in DESTINATIONS.items():
+@given(one=hostile_digests(), keyword=st.none() | st.text(string.ascii_lowercase, min_size=3, max_size=12))
+def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(
+    one: Digest, keyword: str | None
+) -> None:
+    for module in registry.MODULES:
+        destination = resolve(registry.class_of(module).example, keyword=keyword).destination
         payloads = destination.render_all(one)
         notified: list[str] = []
         for payload in payloads:
@@ -368,7 +367,7 @@ def test_overflowing_critical_records_keep_their_level_and_their_mention(
     bot = fake_platforms.add_bot("dingtalk", rate_limit=False)
     clock = Clock()
     dispatcher = Dispatcher(resolve(bot.url).destination, timing=Timing(max_groups=5), clock=clock,
-                            mentions={logging.CRITICAL: ["all"]}, start=False)
+                            mentions=Mentions(((logging.CRITICAL, ("all",)),)), start=False)
     try:
         for n in range(25):  # the table fills with warnings, then distinct criticals overflow it
             level = logging.WARNING if n < 5 else logging.CRITICAL
