@@ -7,12 +7,13 @@ everything here runs on the dispatcher thread.
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
+
+from chatlog.templates import template_of
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
@@ -56,15 +57,6 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict
     "taskName",
 }
 
-_VARIABLE_PARTS = re.compile(
-    r"""'[^']*'|"[^"]*"                                   # quoted values
-    |\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b  # UUIDs
-    |\b0x[0-9a-fA-F]+\b                                  # hex literals
-    |\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b               # long hex ids, hashes
-    |-?\d+(?:[.:]\d+)*                                   # numbers, versions, times
-    """,
-    re.VERBOSE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +82,11 @@ class Entry:
 
 
 def normalize(message: str) -> str:
-    """The template of an already formatted message: numbers, ids and quoted values become ``<*>``.
+    """The template of an already formatted message (`chatlog.templates.template_of`): values become ``<*>``.
 
     ``"order 123 failed"`` and ``"order 456 failed"`` normalise to the same string.
     """
-    return _VARIABLE_PARTS.sub("<*>", message[:500])
+    return template_of(message)
 
 
 def safe_str(value: object, limit: int = MESSAGE_LIMIT_CHARS) -> str:

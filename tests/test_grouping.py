@@ -47,7 +47,7 @@ def test_level_logger_and_exception_type_separate_groups() -> None:
 
 
 def test_normalize_keeps_words_and_replaces_variable_parts() -> None:
-    assert normalize('paid 12.50 EUR for "item" at 10:42:01') == "paid <*> EUR for <*> at <*>"
+    assert normalize('paid 12.50 EUR for "item" at 10:42:01') == 'paid <*> EUR for "<*>" at <*>'
 
 
 def test_unformattable_messages_are_described_not_raised() -> None:
