@@ -37,10 +37,10 @@ def _names(text: str) -> frozenset[str]:
 
 _WHOLE = re.compile(
     r"""
-      (?P<quoted>'[^'\n]{0,300}'|"[^"\n]{0,300}")
+      (?<==)(?:'[^'\n]{0,300}'|"[^"\n]{0,300}")                            # key='quoted value'
     | \b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>()\[\]{},]+                     # URLs
     | [\w.+-]+@[\w-]+(?:\.[\w-]+)+                                        # e-mail addresses
-    | (?<![\w/.~\\])(?:[~.]{0,2}/[\w.@%+~$-]+){2,}/?                       # POSIX paths, two parts or more
+    | (?<![\w/.~\\])(?:[~.]{0,2}/[\w.@%+~$=&?-]+){2,}/?                  # POSIX paths, two parts or more
     | (?<!\w)[A-Za-z]:\\[^\s'"<>|,;]*                                      # Windows paths
     """,
     re.VERBOSE,
@@ -96,19 +96,17 @@ def _head(message: str) -> str:
 
 
 def _whole_value(match: re.Match[str]) -> str:
-    quoted = match.group("quoted")
-    if quoted is None:
-        return WILDCARD
-    # A quoted phrase ('"GET /v2/servers HTTP/1.1"', "'connection refused'") is words, not one value;
-    # after "=" (tag="View Lock") it is a value all the same.
-    inside = quoted[1:-1]
-    if not _SPACES.search(inside) or match.string[match.start() - 1:match.start()] == "=":
-        return quoted[0] + WILDCARD + quoted[0]
-    return quoted
+    text = match.group()
+    return text[0] + WILDCARD + text[0] if text[0] in "'\"" else WILDCARD
+
+
+def _is_value_alone(word: str) -> bool:
+    """A value by its looks alone: it holds a digit, is a hex run, or a host, package or file name."""
+    return bool(_DIGIT.search(word) or _HEX_LETTERS.fullmatch(word) or _is_name_of_a_thing(word))
 
 
 def _is_value(word: str, words: list[str], i: int, gaps: list[str]) -> bool:
-    if _DIGIT.search(word) or _HEX_LETTERS.fullmatch(word) or _is_name_of_a_thing(word):
+    if _is_value_alone(word):
         return True
     lower = word.lower()
     if lower in _DATE_NAMES:
