@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (each message stays on as few lines as possible, to read as the library prints it)
 """Writes ``python_corpus.csv``: messages as Python applications and libraries log them, with true groups.
 
 Written for issue 13. Each event below is one error an on-call engineer would want as one line of an
