@@ -31,42 +31,59 @@ CACHE_SIZE = 4_096
 
 
 
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-_WHOLE = re.compile(
-    r"""
-      (?<==)(?:'[^'\n]{0,300}'|"[^"\n]{0,300}")                            # key='quoted value'
-    | \b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>()\[\]{},]+                     # URLs
-    | [\w.+-]+@[\w-]+(?:\.[\w-]+)+                                        # e-mail addresses
-    | (?<![\w/.~\\])(?:[~.]{0,2}/[\w.@%+~$=&?-]+){2,}/?                  # POSIX paths, two parts or more
-    | (?<!\w)[A-Za-z]:\\[^\s'"<>|,;]*                                      # Windows paths
+# Values whose inside holds delimiters, replaced as a whole before the message is cut into words; each
+# pattern runs only when the message holds its marker character (most messages hold none).
+_QUOTED_VALUE = re.compile(r"""(?<==)(?:'[^'\n]{0,300}'|"[^"\n]{0,300}")""")  # key='value', tag="View Lock"
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PATH = re.compile(
+    r"(?<![\w/.~\\])(?:[~.]{0,2}/[\w.@%+~$=&?-]+){2,}/?"  # POSIX paths, two parts or more
+    r"|(?<!\w)[A-Za-z]:\\[^\s'\"<>|,;]*"  # Windows paths
+)
+# Token boundaries: a token is a run of characters that are not delimiters (delimiters stay as they are).
+_D = r"\s,;:()\[\]{}<>=|\"'`"
+_T = f"[^{_D}]"
+_START, _END = f"(?<!{_T})", f"(?!{_T})"
+_TLDS = "com|net|org|edu|gov|mil|int|info|biz|io|local|internal|lan|arpa"
+_LABEL = "[a-z][a-z0-9_-]*"
+_FILE_TYPES = (
+    "exe|dll|so|dylib|jar|war|class|py|pyc|js|ts|rb|go|java|c|h|cpp|log|txt|json|yaml|yml|toml|ini|cfg|"
+    "conf|xml|html|htm|css|csv|tsv|md|rst|pdf|png|jpg|jpeg|gif|svg|zip|gz|tgz|bz2|xz|tar|sql|db|sqlite|"
+    "sh|bat|ps1|pem|crt|key|lock|pid|sock|tmp|bak|dat|bin|img|iso"
+)
+_DIGIT = re.compile(r"\d")
+_DATE_NAMES = (
+    "mon|tue|wed|thu|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|"
+    "august|september|october|november|december"
+)
+_VALUE_WORD = re.compile(
+    rf"""
+      {_T}*\d{_T}*                                                 # holds a digit: 42, 2.5s, 317e46, blk_-12
+    | [a-f]{{8,}} | [A-F]{{8,}}                                    # hex without digits: ffffffff
+    | (?:(?:{_LABEL}\.)+(?:{_TLDS})                                # host names: db.example.com
+       | (?:{_TLDS}|android)(?:\.{_LABEL})+                         # packages: com.android.phone
+       | {_LABEL}(?:\.{_LABEL})+\.[a-z]{{2}}                        # country hosts: mail.example.co.uk
+      )(?:/{_T}*)?
+    | (?:{_TLDS}|android)(?:\.[A-Za-z_$][\w$-]*)+/{_T}*             # components: com.tencent.mm/.Main
+    | [\w-]+\.(?i:{_FILE_TYPES})                                    # file names: app.log
     """,
     re.VERBOSE,
 )
-# A token: a run of characters that are not delimiters. Delimiters stay as they are in the template.
-_TOKEN = re.compile(r"[^\s,;:()\[\]{}<>=|\"'`]+")
+_WORDS = re.compile(f"({_T}+)")
+
+
+def _cases(*names: str) -> frozenset[str]:
+    return frozenset(case for name in names for case in (name, name.title(), name.upper()))
+
+
+_DATE_WORDS = _cases(*_DATE_NAMES.split("|"))
+_USER_WORDS = _cases("user")
+_USER_CONTEXT = _cases("for", "invalid", "unknown", "illegal", "no")
+_CREDENTIAL_WORDS = _cases("for")
+_CREDENTIAL_CONTEXT = _cases("password", "passphrase", "publickey", "keyboard-interactive", "none")
 _EMPTY_PARENS = re.compile(r"(?:^|(?<=\s))\(\)")  # "from 10.0.0.1 () at": a value empty this time
-_SPACES = re.compile(r"\s+")
-_DIGIT = re.compile(r"\d")
 _NEIGHBOURS = re.compile(r"<\*>(?:[\s,:;./\-_#@+]*<\*>)+")
-_HOST = re.compile(r"[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)+")
-_PACKAGE = re.compile(r"[a-z][a-z0-9_-]*(?:\.[A-Za-z_$][\w$-]*)+")
-_FILE = re.compile(r"[\w-]+\.([A-Za-z]{1,5})")
-_HEX_LETTERS = re.compile(r"[a-f]{8,}|[A-F]{8,}")
-_TLDS = _names("com net org edu gov mil int info biz io local internal lan arpa")
-_PACKAGE_ROOTS = _TLDS | {"android"}
-_FILE_TYPES = _names(
-    "exe dll so dylib jar war class py pyc js ts rb go java c h cpp log txt json yaml yml toml ini cfg "
-    "conf xml html htm css csv tsv md rst pdf png jpg jpeg gif svg zip gz tgz bz2 xz tar sql db sqlite "
-    "sh bat ps1 pem crt key lock pid sock tmp bak dat bin img iso")
-_USER_CONTEXT = _names("for invalid unknown illegal no")
-_CREDENTIALS = _names("password passphrase publickey keyboard-interactive none")
-_DATE_NAMES = _names(
-    "mon tue wed thu fri sat sun monday tuesday wednesday thursday friday saturday sunday "
-    "jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june july "
-    "august september october november december")
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -77,14 +94,43 @@ def template_of(message: str) -> str:
     ``"order <*> failed after <*>"``; messages that differ in a word keep different templates. The result
     is at most `OUTPUT_LIMIT_CHARS` long. Never raises for a ``str``.
     """
-    text = _EMPTY_PARENS.sub(" (<*>)", _WHOLE.sub(_whole_value, _head(message)))
-    gaps = _TOKEN.split(text)
-    words = _TOKEN.findall(text)
-    out = [gaps[0]]
-    for i, word in enumerate(words):
-        out.append(WILDCARD if _is_value(word, words, i, gaps) else word)
-        out.append(gaps[i + 1])
-    return _NEIGHBOURS.sub(WILDCARD, _SPACES.sub(" ", "".join(out)).strip())[:OUTPUT_LIMIT_CHARS]
+    text = _head(message)
+    if "='" in text or '="' in text:
+        text = _QUOTED_VALUE.sub(_quoted_value, text)
+    if "://" in text:
+        text = _URL.sub(WILDCARD, text)
+    if "@" in text:
+        text = _EMAIL.sub(WILDCARD, text)
+    if "/" in text or "\\" in text:
+        text = _PATH.sub(WILDCARD, text)
+    if "()" in text:
+        text = _EMPTY_PARENS.sub(" (<*>)", text)
+    parts = _WORDS.split(text)  # gap, word, gap, word, ..., gap
+    out = parts.copy()
+    fullmatch = _VALUE_WORD.fullmatch
+    for i in range(1, len(parts), 2):
+        word = parts[i]
+        # Most words are plain letters, too short to be hex: no regular expression for them.
+        if not (word.isalpha() and len(word) < 8) and fullmatch(word):
+            out[i] = WILDCARD
+        elif word in _DATE_WORDS:
+            if _near_value(parts, i):
+                out[i] = WILDCARD
+        elif i > 3 and parts[i - 1] == " " and _is_named(parts[i - 2], parts[i - 4]):
+            out[i] = WILDCARD
+    return _NEIGHBOURS.sub(WILDCARD, " ".join("".join(out).split()))[:OUTPUT_LIMIT_CHARS]
+
+
+def _near_value(parts: list[str], i: int) -> bool:
+    """A weekday or month name is a value next to a number (``Sun Jul 10``), a word otherwise (``May``)."""
+    return any(_DIGIT.search(parts[j]) for j in range(max(i - 4, 1), min(i + 5, len(parts)), 2))
+
+
+def _is_named(before: str, before_that: str) -> bool:
+    """After ``invalid user``/``for user`` comes a user name; after ``password for`` an account."""
+    if before in _USER_WORDS:
+        return before_that in _USER_CONTEXT
+    return before in _CREDENTIAL_WORDS and before_that in _CREDENTIAL_CONTEXT
 
 
 def _head(message: str) -> str:
@@ -95,40 +141,6 @@ def _head(message: str) -> str:
     return head[: max(head.rfind(" "), 0)] or head
 
 
-def _whole_value(match: re.Match[str]) -> str:
-    text = match.group()
-    return text[0] + WILDCARD + text[0] if text[0] in "'\"" else WILDCARD
-
-
-def _is_value_alone(word: str) -> bool:
-    """A value by its looks alone: it holds a digit, is a hex run, or a host, package or file name."""
-    return bool(_DIGIT.search(word) or _HEX_LETTERS.fullmatch(word) or _is_name_of_a_thing(word))
-
-
-def _is_value(word: str, words: list[str], i: int, gaps: list[str]) -> bool:
-    if _is_value_alone(word):
-        return True
-    lower = word.lower()
-    if lower in _DATE_NAMES:
-        return any(_DIGIT.search(near) for near in words[max(i - 2, 0):i + 3])
-    if i < 2 or gaps[i] != " ":
-        return False
-    before, before_that = words[i - 1].lower(), words[i - 2].lower()
-    if before == "user":
-        return before_that in _USER_CONTEXT
-    return before == "for" and before_that in _CREDENTIALS
-
-
-def _is_name_of_a_thing(word: str) -> bool:
-    """Host, package or file names: ``db.example.com``, ``com.tencent.mm/.Main``, ``app.log``."""
-    if "." not in word:
-        return False
-    head = word.split("/", 1)[0]
-    if _HOST.fullmatch(head):
-        labels = head.split(".")
-        if labels[-1] in _TLDS or labels[0] in _PACKAGE_ROOTS or (len(labels) > 2 and len(labels[-1]) == 2):
-            return True
-    if _PACKAGE.fullmatch(head) and head.split(".", 1)[0] in _PACKAGE_ROOTS and "/" in word:
-        return True
-    file = _FILE.fullmatch(word)
-    return file is not None and file.group(1).lower() in _FILE_TYPES
+def _quoted_value(match: re.Match[str]) -> str:
+    quote = match.group()[0]
+    return quote + WILDCARD + quote
