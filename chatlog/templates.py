@@ -77,6 +77,10 @@ def _cases(*names: str) -> frozenset[str]:
     return frozenset(case for name in names for case in (name, name.title(), name.upper()))
 
 
+_SIZE_UNITS = "B|KB|kB|MB|GB|TB|PB|KiB|MiB|GiB|TiB"
+_TIME_UNITS = ("ms|us|µs|ns|s|sec|secs|second|seconds|min|mins|minute|minutes|h|hr|hrs|hour|hours|day|days|"
+               "millisecond|milliseconds|microsecond|microseconds")
+_UNITS = frozenset(f"{_SIZE_UNITS}|{_TIME_UNITS}".split("|"))
 _DATE_WORDS = _cases(*_DATE_NAMES.split("|"))
 _USER_WORDS = _cases("user")
 _USER_CONTEXT = _cases("for", "invalid", "unknown", "illegal", "no")
@@ -116,7 +120,12 @@ def template_of(message: str) -> str:
         elif word in _DATE_WORDS:
             if _near_value(parts, i):
                 out[i] = WILDCARD
-        elif i > 3 and parts[i - 1] == " " and _is_named(parts[i - 2], parts[i - 4]):
+        elif parts[i - 1] != " " or i < 3:
+            continue
+        elif word in _UNITS:  # "5.3 KB" and "384.0 B", "2 minutes" and "30 seconds": one value each
+            if _DIGIT.search(parts[i - 2]):
+                out[i] = WILDCARD
+        elif i > 3 and _is_named(parts[i - 2], parts[i - 4]):
             out[i] = WILDCARD
     return _NEIGHBOURS.sub(WILDCARD, " ".join("".join(out).split()))[:OUTPUT_LIMIT_CHARS]
 
