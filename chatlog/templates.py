@@ -26,8 +26,8 @@ WILDCARD = "<*>"
 INPUT_LIMIT_CHARS = 1_000
 """Only this much of a message is read: a template is about its start, and the cost stays bounded."""
 OUTPUT_LIMIT_CHARS = 500
-CACHE_SIZE = 4_096
-"""Templates remembered by message text (a repeated message costs a dictionary look-up)."""
+CACHE_SIZE = 1_024
+"""Templates remembered, keyed by the message with its digits made zeros (at most ~1.5 MB of text)."""
 
 
 
@@ -36,6 +36,7 @@ CACHE_SIZE = 4_096
 _QUOTED_VALUE = re.compile(r"""(?<==)(?:'[^'\n]{0,300}'|"[^"\n]{0,300}")""")  # key='value', tag="View Lock"
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9a-fA-F:]*::|(?:[0-9a-fA-F]{1,4}:){7})[0-9a-fA-F:]{2,39}(?![\w:])")
 _PATH = re.compile(
     r"(?<![\w/.~\\])(?:[~.]{0,2}/[\w.@%+~$=&?-]+){2,}/?"  # POSIX paths, two parts or more
     r"|(?<!\w)[A-Za-z]:\\[^\s'\"<>|,;]*"  # Windows paths
@@ -88,9 +89,9 @@ _CREDENTIAL_WORDS = _cases("for")
 _CREDENTIAL_CONTEXT = _cases("password", "passphrase", "publickey", "keyboard-interactive", "none")
 _EMPTY_PARENS = re.compile(r"(?:^|(?<=\s))\(\)")  # "from 10.0.0.1 () at": a value empty this time
 _NEIGHBOURS = re.compile(r"<\*>(?:[\s,:;./\-_#@+]*<\*>)+")
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def template_of(message: str) -> str:
     """`message` with its values replaced by ``<*>``; the same message always gives the same template.
 
@@ -98,6 +99,16 @@ def template_of(message: str) -> str:
     ``"order <*> failed after <*>"``; messages that differ in a word keep different templates. The result
     is at most `OUTPUT_LIMIT_CHARS` long. Never raises for a ``str``.
     """
+    # No rule looks at which digit a message holds, nor past INPUT_LIMIT_CHARS + 1 characters, so
+    # messages that differ only in their numbers share one cache entry: a known template costs a
+    # translate and a look-up.
+    # (bytes.translate is five times quicker than str.translate; surrogatepass keeps every str encodable.)
+    key = message[: INPUT_LIMIT_CHARS + 1].encode("utf-8", "surrogatepass").translate(_ZEROS)
+    return _cached_template(key)
+
+
+def extract(message: str) -> str:
+    """`template_of` without its cache (for tests and benchmarks of the first record of a template)."""
     text = _head(message)
     if "='" in text or '="' in text:
         text = _QUOTED_VALUE.sub(_quoted_value, text)
@@ -105,6 +116,8 @@ def template_of(message: str) -> str:
         text = _URL.sub(WILDCARD, text)
     if "@" in text:
         text = _EMAIL.sub(WILDCARD, text)
+    if "::" in text or text.count(":") >= 7:
+        text = _IPV6.sub(WILDCARD, text)
     if "/" in text or "\\" in text:
         text = _PATH.sub(WILDCARD, text)
     if "()" in text:
@@ -128,6 +141,11 @@ def template_of(message: str) -> str:
         elif i > 3 and _is_named(parts[i - 2], parts[i - 4]):
             out[i] = WILDCARD
     return _NEIGHBOURS.sub(WILDCARD, " ".join("".join(out).split()))[:OUTPUT_LIMIT_CHARS]
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _cached_template(key: bytes) -> str:
+    return extract(key.decode("utf-8", "surrogatepass"))
 
 
 def _near_value(parts: list[str], i: int) -> bool:
