@@ -38,6 +38,9 @@ class GroupSummary:
     """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
     merged_groups: int = 0
     """For the overflow bucket: how many distinct groups were merged into it."""
+    template: str = ""
+    """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
+    its values); ``""`` when unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class _Group:
     last_seen: float = 0.0
     unsent_first: float = 0.0
     shown_full_at: float | None = None
+    template: str = ""
     merged: set[int] = field(default_factory=set)
     """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
 
@@ -108,14 +112,15 @@ class GroupTable:
         return len(self._groups)
 
     def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
-            level: int = logging.WARNING) -> None:
+            level: int = logging.WARNING, template: str = "") -> None:
         """Count one record under `key`; `make_sample` is called only for a group's first record.
 
-        `level` is the record's: it picks the "other" bucket when the table is full.
+        `level` is the record's: it picks the "other" bucket when the table is full. `template` is what
+        the alert shows as the group's pattern.
         """
         group = self._groups.get(key)
         if group is None:
-            group = self._new_group(key, created, make_sample, level)
+            group = self._new_group(key, created, make_sample, level, template)
         elif group.unsent == 0:
             self._idle.pop(key, None)
         group.total += 1
@@ -126,7 +131,7 @@ class GroupTable:
         self.unsent += 1
 
     def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
-                   level: int) -> _Group:
+                   level: int, template: str) -> _Group:
         full = len(self._groups) - len(self._buckets) >= self._max_groups
         if full and self._idle:
             self._forget(next(iter(self._idle)))
@@ -140,7 +145,7 @@ class GroupTable:
             if len(other.merged) < 100_000:
                 other.merged.add(hash(key))
             return other
-        group = self._groups[key] = _Group(make_sample(), first_seen=created)
+        group = self._groups[key] = _Group(make_sample(), first_seen=created, template=template)
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: tuple[str, ...]) -> Digest:
@@ -167,6 +172,7 @@ class GroupTable:
             last_seen=group.last_seen,
             repeat=self._within_repeat(group, now),
             merged_groups=len(group.merged),
+            template=group.template,
         )
 
     def mark_sent(self, digest: Digest, now: float, *, shown: bool = True) -> None:

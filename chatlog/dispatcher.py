@@ -463,7 +463,7 @@ class Dispatcher:
             self._escalated_at = self._clock()
         self._groups.add(key, item[C_CREATED],
                          lambda: safe_snapshot(replay(item), item[C_MESSAGE], self._context_fields),
-                         level)
+                         level, key[2])
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""

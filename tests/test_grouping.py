@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatlog import ChatHandler
 from chatlog.digest import Context, GroupTable
 from chatlog.entry import fingerprint, format_message, normalize, snapshot
+from chatlog.testing import FakePlatforms
 
 
 def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = "app",
@@ -147,3 +151,25 @@ def test_every_added_record_is_counted_exactly_once(calls: list[tuple[str, int]]
     for template, arg in calls:
         _add(table, _record(template, arg) if "%" in template else _record(template), 1.0)
     assert table.unsent == len(calls) == table.digest(1.0, Context(), 0, ()).total
+
+
+@pytest.mark.parametrize("platform", ["feishu", "dingtalk", "wecom"])
+def test_alert_shows_the_template_of_varied_records_and_one_sample_verbatim(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger,
+    platform: str,
+) -> None:
+    bot = fake_platforms.add_bot(platform, **({"secret": "SECgrouping0123456789"} if platform == "dingtalk"
+                                              else {}))
+    handler = make_handler(bot.url, group_wait=0.05)
+    app_logger.addHandler(handler)
+    for name, address in [("webmaster", "173.234.31.186"), ("oracle", "10.0.0.8"), ("git", "10.0.0.9")]:
+        app_logger.error(f"Invalid user {name} from {address}")  # pre-formatted: template_of
+    for order in (7, 8):
+        app_logger.error("order %s not found", order)  # %-arguments: record.msg
+    app_logger.error("disk full")  # one record: no template line
+    assert handler.flush(timeout=5.0)
+    text = "\n".join(bot.texts()).translate(str.maketrans("＜＞", "<>"))
+    assert "Invalid user webmaster from 173.234.31.186" in text  # the sample, verbatim
+    assert "template: Invalid user <*> from <*>" in text
+    assert "order 7 not found" in text and "template: order <*> not found" in text
+    assert "disk full" in text and text.count("template:") == 2
