@@ -14,6 +14,8 @@ from chatlog import ChatHandler
 from chatlog.digest import Context, GroupTable
 from chatlog.entry import fingerprint, format_message, normalize, snapshot
 from chatlog.testing import FakePlatforms
+from chatlog.testing.rules import PlatformRules
+from tests import registry
 
 
 def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = "app",
@@ -153,13 +155,15 @@ def test_every_added_record_is_counted_exactly_once(calls: list[tuple[str, int]]
     assert table.unsent == len(calls) == table.digest(1.0, Context(), 0, ()).total
 
 
-@pytest.mark.parametrize("platform", ["feishu", "dingtalk", "wecom"])
+GROUP_BOTS = [rules for rules in map(registry.rules_of, registry.MODULES) if rules is not None]
+
+
+@pytest.mark.parametrize("rules", GROUP_BOTS, ids=[rules.names[0] for rules in GROUP_BOTS])
 def test_alert_shows_the_template_of_varied_records_and_one_sample_verbatim(
     fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger,
-    platform: str,
+    rules: PlatformRules,
 ) -> None:
-    bot = fake_platforms.add_bot(platform, **({"secret": "SECgrouping0123456789"} if platform == "dingtalk"
-                                              else {}))
+    bot = fake_platforms.add_bot(rules.names[0], **rules.demo)
     handler = make_handler(bot.url, group_wait=0.05)
     app_logger.addHandler(handler)
     for name, address in [("webmaster", "173.234.31.186"), ("oracle", "10.0.0.8"), ("git", "10.0.0.9")]:
