@@ -37,6 +37,9 @@ class GroupSummary:
     """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
     merged_groups: int = 0
     """For the overflow bucket: how many distinct groups were merged into it."""
+    template: str = ""
+    """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
+    its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class _Group:
     last_seen: float = 0.0
     unsent_first: float = 0.0
     shown_full_at: float | None = None
+    template: str = ""
     merged: set[int] = field(default_factory=set)
     """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
 
@@ -163,7 +167,7 @@ class GroupTable:
             if len(other.merged) < 100_000:
                 other.merged.add(hash(key))
             return other
-        group = self._groups[key] = _Group(sample, first_seen=created)
+        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key))
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
@@ -194,6 +198,7 @@ class GroupTable:
             last_seen=group.last_seen,
             repeat=self._within_repeat(group, now),
             merged_groups=len(group.merged),
+            template=group.template,
         )
 
     def mark_sent(self, digest: Digest, now: float, *, shown: bool = True) -> None:
@@ -262,3 +267,10 @@ def _other_sample(created: float, level: int) -> Entry:
         lineno=0,
         func="-",
     )
+
+
+def _template_of_key(key: Hashable) -> str:
+    # A fingerprint is (level, logger, template, exception type, frame); other keys (tests) have none.
+    if isinstance(key, tuple) and len(key) > 2 and isinstance(key[2], str):
+        return key[2]
+    return ""
