@@ -3,7 +3,7 @@
 Each loguru message becomes a `logging.LogRecord` built from loguru's own record (level, name,
 file, line, function, exception, ``extra``), not from the formatted string, and goes to a
 `ChatHandler`; grouping, tracebacks and accounting are therefore the same as for stdlib records.
-Needs the ``loguru`` extra (``pip install 'chatlog[loguru]'``); ``import chatlog`` never imports this.
+Needs the ``loguru`` extra (``pip install 'chatlog-alerts[loguru]'``); ``import chatlog`` never imports this.
 """
 
 from __future__ import annotations
