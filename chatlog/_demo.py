@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 from chatlog.destinations import platform_classes, resolve
 from chatlog.dispatcher import ChatStats
-from chatlog.testing import FakeBot, FakePlatforms
+from chatlog.testing import PLATFORM_RULES, FakeBot, FakePlatforms
 from chatlog.testing.rules import RateState, Request
-from chatlog.testing.server import PLATFORM_RULES
 
 _MARKUP = re.compile(r"<[^>]*>|\*\*|^[#>\s]+")
 
@@ -144,8 +143,11 @@ class Printer:
 
 def headline(text: str, width: int = 90) -> str:
     """The first two lines of a message without markup, on one line of at most `width` characters."""
-    lines = [_MARKUP.sub("", line).strip() for line in text.splitlines()]
-    shown = " — ".join([line for line in lines if line][:2])
+    lines: list[str] = []
+    for line in (_MARKUP.sub("", raw).strip() for raw in text.splitlines()):
+        if line and line not in lines:  # DingTalk repeats its title as the first line of the text
+            lines.append(line)
+    shown = " — ".join(lines[:2])
     return shown if len(shown) <= width else shown[: width - 1] + "…"
 
 
@@ -157,10 +159,12 @@ def summary(bots: Sequence[FakeBot], stats: Sequence[ChatStats], records: Sequen
              f"one message per record: sent / refused by the platform"]
     for bot, stat in zip(bots, stats, strict=True):
         naive = one_per_record(bot, records)
-        refused = sum(1 for item in bot.received if not item.accepted)
+        # What the group shows: a digest may take more than one request (WeCom's mentions).
+        messages = sum(1 for item in bot.received if item.accepted)
+        refused = len(bot.received) - messages
         share = 100.0 * naive.refused / naive.sent if naive.sent else 0.0
         blocked = f", then blocked {naive.blocked_s / 60:.0f} more min" if naive.blocked_s >= 60 else ""
-        lines.append(f"  {bot.platform:9} {stat.accepted:>8,} {stat.messages_sent:>9,} {refused:>8,}   "
+        lines.append(f"  {bot.platform:9} {stat.accepted:>8,} {messages:>9,} {refused:>8,}   "
                      f"{naive.sent:,} / {naive.refused:,} ({share:.0f} %){blocked}")
     lost = [bot.platform for bot, stat in zip(bots, stats, strict=True)
             if stat.delivered_records != stat.accepted or stat.dropped]

@@ -11,15 +11,13 @@ from collections.abc import Sequence
 
 import httpx
 
-import chatlog.destinations
-import chatlog.platforms._base
 from chatlog import __version__
 from chatlog._demo import Printer, Tally, simulate_incident, summary
 from chatlog._report import write_stderr
 from chatlog.destinations import platform_classes, resolve
 from chatlog.handler import ChatHandler
-from chatlog.platforms._base import Destination, redact
-from chatlog.testing import FakeBot, FakePlatforms
+from chatlog.platforms._base import COMMON_OPTIONS, Option, redact
+from chatlog.testing import PLATFORM_RULES, FakeBot, FakePlatforms
 
 # argparse prints these as written: plain text, no markup.
 DESCRIPTION = """\
@@ -151,48 +149,31 @@ def _positive_int(text: str) -> int:
 
 
 def _urls(args: argparse.Namespace) -> int:
-    """Print each registered platform's destination forms, its own options, then the common options."""
+    """Print each registered platform's destination forms and its own options, then the common options."""
     print("Destination strings, for ChatHandler(url), CHATLOG_URL or `chatlog send URL TEXT`:\n")
     for cls in platform_classes():
-        for title, forms in _forms(cls):
+        for title, forms in cls.forms or ((" / ".join(cls.names), (cls.example,)),):
             print(title)
             for form in forms:
                 print(f"  {form}")
-        if cls.hosts:
-            print(f"  (an https:// URL on {' or '.join(cls.hosts)} is recognised by its path)")
-        own = [_option_text(option) for option in cls.options]
-        if own:
-            print(f"  options: {'; '.join(own)}")
+        if cls.example:
+            print(f"  e.g. {cls.example}")
+        for option in cls.options:
+            print(f"  {_option_line(option)}")
         print()
-    # The options every destination takes: a table in the platform base, or (older) a list of names.
-    common = (getattr(chatlog.platforms._base, "COMMON_OPTIONS", ())
-              or getattr(chatlog.destinations, "_OPTIONS", ()))
-    print("Options every destination takes as query parameters (?secret=...&keyword=...):")
-    for option in common:
-        print(f"  {_option_text(option)}")
+    print("Options every destination takes (in its query, ?secret=...&keyword=..., or as keyword arguments):")
+    for option in COMMON_OPTIONS:
+        print(f"  {_option_line(option)}")
     return 0
 
 
-def _forms(cls: type[Destination]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    # A platform declares its rows as `forms` (what it is, its URL forms); until it does, its names
-    # and the example it shows in errors stand in.
-    declared: tuple[tuple[str, tuple[str, ...]], ...] = getattr(cls, "forms", ())
-    return declared or ((" / ".join(cls.names), (cls.example,)),)
-
-
-def _option_text(option: object) -> str:
-    # An option is a name, or an object with a name and a help text.
-    name = getattr(option, "name", option)
-    help_text = getattr(option, "help", "")
-    return f"{name}=" + (f"  {help_text}" if help_text else "")
+def _option_line(option: Option) -> str:
+    return f"{option.name + '=':18} {option.help}"
 
 
 def _demo_bots(fake: FakePlatforms) -> list[FakeBot]:
-    return [
-        fake.add_bot("feishu", secret="demo-feishu-secret"),
-        fake.add_bot("dingtalk", secret="SECdemo0123456789abcdef", keyword="alert"),
-        fake.add_bot("wecom"),
-    ]
+    """One bot per group-bot fake the registry knows, set up as its fake declares (`PlatformRules.demo`)."""
+    return [fake.add_bot(rules.names[0], **rules.demo) for rules in PLATFORM_RULES]
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from chatlog.entry import (
     replay,
     safe_snapshot,
 )
-from chatlog.platforms._base import Destination, Outcome, Payload
+from chatlog.platforms._base import Destination, Outcome, Payloads
 
 Item = Captured
 """What the front end queues: `chatlog.entry.capture` of the record, its message formatted at log time."""
@@ -125,12 +125,12 @@ class Courier:
     """Carries one request at a time on its own thread, so the dispatcher keeps draining and grouping
     while a platform is slow or hangs (a 10 s request would otherwise let the buffer overflow)."""
 
-    def __init__(self, deliver: Callable[[Payload], Outcome], done: Callable[[], None]) -> None:
+    def __init__(self, deliver: Callable[[Payloads], Outcome], done: Callable[[], None]) -> None:
         """`deliver` sends one payload (never raises); `done` is called after each answer."""
         self._deliver = deliver
         self._done = done
         self._cond = threading.Condition()
-        self._job: Payload | None = None
+        self._job: Payloads | None = None
         self._result: Outcome | None = None
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -147,10 +147,10 @@ class Courier:
         self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
         self._thread.start()
 
-    def submit(self, payload: Payload) -> None:
-        """Hand over the next payload (one at a time: the previous answer was taken)."""
+    def submit(self, payloads: Payloads) -> None:
+        """Hand over the next digest's payloads (one at a time: the previous answer was taken)."""
         with self._cond:
-            self._job, self._result = payload, None
+            self._job, self._result = payloads, None
             self._cond.notify_all()
 
     def take(self) -> Outcome | None:
@@ -470,19 +470,20 @@ class Dispatcher:
         digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
         digest = replace(digest, mentions=self._mentions_for(digest.level),
                          batch=f"{self._batch_seed}-{self._batch_number}")
-        payload = self._render(digest)
-        self._window.record(now)
+        payloads = self._render(digest)
+        for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
+            self._window.record(now)
         self._sends_started += 1
         self._in_flight = self._sends_started
         self._flight = digest
         if self._courier.running:
-            self._courier.submit(payload)
+            self._courier.submit(payloads)
         else:
-            self._land(self._deliver(payload))
+            self._land(self._deliver(payloads))
 
-    def _deliver(self, payload: Payload) -> Outcome:
+    def _deliver(self, payloads: Payloads) -> Outcome:
         try:
-            return self.destination.send(self._client, payload)
+            return self.destination.send_all(self._client, payloads)
         except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
             return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
 
@@ -499,14 +500,12 @@ class Dispatcher:
         if digest is not None:
             self._settle(digest, outcome, self._clock())
 
-    def _render(self, digest: Digest) -> Payload:
+    def _render(self, digest: Digest) -> Payloads:
         try:
-            return self.destination.render(digest)
+            return self.destination.render_all(digest)
         except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
             self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            text = f"{digest.level_name} ×{digest.total}: " + "; ".join(
-                g.sample.message[:200] for g in digest.groups[:5])
-            return self.destination.render_text(text)
+            return (self.destination.render_fallback(digest),)
 
     def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         with self._lock:
