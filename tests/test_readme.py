@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +42,21 @@ def test_dictconfig_example_builds_a_handler() -> None:
         assert "feishu://***" in repr(handler)
     finally:
         handler.close()
+
+
+def test_make_example_runs_an_example_with_the_projects_venv() -> None:
+    make = shutil.which("make")
+    assert make is not None, "make is needed: the README's first commands use it"
+    venv = sys.prefix  # the venv running the tests stands in for .venv; -o: never reinstall it here
+    env = {key: value for key, value in os.environ.items() if key != "CHATLOG_URL"}
+    result = subprocess.run(
+        [make, "-s", "-o", f"{venv}/.installed-dev", "example", "NAME=script", f"VENV={venv}"],
+        cwd=README.parent, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "alert received by the fake bot" in result.stdout
+    assert "warehouse API timed out" in result.stdout
+    usage = subprocess.run([make, "-s", "-o", f"{venv}/.installed-dev", "example", f"VENV={venv}"],
+                           cwd=README.parent, env=env, capture_output=True, text=True, timeout=60)
+    assert usage.returncode != 0
+    assert "make example NAME=script" in usage.stderr and "loguru_app" in usage.stderr
