@@ -60,3 +60,42 @@ def test_make_example_runs_an_example_with_the_projects_venv() -> None:
                            cwd=README.parent, env=env, capture_output=True, text=True, timeout=60)
     assert usage.returncode != 0
     assert "make example NAME=script" in usage.stderr and "loguru_app" in usage.stderr
+
+
+GUIDES = README.parent / "docs" / "platforms"
+
+
+def test_readme_links_a_guide_for_every_group_bot_platform() -> None:
+    text = README.read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\((docs/platforms/[\w-]+\.md)\)", text))
+    assert linked, "the README links no platform guide"
+    for path in linked:
+        assert (README.parent / path).is_file(), path
+    from chatlog.testing import PLATFORM_RULES
+
+    for rules in PLATFORM_RULES:  # every group-bot platform the registry knows has a guide
+        assert any(f"docs/platforms/{name}.md" in linked for name in rules.names), rules.names
+
+
+def test_platform_guides_code_builds_handlers_as_shown(make_handler: Any) -> None:
+    import logging
+    import types
+
+    root = logging.getLogger()
+    made: list[Any] = []
+
+    def build(url: str, **options: Any) -> Any:
+        made.append(make_handler(url, **options))
+        return made[-1]
+
+    for guide in sorted(GUIDES.glob("*.md")):
+        for block in re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S):
+            namespace: dict[str, Any] = {"chatlog": types.SimpleNamespace(ChatHandler=build)}
+            code = block.replace("import chatlog\n", "")
+            try:
+                exec(compile(code, str(guide), "exec"), namespace)
+            finally:
+                for handler in made:
+                    root.removeHandler(handler)
+    assert len(made) >= 7  # every guide's examples, Feishu, Lark, DingTalk and WeCom forms
+    assert all("***" in repr(handler) and "SEC..." not in repr(handler) for handler in made)
