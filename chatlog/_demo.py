@@ -181,5 +181,5 @@ def next_step() -> list[str]:
         f'  export CHATLOG_URL="{examples[0]}"' if examples else "  export CHATLOG_URL=...",
         '  chatlog send "$CHATLOG_URL" "hello from chatlog"',
         '  then in your app: logging.getLogger().addHandler(chatlog.ChatHandler(os.environ["CHATLOG_URL"]))',
-        "  `chatlog urls` lists every destination form; the README links a set-up guide per platform.",
+        "  chatlog urls lists every destination form; the README links a set-up guide per platform.",
     ]

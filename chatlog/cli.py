@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(title="commands")
 
-    send = commands.add_parser("send", help="send one message and print the platform's answer")
+    send = commands.add_parser("send", help="send one message and print the platform's answer",
+                               epilog="chatlog urls lists every destination form, with an example.")
     send.add_argument("url", help='destination, e.g. "dingtalk://TOKEN?secret=SEC..."')
     send.add_argument("text", help="the message text")
     send.add_argument("--secret", help="signing secret (wins over secret= in the URL)")
@@ -150,7 +151,7 @@ def _positive_int(text: str) -> int:
 
 def _urls(args: argparse.Namespace) -> int:
     """Print each registered platform's destination forms and its own options, then the common options."""
-    print("Destination strings, for ChatHandler(url), CHATLOG_URL or `chatlog send URL TEXT`:\n")
+    print("Destination strings, for ChatHandler(url), CHATLOG_URL or: chatlog send URL TEXT\n")
     for cls in platform_classes():
         for title, forms in cls.forms or ((" / ".join(cls.names), (cls.example,)),):
             print(title)
