@@ -271,7 +271,8 @@ def test_wecom_markdown_mentions_userids_and_a_text_message_notifies_all_and_pho
     one = digest(group(count=3), mentions=("all", "zhangsan", "13800000001"))
     markdown, text = wecom.WeCom("KEY").render_all(one)
     assert "<@zhangsan>" in markdown["markdown"]["content"]
-    assert "<@all>" not in markdown["markdown"]["content"] and "13800000001" not in markdown["markdown"]["content"]
+    content = markdown["markdown"]["content"]
+    assert "<@all>" not in content and "13800000001" not in content
     assert text["text"]["mentioned_list"] == ["@all"]
     assert text["text"]["mentioned_mobile_list"] == ["13800000001"]
     assert "ERROR ×3" in text["text"]["content"]
