@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import chatlog
+from chatlog._demo import Logged, one_per_record
 from chatlog.cli import main
 from chatlog.destinations import platform_classes
 from chatlog.platforms._base import COMMON_OPTIONS, Destination, Option
@@ -161,3 +162,18 @@ def test_serve_runs_the_fake_platforms_with_an_inbox_until_interrupted() -> None
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=10) == 0
+
+
+def test_one_message_per_record_is_judged_by_each_platforms_rate_limits(
+    fake_platforms: FakePlatforms,
+) -> None:
+    dingtalk = fake_platforms.add_bot("dingtalk", secret="SECjudge0123456789")
+    feishu = fake_platforms.add_bot("feishu")
+    burst = [Logged(1000.0 + i, f"ERROR demo: order {i} failed") for i in range(30)]  # 1 a second
+    calm = [Logged(1000.0 + 4 * i, f"ERROR demo: order {i} failed") for i in range(30)]  # 15 a minute
+    at_dingtalk = one_per_record(dingtalk, burst)
+    assert (at_dingtalk.sent, at_dingtalk.refused) == (30, 10)  # 20 a minute, then blocked
+    assert 500 <= at_dingtalk.blocked_s <= 600
+    assert one_per_record(dingtalk, calm).refused == 0
+    assert one_per_record(feishu, burst).refused == 0  # 5 a second and 100 a minute
+    assert one_per_record(feishu, [Logged(1000.0, "ERROR x")] * 8).refused == 3
