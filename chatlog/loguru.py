@@ -79,9 +79,10 @@ def sink(url: str, **options: Any) -> Sink:
 
     ``logger.add(chatlog.loguru.sink("wecom://KEY", service="checkout"), level="ERROR")``.
 
-    `level` may also name a loguru level (``"SUCCESS"``, a custom one); usually loguru's own
-    ``level=`` in ``logger.add`` is enough. ``context_fields`` picks the ``bind()`` /
-    ``contextualize()`` fields an alert shows (default: all). A bad option fails here, with an example.
+    `level` (default ``ERROR``, as for the handler) may also name a loguru level (``"SUCCESS"``, a
+    custom one); loguru's own ``level=`` in ``logger.add`` filters first. ``context_fields`` picks the
+    ``bind()`` / ``contextualize()`` fields an alert shows (default: all). A bad option fails here, with
+    an example.
     """
     if "level" in options:
         options["level"] = _level_number(options["level"])
