@@ -40,7 +40,7 @@ class ChatHandler(logging.Handler):
         secret: str | None = None,
         keyword: str | None = None,
         platform: str | None = None,
-        level: int | str = logging.NOTSET,
+        level: int | str = logging.ERROR,
         service: str | None = None,
         environment: str | None = None,
         group_wait: float = 5.0,
