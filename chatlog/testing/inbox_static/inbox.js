@@ -662,6 +662,7 @@
       const item = receiverItem(r.title, r.key, null, count((m) => m.receiver === r.key), count((m) => m.receiver === r.key && !m.accepted));
       item.classList.add("kind-" + r.kind);
       if (r.security && r.security.length) add(item, el("div", "security", r.security.join(" · ")));
+      if (r.kind === "unknown") add(item, add(el("div", "url"), el("code", null, "token " + (r.token || "(none)"))));
       if (r.url) {
         const url = add(el("div", "url"), el("code", null, r.url));
         const copy = el("button", "copy", "copy");
@@ -706,12 +707,19 @@
   }
 
   function apply(update) {
+    // New messages go on top; rendered ones are never replaced, so what a reader points at stays put.
     if (!update || typeof update.last !== "number") return;
     state.receivers = arr(update.receivers);
     const known = new Set(state.messages.map((m) => m.seq));
-    for (const m of arr(update.messages)) if (!known.has(m.seq)) state.messages.push(m);
+    const feed = document.getElementById("feed");
+    for (const m of arr(update.messages)) {
+      if (known.has(m.seq)) continue;
+      state.messages.push(m);
+      if (visible(m)) feed.prepend(renderMessage(m));
+    }
     state.last = Math.max(state.last, update.last);
-    renderAll();
+    renderReceivers();
+    document.getElementById("empty").hidden = feed.children.length > 0;
   }
 
   function setStatus(kind, words) {

@@ -1,0 +1,212 @@
+"""The inbox in a real headless Chromium (Debian's ``chromium`` driven by Playwright): what a person sees.
+
+One browser session for the whole module (a launch costs a second or two). Screenshots are saved under
+``artifacts/inbox/`` (ignored by git; ``CHATLOG_ARTIFACTS`` moves it) and their paths are printed.
+The test fails, never skips, when the browser cannot start: ``apt-get install chromium`` and
+``pip install -e '.[dev]'`` (Playwright; it needs none of its own browser downloads) fix that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chatlog import ChatHandler
+from chatlog.testing import PLATFORMS, FakePlatforms
+from chatlog.testing.serve import add_receivers
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("CHATLOG_ARTIFACTS", ROOT / "artifacts")) / "inbox"
+MARKER = "payment failed for order 4711 · 订单支付失败"
+WAIT_MS = 10_000
+PAGE_ERRORS: list[str] = []
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("CHATLOG_CHROMIUM"), "chromium", "chromium-browser"):
+        found = shutil.which(candidate) if candidate else None
+        if found:
+            return found
+    pytest.fail("no Chromium found: install Debian's package (apt-get install chromium) or set "
+                "CHATLOG_CHROMIUM=/path/to/chromium", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        pytest.fail(f"Playwright for Python is missing ({exc}): pip install -e '.[dev]'", pytrace=False)
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        except Exception as exc:
+            pytest.fail(f"Chromium at {executable} did not start: {exc}", pytrace=False)
+        opened = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        opened.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+        yield opened
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[FakePlatforms]:
+    """The fake server with the receivers ``chatlog serve`` builds: one bot per platform, one app."""
+    with FakePlatforms() as fake:
+        add_receivers(fake, {}, "browser-test")
+        yield fake
+
+
+def shot(target: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    target.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", css)[:3])
+
+
+def send_through_handlers(served: FakePlatforms, make_handler: Callable[..., ChatHandler],
+                          app_logger: logging.Logger) -> None:
+    """One ERROR to every bot and the app, as an application would: ChatHandlers over real HTTP."""
+    urls = [bot.url for bot in served.bots] + [app.url("open_id") for app in served.apps]
+    handlers = [make_handler(url, mentions={"ERROR": ["13800000000"]}, service="checkout") for url in urls]
+    for handler in handlers:
+        app_logger.addHandler(handler)
+    try:
+        raise ConnectionError("db-primary:5432 refused the connection")
+    except ConnectionError:
+        app_logger.exception(MARKER)
+    for handler in handlers:
+        handler.close()
+        app_logger.removeHandler(handler)
+
+
+def test_inbox_shows_each_platforms_message_as_its_client_would_live_without_reload(
+    page: Any, served: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    page.goto(f"{served.base_url}/")
+    page.wait_for_selector("#status[data-state=live]", timeout=WAIT_MS)
+    page.evaluate("window.__sameDocument = true")
+
+    send_through_handlers(served, make_handler, app_logger)
+    wrong = next(bot for bot in served.bots if bot.platform == "feishu")
+    refused = make_handler(wrong.url.replace("demo-feishu-secret", "not-the-secret"))
+    app_logger.addHandler(refused)
+    app_logger.error("this one is refused")
+    refused.close()
+    app_logger.removeHandler(refused)
+    httpx.post(f"{served.base_url}/robot/send?access_token=no-such-robot",
+               json={"msgtype": "text", "text": {"content": "to nobody"}}, timeout=5)
+
+    expected = len(PLATFORMS) + sum(len(a.settings.recipients["open_id"]) for a in served.apps)
+    page.wait_for_function(f"document.querySelectorAll('article.msg.accepted .body').length >= {expected}",
+                           timeout=WAIT_MS)
+    page.wait_for_function("document.querySelectorAll('article.msg.refused').length >= 2", timeout=WAIT_MS)
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+
+    for platform in PLATFORMS:  # every platform's message, readable as text
+        article = page.locator(f"article.msg.accepted[data-platform='{platform}']").first
+        assert MARKER in article.inner_text(), platform
+    for recipient in served.apps[0].settings.recipients["open_id"]:
+        assert page.locator(f"article.msg.accepted[data-recipient='{recipient}']").count() == 1
+
+    card = page.locator("article.msg.accepted[data-platform='feishu']").first
+    header = card.locator(".card-header")
+    red, green, blue = rgb(header.evaluate("node => getComputedStyle(node).backgroundColor"))
+    assert red > 200 and green < 110 and blue < 110, "an ERROR card's header is red"
+    assert "ERROR" in header.inner_text()
+    assert card.locator(".code-block").count() == 1  # the traceback, in a code block
+
+    ding = page.locator("article.msg.accepted[data-platform='dingtalk']").first
+    mention = ding.locator(".bubble .mention.notifies")
+    assert mention.inner_text() == "@13800000000"
+    assert rgb(mention.evaluate("node => getComputedStyle(node).backgroundColor")) != (0, 0, 0)
+    assert "13800000000" in ding.locator(".notifies-line").inner_text()
+
+    signature = page.locator("article.msg.refused[data-platform='feishu']").first
+    refusal = signature.locator(".refusal")
+    red, green, blue = rgb(refusal.evaluate("node => getComputedStyle(node).color"))
+    assert red > 150 and green < 80 and blue < 80, "a refusal is written in red"
+    assert "19021" in refusal.inner_text() and "chatlog: " in refusal.inner_text()
+    assert "no-such-robot" in page.locator("#receivers").inner_text()  # an unknown token is listed too
+    assert PAGE_ERRORS == []
+
+    shot(card, "feishu-card.png")
+    shot(ding, "dingtalk-markdown.png")
+    shot(page.locator("article.msg.accepted[data-platform='wecom']").first, "wecom-markdown.png")
+    shot(signature, "refused-signature.png")
+    page.set_viewport_size({"width": 1280, "height": 1800})
+    shot(page, "inbox-page.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_markup_in_a_message_shows_as_text_and_never_runs(page: Any, served: FakePlatforms) -> None:
+    wecom = next(bot for bot in served.bots if bot.platform == "wecom")
+    hostile = ('<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
+               '[click](javascript:window.__pwned=3) <font color="red;background:url(x)">x</font>')
+    httpx.post(wecom.url, json={"msgtype": "markdown", "markdown": {"content": hostile}}, timeout=5)
+    page.goto(f"{served.base_url}/")
+    body = page.locator("article.msg[data-platform='wecom'] .bubble").first
+    page.wait_for_function("document.body.innerText.includes('window.__pwned=2')", timeout=WAIT_MS)
+
+    assert "<script>window.__pwned=2</script>" in body.inner_text()
+    assert body.locator("img, script, a[href^='javascript']").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "discord": {"content": "**deploy** failed @everyone", "allowed_mentions": {"parse": []}, "username": "chatlog",
+                "embeds": [{"title": "ERROR ×3 · checkout", "description": "db-primary:5432 refused", "color": 0xE74C3C,
+                            "fields": [{"name": "service", "value": "checkout", "inline": True}],
+                            "footer": {"text": "pid 42"}}]},
+    "slack": {"text": "fallback", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "ERROR ×3 · checkout"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*payment failed* <!channel> &lt;b&gt;"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "pid 42"}]}]},
+    "telegram": {"chat_id": -100, "parse_mode": "HTML",
+                 "text": "<b>ERROR ×3</b> checkout\n<pre>Traceback …</pre><script>x</script> &lt;ok&gt;"},
+}
+
+
+def test_discord_slack_and_telegram_payloads_render_as_their_clients_do(page: Any, served: FakePlatforms) -> None:
+    page.goto(f"{served.base_url}/")
+    page.wait_for_selector("#status[data-state=live]", timeout=WAIT_MS)
+    seen = page.evaluate("""samples => {
+        const out = {};
+        const stage = document.createElement("div");
+        stage.id = "samples";
+        stage.style.display = "grid";
+        stage.style.gap = "10px";
+        stage.style.marginBottom = "12px";
+        document.getElementById("feed").prepend(stage);
+        for (const [platform, payload] of Object.entries(samples)) {
+            const node = window.chatlogInbox.renderPayload(platform, payload, [], null);
+            stage.appendChild(node);
+            out[platform] = {text: node.innerText, strong: [...node.querySelectorAll("strong")].map(n => n.textContent),
+                             pre: node.querySelectorAll("pre").length, scripts: node.querySelectorAll("script").length,
+                             border: [...node.querySelectorAll(".embed")].map(n => getComputedStyle(n).borderLeftColor),
+                             header: [...node.querySelectorAll(".slack-header")].map(n => n.textContent),
+                             silent: node.querySelectorAll(".mention.silent").length};
+        }
+        return out;
+    }""", SAMPLES)
+
+    assert seen["discord"]["border"] == ["rgb(231, 76, 60)"] and "deploy" in seen["discord"]["strong"]
+    assert seen["discord"]["silent"] == 1  # @everyone with allowed_mentions parse [] pings nobody
+    assert seen["slack"]["header"] == ["ERROR ×3 · checkout"] and "payment failed" in seen["slack"]["strong"]
+    assert "<b>" in seen["slack"]["text"]  # Slack's &lt;b&gt; is text
+    assert seen["telegram"]["strong"] == ["ERROR ×3"] and seen["telegram"]["pre"] == 1
+    assert seen["telegram"]["scripts"] == 0 and "<script>x</script>" in seen["telegram"]["text"]
+    shot(page.locator("#samples"), "discord-slack-telegram.png")
