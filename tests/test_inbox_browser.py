@@ -167,10 +167,11 @@ def test_markup_in_a_message_shows_as_text_and_never_runs(page: Any, served: Fak
 
 
 SAMPLES: dict[str, dict[str, Any]] = {
-    "discord": {"content": "**deploy** failed @everyone", "allowed_mentions": {"parse": []}, "username": "chatlog",
-                "embeds": [{"title": "ERROR ×3 · checkout", "description": "db-primary:5432 refused", "color": 0xE74C3C,
-                            "fields": [{"name": "service", "value": "checkout", "inline": True}],
-                            "footer": {"text": "pid 42"}}]},
+    "discord": {"content": "**deploy** failed @everyone", "allowed_mentions": {"parse": []},
+                "username": "chatlog",
+                "embeds": [{"title": "ERROR ×3 · checkout", "description": "db-primary:5432 refused",
+                            "color": 0xE74C3C, "footer": {"text": "pid 42"},
+                            "fields": [{"name": "service", "value": "checkout", "inline": True}]}]},
     "slack": {"text": "fallback", "blocks": [
         {"type": "header", "text": {"type": "plain_text", "text": "ERROR ×3 · checkout"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "*payment failed* <!channel> &lt;b&gt;"}},
@@ -180,7 +181,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-def test_discord_slack_and_telegram_payloads_render_as_their_clients_do(page: Any, served: FakePlatforms) -> None:
+def test_discord_slack_and_telegram_payloads_render_as_their_clients_do(
+    page: Any, served: FakePlatforms
+) -> None:
     page.goto(f"{served.base_url}/")
     page.wait_for_selector("#status[data-state=live]", timeout=WAIT_MS)
     seen = page.evaluate("""samples => {
@@ -194,11 +197,14 @@ def test_discord_slack_and_telegram_payloads_render_as_their_clients_do(page: An
         for (const [platform, payload] of Object.entries(samples)) {
             const node = window.chatlogInbox.renderPayload(platform, payload, [], null);
             stage.appendChild(node);
-            out[platform] = {text: node.innerText, strong: [...node.querySelectorAll("strong")].map(n => n.textContent),
-                             pre: node.querySelectorAll("pre").length, scripts: node.querySelectorAll("script").length,
-                             border: [...node.querySelectorAll(".embed")].map(n => getComputedStyle(n).borderLeftColor),
-                             header: [...node.querySelectorAll(".slack-header")].map(n => n.textContent),
-                             silent: node.querySelectorAll(".mention.silent").length};
+            const all = (selector, f) => [...node.querySelectorAll(selector)].map(f);
+            out[platform] = {
+                text: node.innerText, strong: all("strong", n => n.textContent),
+                pre: node.querySelectorAll("pre").length, scripts: node.querySelectorAll("script").length,
+                border: all(".embed", n => getComputedStyle(n).borderLeftColor),
+                header: all(".slack-header", n => n.textContent),
+                silent: node.querySelectorAll(".mention.silent").length,
+            };
         }
         return out;
     }""", SAMPLES)
