@@ -43,6 +43,14 @@ def _say(line: str) -> None:
 def run(port: int, state_dir: str | None, seed: str | None, out: Callable[[str], None] = _say) -> int:
     """Serve until Ctrl-C; returns the exit code (1 when the port cannot be had, 2 for a bad state file)."""
     try:
+        return _run(port, state_dir, seed, out)
+    except KeyboardInterrupt:  # at any moment, also while starting: the server is stopped by then
+        out("stopped")
+        return 0
+
+
+def _run(port: int, state_dir: str | None, seed: str | None, out: Callable[[str], None]) -> int:
+    try:
         saved = _load_state(Path(state_dir)) if state_dir is not None else None
     except ValueError as exc:
         write_stderr(f"chatlog serve: {exc}")
@@ -62,12 +70,8 @@ def run(port: int, state_dir: str | None, seed: str | None, out: Callable[[str],
             credentials, notes = add_receivers(fake, {}, chosen)
             origin = f"tokens are derived from --seed {chosen!r}: the same on every start"
         _print_banner(fake, origin, notes, out)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            out("stopped")
-    return 0
+        while True:
+            time.sleep(3600)
 
 
 def add_receivers(fake: FakePlatforms, saved: Credentials, seed: str | None) -> tuple[Credentials, list[str]]:
