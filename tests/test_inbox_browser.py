@@ -151,6 +151,11 @@ def test_inbox_shows_each_platforms_message_as_its_client_would_live_without_rel
     shot(page, "inbox-page.png")
     page.set_viewport_size({"width": 1280, "height": 900})
 
+    lead = served.apps[0].settings.recipients["open_id"][1]
+    page.locator(f".receiver[data-recipient='{lead}']").click()  # one recipient's conversation
+    shown = page.locator("article.msg")
+    assert shown.count() == 1 and shown.first.get_attribute("data-recipient") == lead
+
 
 def test_markup_in_a_message_shows_as_text_and_never_runs(page: Any, served: FakePlatforms) -> None:
     wecom = next(bot for bot in served.bots if bot.platform == "wecom")
@@ -216,3 +221,54 @@ def test_discord_slack_and_telegram_payloads_render_as_their_clients_do(
     assert seen["telegram"]["strong"] == ["ERROR ×3"] and seen["telegram"]["pre"] == 1
     assert seen["telegram"]["scripts"] == 0 and "<script>x</script>" in seen["telegram"]["text"]
     shot(page.locator("#samples"), "discord-slack-telegram.png")
+
+
+CARD = {"msg_type": "interactive", "card": {
+    "header": {"title": {"tag": "plain_text", "content": "CRITICAL · payments 支付"}, "template": "carmine"},
+    "elements": [
+        {"tag": "div", "text": {"tag": "lark_md", "content": "**数据库** <font color='red'>down</font>"},
+         "fields": [{"is_short": True, "text": {"tag": "lark_md", "content": "**host**\ndb-1"}},
+                    {"is_short": True, "text": {"tag": "lark_md", "content": "**since**\n20:00"}}]},
+        {"tag": "action", "actions": [
+            {"tag": "button", "text": {"tag": "plain_text", "content": "Open runbook"},
+             "url": "https://example.com/runbook", "type": "primary"},
+            {"tag": "button", "text": {"tag": "plain_text", "content": "Not a link"},
+             "url": "javascript:alert(1)", "type": "danger"}]},
+        {"tag": "note", "elements": [{"tag": "plain_text", "content": "host vm · pid 42"}]}]}}
+WECOM_FONTS = {"msgtype": "markdown", "markdown": {"content": (
+    '<font color="info">recovered</font> <font color="comment">note</font> '
+    '<font color="warning">failing</font>')}}
+
+
+def test_card_elements_and_font_colours_render_as_in_the_clients(page: Any, served: FakePlatforms) -> None:
+    page.goto(f"{served.base_url}/")
+    page.wait_for_selector("#status[data-state=live]", timeout=WAIT_MS)
+    seen = page.evaluate("""([card, wecom]) => {
+        const stage = document.createElement("div");
+        stage.id = "cards";
+        document.getElementById("feed").prepend(stage);
+        const feishu = stage.appendChild(window.chatlogInbox.renderPayload("feishu", card, [], null));
+        const fonts = stage.appendChild(window.chatlogInbox.renderPayload("wecom", wecom, [], null));
+        const style = (node, name) => getComputedStyle(node)[name];
+        return {
+            header: style(feishu.querySelector(".card-header"), "backgroundColor"),
+            red: style(feishu.querySelector(".font"), "color"),
+            fields: feishu.querySelectorAll(".field.short").length,
+            buttons: [...feishu.querySelectorAll(".button")]
+                .map(n => [n.tagName, n.getAttribute("href"), n.textContent]),
+            note: feishu.querySelector(".card-note").textContent,
+            fonts: [...fonts.querySelectorAll(".font")].map(n => style(n, "color")),
+        };
+    }""", [CARD, WECOM_FONTS])
+
+    carmine = rgb(seen["header"])
+    assert carmine[0] > 150 and carmine[0] > 2 * carmine[1] and carmine[2] > carmine[1], "carmine: a pink-red"
+    assert rgb(seen["red"])[0] > 200 and rgb(seen["red"])[1] < 100, "lark_md <font color='red'>"
+    assert seen["fields"] == 2 and seen["note"] == "host vm · pid 42"
+    assert seen["buttons"] == [["A", "https://example.com/runbook", "Open runbook"],
+                               ["SPAN", None, "Not a link"]]
+    info, comment, warning = (rgb(colour) for colour in seen["fonts"])
+    assert info[1] > info[0] and info[1] > info[2], "WeCom info is green"
+    assert max(comment) - min(comment) < 20, "WeCom comment is grey"
+    assert warning[0] > warning[1] > warning[2], "WeCom warning is orange"
+    shot(page.locator("#cards"), "feishu-card-elements.png")
