@@ -151,19 +151,24 @@ def test_page_is_bundled_and_allows_only_its_own_scripts(fake: FakePlatforms, cl
     client.post(bot.url, json={"msgtype": "text", "text": {"content": "<script>alert(1)</script>"}})
 
     page = client.get(f"{fake.base_url}/")
-    script = client.get(f"{fake.base_url}/inbox/inbox.js")
-    style = client.get(f"{fake.base_url}/inbox/inbox.css")
+    linked = re.findall(r'(?:src|href)="(/inbox/[^"]+)"', page.text)
+    served = {path: client.get(f"{fake.base_url}{path}") for path in linked}
 
     assert page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "alert(1)" not in page.text  # received text reaches the page only as JSON
-    assert script.status_code == style.status_code == 200
-    assert script.text == (STATIC_DIR / "inbox.js").read_text(encoding="utf-8")
-    for name in ("index.html", "inbox.js", "inbox.css"):
-        text = (STATIC_DIR / name).read_text(encoding="utf-8")
-        assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), f"{name} loads something remote"
-    assert "innerHTML" not in script.text and "insertAdjacentHTML" not in script.text
-    assert '"Noto Sans CJK SC"' in style.text and '"Microsoft YaHei"' in style.text
+    assert sorted(path.rpartition("/")[2] for path in linked) == sorted(
+        file.name for file in STATIC_DIR.iterdir() if file.name != "index.html")
+    for path, answer in served.items():
+        assert answer.status_code == 200
+        assert answer.text == (STATIC_DIR / path.rpartition("/")[2]).read_text(encoding="utf-8")
+    for file in STATIC_DIR.iterdir():
+        text = file.read_text(encoding="utf-8")
+        remote = re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text)
+        assert not remote, f"{file.name} loads something remote"
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text and "eval(" not in text
+    style = served["/inbox/inbox.css"].text
+    assert '"Noto Sans CJK SC"' in style and '"Microsoft YaHei"' in style
 
 
 @pytest.mark.parametrize(

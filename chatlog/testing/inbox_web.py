@@ -1,7 +1,7 @@
 """The inbox's HTTP side: the page and its static files, the JSON API, and a server-sent event stream.
 
     GET /                         the page (inbox_static/index.html; it loads the two files below)
-    GET /inbox/inbox.js, .css     bundled with the package: the page works without any network
+    GET /inbox/*.js, inbox.css    bundled with the package: the page works without any network
     GET /api/messages[?since=N]   chatlog.testing.inbox.snapshot as JSON
     GET /api/events[?since=N]     text/event-stream: one "inbox" event (a snapshot of what is new)
                                   whenever requests arrive; reconnects resume from Last-Event-ID
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from chatlog.testing.server import FakePlatforms
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+          "/inbox/markdown.js": ("markdown.js", "text/javascript; charset=utf-8"),
+          "/inbox/platforms.js": ("platforms.js", "text/javascript; charset=utf-8"),
           "/inbox/inbox.js": ("inbox.js", "text/javascript; charset=utf-8"),
           "/inbox/inbox.css": ("inbox.css", "text/css; charset=utf-8")}
 API_PATHS = frozenset({"/api/messages", "/api/events"})
