@@ -19,17 +19,13 @@ from typing import Any
 from chatlog._report import write_stderr
 from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot
-from chatlog.testing.server import PLATFORMS, FakePlatforms
+from chatlog.testing.rules import PlatformRules
+from chatlog.testing.server import PLATFORM_RULES, FakePlatforms
 
 DEFAULT_SEED = "chatlog"
 STATE_FILE = "chatlog-serve.json"
 APP_PLATFORM = "feishu-app"
 APP_RECIPIENTS = {"open_id": ["ou_oncall", "ou_lead"], "chat_id": ["oc_incidents"]}
-# The same signing secret and keyword as the demo, so a user who tried one knows the other.
-SECURITY: dict[str, dict[str, str]] = {
-    "feishu": {"secret": "demo-feishu-secret"},
-    "dingtalk": {"secret": "SECdemo0123456789abcdef", "keyword": "alert"},
-}
 UUID_SHAPED = frozenset({"feishu", "lark", "wecom"})
 
 Credentials = dict[str, Any]
@@ -75,16 +71,17 @@ def _run(port: int, state_dir: str | None, seed: str | None, out: Callable[[str]
 
 
 def add_receivers(fake: FakePlatforms, saved: Credentials, seed: str | None) -> tuple[Credentials, list[str]]:
-    """One bot per platform of the fake server and one Feishu app, with the `saved` tokens, else tokens
-    derived from `seed`, else random ones. Returns the credentials used and notes for the user."""
+    """One bot per platform name of every group-bot fake (Feishu and Lark…) and one Feishu app, with the
+    `saved` tokens, else tokens derived from `seed`, else random ones. Returns the credentials used and
+    notes for the user."""
     used: Credentials = {}
     notes: list[str] = []
-    for platform in PLATFORMS:
-        token = saved.get(platform) if isinstance(saved.get(platform), str) else None
-        if token is None and seed is not None:
-            token = seeded_token(seed, platform)
-        bot = _add_bot(fake, platform, token, notes)
-        used[platform] = bot.token
+    for rules in PLATFORM_RULES:
+        for platform in rules.names:
+            token = saved.get(platform) if isinstance(saved.get(platform), str) else None
+            if token is None and seed is not None:
+                token = seeded_token(seed, platform)
+            used[platform] = _add_bot(fake, rules, platform, token, notes).token
     app = saved.get(APP_PLATFORM)
     app_id, app_secret = (app.get("app_id"), app.get("app_secret")) if isinstance(app, dict) else (None, None)
     if app_id is None and seed is not None:
@@ -94,16 +91,16 @@ def add_receivers(fake: FakePlatforms, saved: Credentials, seed: str | None) -> 
     return used, notes
 
 
-def _add_bot(fake: FakePlatforms, platform: str, token: str | None, notes: list[str]) -> FakeBot:
-    security = SECURITY.get(platform, {})
-    secret, keyword = security.get("secret"), security.get("keyword")
+def _add_bot(fake: FakePlatforms, rules: PlatformRules, platform: str, token: str | None,
+             notes: list[str]) -> FakeBot:
+    # Set up as the demo's bot of this platform (signing on, a keyword…), which its fake declares.
     try:
-        return fake.add_bot(platform, token=token, secret=secret, keyword=keyword)
+        return fake.add_bot(platform, token=token, **rules.demo)
     except ValueError:
         # A platform whose tokens look unlike ours: give it its own kind of token, and say so.
         notes.append(f"{platform}: a new random token on each start (its token shape is not derived "
                      "from --seed); use --state DIR to keep it")
-        return fake.add_bot(platform, secret=secret, keyword=keyword)
+        return fake.add_bot(platform, **rules.demo)
 
 
 def seeded_token(seed: str, platform: str) -> str:
