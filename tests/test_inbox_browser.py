@@ -80,8 +80,11 @@ def rgb(css: str) -> tuple[int, ...]:
 def send_through_handlers(served: FakePlatforms, make_handler: Callable[..., ChatHandler],
                           app_logger: logging.Logger) -> None:
     """One ERROR to every bot and the app, as an application would: ChatHandlers over real HTTP."""
-    urls = [bot.url for bot in served.bots] + [app.url("open_id") for app in served.apps]
-    handlers = [make_handler(url, mentions={"ERROR": ["13800000000"]}, service="checkout") for url in urls]
+    # Mentions only where their form is known here; other platforms get the alert without one.
+    mentions = {"feishu": ["all"], "dingtalk": ["13800000000"]}
+    handlers = [make_handler(bot.url, mentions={"ERROR": mentions.get(bot.platform, [])}, service="checkout")
+                for bot in served.bots]
+    handlers += [make_handler(app.url("open_id"), service="checkout") for app in served.apps]
     for handler in handlers:
         app_logger.addHandler(handler)
     try:
