@@ -16,29 +16,24 @@ facts that need chatlog's knowledge (answers, mentions), so they are testable wi
 
 from __future__ import annotations
 
+import importlib
 import json
-import re
 import sys
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from chatlog.platforms._base import Destination
 from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot, Received
 from chatlog.testing.feishu_app import MESSAGES_PATH, TOKEN_PATH
-from chatlog.testing.rules import dig, dig_str, strings_in
+from chatlog.testing.rules import PlatformRules, dig, dig_str
 
 if TYPE_CHECKING:
     from chatlog.testing.server import FakePlatforms
 
 BODY_PREVIEW_CHARS = 2000
 REDACTED = "***"
-_FEISHU_CARD_AT = re.compile(r"<at\s+id=[\"']?([^\"'\s>]+)[\"']?\s*>")
-_FEISHU_TEXT_AT = re.compile(r"<at\s+user_id=[\"']([^\"']+)[\"']")
-_WECOM_AT = re.compile(r"<@([^<>\s]+)>")
-_SLACK_AT = re.compile(r"<(?:@|!subteam\^)([A-Za-z0-9_]+)(?:\|[^>]*)?>"
-                       r"|<!(channel|here|everyone)(?:\|[^>]*)?>")
-_DISCORD_AT = re.compile(r"<@[!&]?(\d+)>|@(everyone|here)\b")
-_TELEGRAM_AT = re.compile(r"(?<![\w@])@([A-Za-z][A-Za-z0-9_]{4,31})\b")
 _CONSEQUENCES = {
     "retry": "chatlog keeps the records and sends them again later",
     "rejected": "chatlog counts this message's records as dropped and goes on with the next message",
@@ -158,88 +153,34 @@ def explanation(platform: str, status: int, answer: dict[str, Any] | None) -> st
 
 
 def _classifier(platform: str) -> Any:
+    cls = _destination_class(platform)
+    return getattr(sys.modules[cls.__module__], "classify", None) if cls is not None else None
+
+
+def _destination_class(platform: str) -> type[Destination] | None:
     from chatlog.destinations import platform_classes
 
-    for cls in platform_classes():
-        if platform in cls.names:
-            return getattr(sys.modules[cls.__module__], "classify", None)
-    return None
+    return next((cls for cls in platform_classes() if platform in cls.names), None)
 
 
 def notified(platform: str, payload: dict[str, Any] | None) -> list[str]:
-    """Who the message would notify: user ids, mobiles, or ``all`` (everyone in the chat).
-
-    Follows each platform's rule: DingTalk notifies a listed mobile or user id only when ``@it`` is in
-    the text; WeCom's ``mentioned_list`` works for text messages only; Discord pings nothing that
-    ``allowed_mentions`` leaves out.
-    """
-    if payload is None:
+    """Who the message would notify (user ids, mobiles, ``all`` for everyone in the chat), as the
+    platform's fake decides it (``PlatformRules.notified``, or the module's own ``notified`` for app bots):
+    DingTalk notifies a listed mobile only when ``@it`` is in the text, WeCom markdown never ``<@all>``…"""
+    module = _fake_module(platform)
+    rules = getattr(module, "RULES", None)
+    decide = rules.notified if isinstance(rules, PlatformRules) else getattr(module, "notified", None)
+    if payload is None or decide is None:
         return []
-    family = platform.split("-")[0]
-    finder = _FINDERS.get("feishu" if family == "lark" else family)
-    found = finder(payload) if finder is not None else []
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(decide(payload)))
 
 
-def _feishu(payload: dict[str, Any]) -> list[str]:
-    content = _app_content(payload)
-    texts = list(strings_in(content if content is not None else payload))
-    ids = [m for text in texts for m in _FEISHU_CARD_AT.findall(text) + _FEISHU_TEXT_AT.findall(text)]
-    ids += _post_at_ids(content if content is not None else dig(payload, "content", "post"))
-    return ["all" if i in ("all", "@all") else i for i in ids]
-
-
-def _post_at_ids(value: object) -> list[str]:
-    if isinstance(value, list):
-        return [i for item in value for i in _post_at_ids(item)]
-    if not isinstance(value, dict):
-        return []
-    own = [dig_str(value, "user_id")] if value.get("tag") == "at" and dig_str(value, "user_id") else []
-    return own + [i for item in value.values() for i in _post_at_ids(item)]
-
-
-def _dingtalk(payload: dict[str, Any]) -> list[str]:
-    at = payload.get("at") if isinstance(payload.get("at"), dict) else {}
-    text = "\n".join(strings_in({k: v for k, v in payload.items() if k != "at"}))
-    listed = [str(i) for key in ("atMobiles", "atUserIds") for i in _list(dig(at, key))]
-    return (["all"] if dig(at, "isAtAll") is True else []) + [i for i in listed if f"@{i}" in text]
-
-
-def _wecom(payload: dict[str, Any]) -> list[str]:
-    if payload.get("msgtype") == "text":
-        listed = [str(i) for key in ("mentioned_list", "mentioned_mobile_list")
-                  for i in _list(dig(payload, "text", key))]
-        return ["all" if i == "@all" else i for i in listed]
-    content = dig_str(payload, str(payload.get("msgtype")), "content")
-    return ["all" if i == "all" else i for i in _WECOM_AT.findall(content)]
-
-
-def _discord(payload: dict[str, Any]) -> list[str]:
-    allowed = payload.get("allowed_mentions")
-    parse = _list(dig(allowed, "parse")) if isinstance(allowed, dict) else ["everyone", "users", "roles"]
-    explicit = [str(i) for key in ("users", "roles") for i in _list(dig(allowed, key))]
-    found: list[str] = []
-    for user, everyone in _DISCORD_AT.findall(dig_str(payload, "content")):
-        if everyone and "everyone" in parse:
-            found.append("all" if everyone == "everyone" else "here")
-        elif user and ("users" in parse or "roles" in parse or user in explicit):
-            found.append(user)
-    return found
-
-
-def _slack(payload: dict[str, Any]) -> list[str]:
-    text = "\n".join(strings_in(payload))
-    return [("all" if special in ("channel", "everyone") else special) if special else user
-            for user, special in _SLACK_AT.findall(text)]
-
-
-def _telegram(payload: dict[str, Any]) -> list[str]:
-    return _TELEGRAM_AT.findall(dig_str(payload, "text"))
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-_FINDERS = {"feishu": _feishu, "dingtalk": _dingtalk, "wecom": _wecom, "discord": _discord,
-            "slack": _slack, "telegram": _telegram}
+def _fake_module(platform: str) -> ModuleType | None:
+    """The fake of `platform` (``chatlog.testing.<name>``), found through the destination registry."""
+    cls = _destination_class(platform)
+    if cls is None:
+        return None
+    try:
+        return importlib.import_module(f"chatlog.testing.{cls.names[0].replace('-', '_')}")
+    except ImportError:
+        return None
