@@ -71,7 +71,7 @@
   function wrap(tag, cls) { return (m, ctx) => add(el(tag, cls), recurse(m[1], ctx)); }
 
   const R = {
-    code: rule("code", /`([^`\n]+)`/, (m) => el("code", "inline-code", m[1])),
+    code: rule("code", /`([^`\n]+)`/, (m, ctx) => el("code", "inline-code", literal(m[1], ctx))),
     font: rule("font", /<font\s+color\s*=\s*["']?([#\w]+)["']?\s*>([\s\S]*?)<\/font>/i, (m, ctx) => {
       const colour = (ctx.fonts && ctx.fonts[m[1].toLowerCase()]) || m[1];
       return coloured(add(el("span", "font"), recurse(m[2], ctx)), colour);
@@ -121,7 +121,7 @@
     feishu: [R.code, R.font, R.feishuCardAt, R.feishuTextAt, R.image, R.link, R.url, R.bold, R.strike, R.italic],
     dingtalk: [R.code, R.font, R.image, R.link, R.url, R.bold, R.strike, R.italic],
     wecom: [R.code, R.font, R.wecomAt, R.image, R.link, R.url, R.bold, R.strike, R.italic],
-    discord: [R.code, R.discordAt, R.link, R.url, R.bold, R.underline, R.strike, R.spoiler, R.italic, R.italicUnderscore],
+    discord: [R.escaped, R.code, R.discordAt, R.link, R.url, R.bold, R.underline, R.strike, R.spoiler, R.italic, R.italicUnderscore],
     slack: [R.code, R.slackAngle, R.slackBold, R.italicUnderscore, R.slackStrike],
     telegramMd: [R.escaped, R.code, R.link, R.boldUnderscore, R.slackBold, R.italicUnderscore, R.slackStrike, R.spoiler, R.url],
   };
@@ -134,9 +134,13 @@
     return ctx;
   }
 
+  function literal(value, ctx) {
+    // Slack escapes <, > and & as entities everywhere, code included; the client shows the characters.
+    return ctx.entities ? value.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&") : value;
+  }
+
   function text(node, value, ctx) {
-    const plain = ctx.entities ? value.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&") : value;
-    node.appendChild(document.createTextNode(plain));
+    node.appendChild(document.createTextNode(literal(value, ctx)));
   }
 
   function inline(value, ctx) {
@@ -180,7 +184,7 @@
         flush();
         const code = [];
         for (i++; i < lines.length && !/^\s*```/.test(lines[i]); i++) code.push(lines[i]);
-        add(box, add(el("pre", "code-block"), el("code", null, code.join("\n"))));
+        add(box, add(el("pre", "code-block"), el("code", null, literal(code.join("\n"), ctx))));
       } else if ((m = /^(#{1,6})\s+(.*)$/.exec(line))) {
         flush();
         add(box, add(el("div", "h h" + m[1].length), inline(m[2], ctx)));
