@@ -106,13 +106,18 @@ def test_app_messages_are_listed_per_recipient_without_the_app_secret(
     fake: FakePlatforms, client: httpx.Client, make_handler: Callable[..., ChatHandler],
     app_logger: logging.Logger,
 ) -> None:
-    app = fake.add_app(recipients={"open_id": ["ou_a", "ou_b"]})
-    log_one_error(make_handler, app_logger, app.url("open_id"))
+    app = fake.add_app(recipients={"open_id": ["ou_a", "ou_b"]}, hidden={"open_id": ["ou_out"]})
+    log_one_error(make_handler, app_logger, app.url("open_id", ["ou_a", "ou_b", "ou_out"]))
 
     shown = inbox(client, fake)
 
-    sent = [m for m in shown["messages"] if m["kind"] == "message"]
+    sent = [m for m in shown["messages"] if m["kind"] == "message" and m["accepted"]]
     assert sorted(m["recipient"] for m in sent) == ["ou_a", "ou_b"]
+    outside = [m for m in shown["messages"] if m["recipient"] == "ou_out"]
+    assert outside and not any(m["accepted"] for m in outside)
+    assert all(m["answer"]["code"] == 230013 for m in outside)
+    assert all("availability range" in m["explanation"] and "other recipients still get alerts"
+               in m["explanation"] for m in outside)
     assert all(m["content"]["header"]["template"] == "red" for m in sent)  # the card, decoded
     assert all("payment failed for order 4711" in m["text"] for m in sent)
     app_entry = next(r for r in shown["receivers"] if r["kind"] == "app")

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from chatlog.testing.server import FakePlatforms
 
 BODY_PREVIEW_CHARS = 2000
+MAX_MESSAGES = 1000
+"""At most this many (the newest) in one snapshot, so a page opened on a long-running serve stays quick."""
 REDACTED = "***"
 _CONSEQUENCES = {
     "retry": "chatlog keeps the records and sends them again later",
@@ -50,8 +52,9 @@ def snapshot(fake: FakePlatforms, since: int = 0) -> dict[str, Any]:
     received = fake.all_received()
     known: dict[tuple[str, str], Receiver] = {(bot.platform, bot.token): bot for bot in fake.bots}
     known.update({(app.platform, app.app_id): app for app in fake.apps})
+    first = max(since, len(received) - MAX_MESSAGES)  # a long-running serve: the newest only
     messages = [message_entry(seq, item, known.get((item.platform, item.token)))
-                for seq, item in enumerate(received, start=1) if seq > since]
+                for seq, item in enumerate(received[first:], start=first + 1)]
     return {"last": len(received), "receivers": receivers(known.values(), received), "messages": messages}
 
 
@@ -148,6 +151,8 @@ def explanation(platform: str, status: int, answer: dict[str, Any] | None) -> st
     if outcome.kind == "ok":
         return ""
     consequence = _CONSEQUENCES.get(outcome.kind, "")
+    if outcome.kind == "permanent" and _one_recipient(platform, response):
+        consequence = "chatlog skips this recipient from now on; the other recipients still get alerts"
     wait = f" (after {outcome.retry_after:g} s at the earliest)" if outcome.retry_after else ""
     return f"{outcome.reason.rstrip('.')}. {consequence}{wait}." if consequence else outcome.reason
 
@@ -155,6 +160,13 @@ def explanation(platform: str, status: int, answer: dict[str, Any] | None) -> st
 def _classifier(platform: str) -> Any:
     cls = _destination_class(platform)
     return getattr(sys.modules[cls.__module__], "classify", None) if cls is not None else None
+
+
+def _one_recipient(platform: str, response: Any) -> bool:
+    """True when an app bot's answer concerns one recipient only (``verdict(...).scope``)."""
+    cls = _destination_class(platform)
+    verdict = getattr(sys.modules[cls.__module__], "verdict", None) if cls is not None else None
+    return verdict is not None and verdict(response, "the recipient", "").scope == "recipient"
 
 
 def _destination_class(platform: str) -> type[Destination] | None:
