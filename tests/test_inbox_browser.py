@@ -250,17 +250,19 @@ CARD = {"msg_type": "interactive", "card": {
 WECOM_FONTS = {"msgtype": "markdown", "markdown": {"content": (
     '<font color="info">recovered</font> <font color="comment">note</font> '
     '<font color="warning">failing</font>')}}
+DINGTALK_FONT = {"msgtype": "markdown", "markdown": {"title": "t", "text": "<font color=#FF0000>down</font>"}}
 
 
 def test_card_elements_and_font_colours_render_as_in_the_clients(page: Any, served: FakePlatforms) -> None:
     page.goto(f"{served.base_url}/")
     page.wait_for_selector("#status[data-state=live]", timeout=WAIT_MS)
-    seen = page.evaluate("""([card, wecom]) => {
+    seen = page.evaluate("""([card, wecom, ding]) => {
         const stage = document.createElement("div");
         stage.id = "cards";
         document.getElementById("feed").prepend(stage);
         const feishu = stage.appendChild(window.chatlogInbox.renderPayload("feishu", card, [], null));
         const fonts = stage.appendChild(window.chatlogInbox.renderPayload("wecom", wecom, [], null));
+        const dingFont = stage.appendChild(window.chatlogInbox.renderPayload("dingtalk", ding, [], null));
         const style = (node, name) => getComputedStyle(node)[name];
         return {
             header: style(feishu.querySelector(".card-header"), "backgroundColor"),
@@ -270,8 +272,9 @@ def test_card_elements_and_font_colours_render_as_in_the_clients(page: Any, serv
                 .map(n => [n.tagName, n.getAttribute("href"), n.textContent]),
             note: feishu.querySelector(".card-note").textContent,
             fonts: [...fonts.querySelectorAll(".font")].map(n => style(n, "color")),
+            ding: style(dingFont.querySelector(".font"), "color"),
         };
-    }""", [CARD, WECOM_FONTS])
+    }""", [CARD, WECOM_FONTS, DINGTALK_FONT])
 
     carmine = rgb(seen["header"])
     assert carmine[0] > 150 and carmine[0] > 2 * carmine[1] and carmine[2] > carmine[1], "carmine: a pink-red"
@@ -283,4 +286,5 @@ def test_card_elements_and_font_colours_render_as_in_the_clients(page: Any, serv
     assert info[1] > info[0] and info[1] > info[2], "WeCom info is green"
     assert max(comment) - min(comment) < 20, "WeCom comment is grey"
     assert warning[0] > warning[1] > warning[2], "WeCom warning is orange"
+    assert seen["ding"] == "rgb(255, 0, 0)", "DingTalk <font color=#FF0000>"
     shot(page.locator("#cards"), "feishu-card-elements.png")
