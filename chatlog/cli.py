@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 
 import httpx
@@ -74,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the local fake platforms and web inbox until Ctrl-C")
     serve.add_argument("--port", type=int, default=8750, help="port on 127.0.0.1 (0: any free port)")
+    kept = serve.add_mutually_exclusive_group()
+    kept.add_argument("--seed", help='derive the bot tokens from this text (default "chatlog"): '
+                      "the same URLs on every start")
+    kept.add_argument("--state", metavar="DIR",
+                      help="keep random bot tokens in DIR/chatlog-serve.json instead")
     serve.set_defaults(command="serve", run=_serve)
     return parser
 
@@ -98,17 +102,9 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    with FakePlatforms(port=args.port) as fake:
-        bots = _demo_bots(fake)
-        print(f"fake platforms and inbox at {fake.base_url}/  (Ctrl-C stops)")
-        for bot in bots:
-            print(f"  {bot.platform:9} {bot.url}")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopped")
-    return 0
+    from chatlog.testing import serve
+
+    return serve.run(args.port, args.state, args.seed)
 
 
 def _demo(args: argparse.Namespace) -> int:

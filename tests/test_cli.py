@@ -152,7 +152,9 @@ def test_serve_runs_the_fake_platforms_with_an_inbox_until_interrupted() -> None
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        lines = [server.stdout.readline() for _ in range(4)]  # the banner and one URL per bot
+        lines = [server.stdout.readline()]
+        while "export CHATLOG_URL" not in lines[-1] and len(lines) < 40:  # the banner ends with it
+            lines.append(server.stdout.readline())
         base = lines[0].split(" at ")[1].split("/ ")[0]
         wecom_url = next(line.split()[1] for line in lines if line.strip().startswith("wecom"))
         assert main(["send", wecom_url, "hello inbox"]) == 0
