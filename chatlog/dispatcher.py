@@ -16,17 +16,17 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import httpx
 
 from chatlog._report import Reporter
 from chatlog.capture import Captured
-from chatlog.digest import Context, Digest, GroupTable
+from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
 from chatlog.pacing import Backoff, SendWindow
-from chatlog.platforms._base import Destination, Outcome, Payload
+from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
@@ -69,12 +69,12 @@ class Courier:
     """Carries one request at a time on its own thread, so the dispatcher keeps draining and grouping
     while a platform is slow or hangs (a 10 s request would otherwise let the buffer overflow)."""
 
-    def __init__(self, deliver: Callable[[Payload], Outcome], done: Callable[[], None]) -> None:
+    def __init__(self, deliver: Callable[[Payloads], Outcome], done: Callable[[], None]) -> None:
         """`deliver` sends one payload (never raises); `done` is called after each answer."""
         self._deliver = deliver
         self._done = done
         self._cond = threading.Condition()
-        self._job: Payload | None = None
+        self._job: Payloads | None = None
         self._result: Outcome | None = None
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -91,10 +91,10 @@ class Courier:
         self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
         self._thread.start()
 
-    def submit(self, payload: Payload) -> None:
-        """Hand over the next payload (one at a time: the previous answer was taken)."""
+    def submit(self, payloads: Payloads) -> None:
+        """Hand over the next digest's payloads (one at a time: the previous answer was taken)."""
         with self._cond:
-            self._job, self._result = payload, None
+            self._job, self._result = payloads, None
             self._cond.notify_all()
 
     def take(self) -> Outcome | None:
@@ -140,12 +140,12 @@ class Dispatcher:
         *,
         timing: Timing | None = None,
         context: Context | None = None,
-        mentions: Mapping[int, Sequence[str]] | None = None,
+        mentions: Mentions | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
     ) -> None:
-        """`mentions` maps a level to ids mentioned when a digest reaches that level;
+        """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
@@ -153,7 +153,7 @@ class Dispatcher:
         self.destination = destination
         self.timing = timing or Timing()
         self._base_context = context or Context()
-        self._mentions = {level: tuple(ids) for level, ids in (mentions or {}).items()}
+        self._mentions = mentions or Mentions()
         self._clock = clock
         self._context_fields = context_fields
         self.reporter = Reporter(destination.masked(), destination.secrets)
@@ -175,6 +175,8 @@ class Dispatcher:
         self.idle = False
         """True while the thread sleeps with nothing queued: the next record must `wake` it."""
         self._own_ids: tuple[int, ...] = ()
+        self._next_collect = 0.0
+        """When the next round reads the tallies (`time.monotonic()`; at most once per poll interval)."""
         self.tallies.clear()
         self._waiters: list[tuple[float, threading.Event]] = []
         self._closing = False
@@ -315,7 +317,7 @@ class Dispatcher:
             if self._closing:
                 break
             if delay > self.timing.poll_interval and not self._go_idle():
-                delay = 0.0  # a record arrived just before the flag was up: file it now
+                delay = self.timing.poll_interval  # records came just before the flag was up: filed now
             self._wake.wait(None if delay == math.inf else delay)
             self._wake.clear()
             self.idle = False
@@ -362,7 +364,13 @@ class Dispatcher:
         Returns seconds until the next round is needed; ``inf`` when only a record, an answer or
         flush()/close() can make one necessary (the thread then sleeps until woken).
         """
-        emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if self._thread_ident is not None else None)
+        threaded = self._thread_ident is not None
+        # A flush waits for every count, and so does giving up on a stopped destination's records.
+        collect = (not threaded or bool(self._waiters) or bool(self._disabled_reason)
+                   or time.monotonic() >= self._next_collect)
+        emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if threaded else None, collect=collect)
+        if collect:
+            self._next_collect = time.monotonic() + self.timing.poll_interval
         now = self._clock()
         self._follow_clock(now)
         wait = self._send_if_due(now)
@@ -416,29 +424,32 @@ class Dispatcher:
         ready = self._backoff.ready_at()
         return ready if forced else max(self._schedule.due_at(), ready)
 
-    def _drain(self, budget_s: float | None = None) -> tuple[bool, int]:
+    def _drain(self, budget_s: float | None = None, *, collect: bool = True) -> tuple[bool, int]:
         """File queued and counted records (`Filing.drain`); whether the buffer was emptied, how many."""
         return self._filing.drain(self.buffer, own=self.own_thread_ids, budget_s=budget_s,
-                                  catch_up=self.timing.max_queue // 2)
+                                  catch_up=self.timing.max_queue // 2, collect=collect)
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
-        digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
-        digest = replace(digest, mentions=self._mentions_for(digest.level),
-                         batch=f"{self._batch_seed}-{self._batch_number}")
-        payload = self._render(digest)
-        self._window.record(now)
+        with self._lock:
+            self._filing.file_counted(now)  # every count up to now, not up to the last collection
+        dropped = self._overflow - self._dropped_reported
+        digest = self._groups.digest(now, self._context, dropped, self._mentions,
+                                     batch=f"{self._batch_seed}-{self._batch_number}")
+        payloads = self._render(digest)
+        for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
+            self._window.record(now)
         self._sends_started += 1
         self._in_flight = self._sends_started
         self._flight = digest
         if self._courier.running:
-            self._courier.submit(payload)
+            self._courier.submit(payloads)
         else:
-            self._land(self._deliver(payload))
+            self._land(self._deliver(payloads))
 
-    def _deliver(self, payload: Payload) -> Outcome:
+    def _deliver(self, payloads: Payloads) -> Outcome:
         try:
-            return self.destination.send(self._client, payload)
+            return self.destination.send_all(self._client, payloads)
         except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
             return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
 
@@ -455,14 +466,12 @@ class Dispatcher:
         if digest is not None:
             self._settle(digest, outcome, self._clock())
 
-    def _render(self, digest: Digest) -> Payload:
+    def _render(self, digest: Digest) -> Payloads:
         try:
-            return self.destination.render(digest)
+            return self.destination.render_all(digest)
         except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
             self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            text = f"{digest.level_name} ×{digest.total}: " + "; ".join(
-                g.sample.message[:200] for g in digest.groups[:5])
-            return self.destination.render_text(text)
+            return self.destination.render_fallback(digest)
 
     def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         with self._lock:
@@ -511,15 +520,9 @@ class Dispatcher:
 
     def _discard_unsent(self) -> None:
         with self._lock:
+            self._filing.file_counted(self._clock())  # what was counted since the last round goes too
             self._undeliverable += self._groups.discard_unsent()
             self._schedule.discarded()
-
-    def _mentions_for(self, level: int) -> tuple[str, ...]:
-        ids: list[str] = []
-        for threshold, names in sorted(self._mentions.items()):
-            if level >= threshold:
-                ids.extend(name for name in names if name not in ids)
-        return tuple(ids)
 
     def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
         """`force`: the flushes are answered (sent, or nothing to send). Otherwise forget the ones past

@@ -7,22 +7,14 @@ is bounded by time, so however fast records arrive the dispatcher gets back to s
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
-from chatlog.capture import (
-    Captured,
-    created_of,
-    fingerprint,
-    key_of,
-    level_of,
-    sample,
-    template_of,
-    thread_of,
-)
+from chatlog.capture import Captured, created_of, for_filing, level_of, sample
 from chatlog.digest import GroupTable
 from chatlog.entry import Entry
 from chatlog.tally import Tallies
@@ -33,6 +25,9 @@ DRAIN_BATCH = 256
 waiting application thread run; without it, a log call made while the dispatcher drains waits for the
 interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
 yielding: in a storm, dropping records is worse than a slower call."""
+
+
+_UNREADABLE = (logging.ERROR, "?", "<unreadable record>", "", "")
 
 
 class Filing:
@@ -49,9 +44,10 @@ class Filing:
         self.processed = 0
 
     def drain(self, buffer: deque[Captured], *, own: tuple[int, ...], budget_s: float | None,
-              catch_up: int) -> tuple[bool, int]:
+              catch_up: int, collect: bool = True) -> tuple[bool, int]:
         """File what `buffer` holds for at most `budget_s` seconds (None: until it is empty, without
-        yielding), skipping records made on `own` threads; then file what the tallies counted.
+        yielding), skipping records made on `own` threads; then, with `collect`, what the tallies
+        counted (reading every counter costs about a microsecond per key: not on every round).
 
         Returns whether the buffer was emptied and how many records were filed.
         """
@@ -66,30 +62,32 @@ class Filing:
             with self._lock:
                 now = self._clock()
                 for _ in range(min(len(buffer), DRAIN_BATCH)):
-                    item = buffer.popleft()
-                    if thread_of(item) in own:
-                        continue  # our own thread (httpx logging our requests): never feed ourselves
-                    self.file(item, now)
-                    filed += 1
-        with self._lock:
-            filed += self.file_counted(self._clock())
+                    if self.file(buffer.popleft(), now, own):
+                        filed += 1
+        if collect:
+            with self._lock:
+                filed += self.file_counted(self._clock())
         return not buffer, filed
 
-    def file(self, item: Captured, now: float) -> None:
-        """Count one captured record in its group (a group's first record becomes its sample)."""
-        self.processed += 1
-        level = level_of(item)
+    def file(self, item: Captured, now: float, own: tuple[int, ...] = ()) -> bool:
+        """Count one captured record in its group (a group's first record becomes its sample); False
+        for a record made on one of the `own` threads (httpx logging our requests): never fed back."""
         try:
-            key = fingerprint(item)
+            thread, key, level, created, tally_key, has_template = for_filing(item)
         except BaseException:  # a record we cannot read still counts
-            key = (level, "?", "<unreadable record>", "", "")
+            thread, key, level, created = None, _UNREADABLE, logging.ERROR, 0.0
+            tally_key, has_template = None, True
+        if thread in own:
+            return False
+        self.processed += 1
         self.schedule.record_filed(now, level)
-        self.groups.add(key, created_of(item), lambda: _safe_sample(item), level)
-        tally_key = key_of(item)
+        self.groups.add(key, created, lambda: _safe_sample(item), level)
         if tally_key is not None:
-            if template_of(item) is None:
+            if not has_template:
                 self.tallies.seen_without_arguments(tally_key)
-            self.tallies.link(tally_key, key, self.groups.sample_of(key), level, now)
+            if tally_key in self.tallies.counters:  # most new groups' keys are not counted: skip the rest
+                self.tallies.link(tally_key, key, self.groups.sample_of(key), level, now)
+        return True
 
     def file_counted(self, now: float) -> int:
         """Count what the application only counted (`chatlog.tally`) in its groups (hold the lock)."""
