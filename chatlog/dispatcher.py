@@ -1,12 +1,12 @@
-"""The background half of a handler: buffer, thread, timing, rate limits, retries, flush/close, fork.
+"""The background half of a handler: buffer, thread, timing, rate limits, retries, flush/close.
 
-Only this module owns a thread and a clock. The application thread touches nothing here
-but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
+The dispatcher thread owns the clock; the courier (`chatlog.courier`) carries requests; process
+events (fork, child exits, restart after close) are `chatlog.lifecycle`'s. The application thread
+touches nothing here but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -14,14 +14,20 @@ import random
 import socket
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-import httpx
-
+from chatlog import lifecycle
 from chatlog._report import Reporter
+from chatlog.courier import (
+    CHATLOG_THREADS,
+    Courier,
+    HttpOptions,
+    install_log_filter,
+    mark_own_thread,
+    unmark_own_thread,
+)
 from chatlog.digest import Context, Digest, GroupTable
 from chatlog.entry import (
     C_CREATED,
@@ -44,22 +50,6 @@ _DRAIN_BATCH = 256
 waiting application thread run; without it, a log call made while the dispatcher drains waits for the
 interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
 yielding: in a storm, dropping records is worse than a slower call."""
-
-_own_thread = threading.local()
-"""``active`` is True on chatlog's dispatcher threads."""
-
-
-class _DropOwnRequests(logging.Filter):
-    """Drops httpx's request lines logged on chatlog's own threads: they carry the webhook URL with its
-    token (or key) in the clear, and would reach every other handler of the application."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(_own_thread, "active", False)
-
-
-_DROP_OWN_REQUESTS = _DropOwnRequests()
-logging.getLogger("httpx").addFilter(_DROP_OWN_REQUESTS)
-
 
 @dataclass(frozen=True, slots=True)
 class ChatStats:
@@ -121,72 +111,6 @@ class SendWindow:
         self._sent.append(now)
 
 
-class Courier:
-    """Carries one request at a time on its own thread, so the dispatcher keeps draining and grouping
-    while a platform is slow or hangs (a 10 s request would otherwise let the buffer overflow)."""
-
-    def __init__(self, deliver: Callable[[Payload], Outcome], done: Callable[[], None]) -> None:
-        """`deliver` sends one payload (never raises); `done` is called after each answer."""
-        self._deliver = deliver
-        self._done = done
-        self._cond = threading.Condition()
-        self._job: Payload | None = None
-        self._result: Outcome | None = None
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        self.ident: int | None = None
-        """The courier thread's ident (its httpx records are chatlog's own, never the app's)."""
-
-    @property
-    def running(self) -> bool:
-        """True while the courier thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the courier thread."""
-        self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
-        self._thread.start()
-
-    def submit(self, payload: Payload) -> None:
-        """Hand over the next payload (one at a time: the previous answer was taken)."""
-        with self._cond:
-            self._job, self._result = payload, None
-            self._cond.notify_all()
-
-    def take(self) -> Outcome | None:
-        """The answer to the submitted payload, once it has come; None while it is out."""
-        with self._cond:
-            result, self._result = self._result, None
-            return result
-
-    def wait(self, timeout: float) -> Outcome | None:
-        """Wait up to `timeout` seconds for the answer, then `take` it."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._result is not None, max(0.0, timeout))
-        return self.take()
-
-    def stop(self) -> None:
-        """Let the thread end after the request it carries, if any."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        self.ident = threading.get_ident()
-        _own_thread.active = True
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._job is not None or self._stopped)
-                job, self._job = self._job, None
-            if job is None:
-                return
-            outcome = self._deliver(job)
-            with self._cond:
-                self._result = outcome
-                self._cond.notify_all()
-            self._done()
-
-
 class Dispatcher:
     """Drains one handler's buffer, groups records, and sends one digest per batch."""
 
@@ -200,9 +124,11 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
+        http: HttpOptions | None = None,
     ) -> None:
         """`mentions` maps a level to ids mentioned when a digest reaches that level;
-        `context_fields` limits the ``extra`` fields kept per sample (None: all).
+        `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
+        connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -212,13 +138,16 @@ class Dispatcher:
         self._mentions = {level: tuple(ids) for level, ids in (mentions or {}).items()}
         self._clock = clock
         self._context_fields = context_fields
-        self.reporter = Reporter(destination.masked(), destination.secrets)
+        self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
+        self._secrets = (*destination.secrets, *self._http.secrets)
+        self.reporter = Reporter(destination.masked(), self._secrets)
         self.buffer: deque[Item] = deque()
         self._overflow_lock = threading.Lock()
         self._closed = False
         self._reset_state()
         self._thread: threading.Thread | None = None
-        _live_dispatchers.add(self)
+        install_log_filter()
+        lifecycle.track(self)
         if start:
             self._start_thread()
 
@@ -233,7 +162,6 @@ class Dispatcher:
         )
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
         self._context = replace(self._base_context, host=socket.gethostname(), pid=os.getpid())
-        self._client = httpx.Client(timeout=self.timing.request_timeout, trust_env=False)
         self._overflow = 0
         self._processed = 0
         self._undeliverable = 0
@@ -259,9 +187,17 @@ class Dispatcher:
         self._attempts = 0
         self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
         self._batch_number = 0
-        self._disabled_reason = ""
-        self._thread_ident: int | None = None
-        self._courier = Courier(self._deliver, self._wake.set)
+        self._suspended = ""
+        """Why the destination is stopped by a configuration error ("" while it works); it probes
+        again every `lifecycle.PROBE_EVERY_S` (as a pause), its records wait meanwhile."""
+        self._suspension_said_at: float | None = None
+        self._life_lock = threading.Lock()
+        self._resume = False
+        """close() ran while the thread still finished the previous close: go on instead of ending."""
+        self._thread_ending = False
+        self._final_done = threading.Event()
+        """Set when the thread has made its last delivery attempt after close()."""
+        self._courier = Courier(self.destination, self._http, self._wake.set)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
 
@@ -289,7 +225,8 @@ class Dispatcher:
     def flush(self, timeout: float) -> bool:
         """Send what is pending now and wait for the answer; False when not all was delivered."""
         thread = self._thread
-        if self._closed or thread is None or not thread.is_alive() or timeout <= 0 or _holds_logging_lock():
+        if (self._closed or thread is None or not thread.is_alive() or timeout <= 0 or self._suspended
+                or lifecycle.holds_logging_lock()):
             return self._is_empty()
         done = threading.Event()
         with self._lock:
@@ -305,28 +242,47 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
+        self._final_done.clear()
         self._closing = True
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self._wake.set()
-            if _holds_logging_lock():
+            if lifecycle.holds_logging_lock():
                 self._report_from_thread = True  # it delivers as soon as the caller lets go of the lock
                 return
             in_flight = self._in_flight
             # logging.shutdown() calls flush() and then close(): one close_timeout for both, not two.
-            thread.join(0.0 if in_flight and in_flight == self._outwaited else max(0.0, timeout))
+            self._final_done.wait(0.0 if in_flight and in_flight == self._outwaited else max(0.0, timeout))
+        if not self._closed:
+            return  # a record started the handler again meanwhile: its records are not given up
         if thread is None or not thread.is_alive():
-            self._client.close()
+            self._courier.close_client()
         self._report_undelivered(timeout)
+
+    def restart(self) -> None:
+        """Start again after close() (a record reached a closed handler): new threads, same accounting."""
+        with self._life_lock:
+            self._closed = False
+            self._report_from_thread = False
+            thread = self._thread
+            if thread is not None and thread.is_alive() and not self._thread_ending:
+                self._resume = True  # the thread still finishes the previous close(): it goes on after it
+                return
+            self._closing = False
+            self._thread_ending = False
+            self._start_thread()
+
+    def close_at_child_exit(self) -> None:
+        """Deliver within ``close_timeout``: the process leaves through ``os._exit`` right after."""
+        self.close(self.timing.close_timeout)
 
     def _report_undelivered(self, timeout: float) -> None:
         left = self.stats().pending
         if left:
-            why = f": {self._disabled_reason}" if self._disabled_reason else ""
-            self.reporter.report(
-                "close", f"{left} log records were not delivered before close() gave up "
-                f"(close_timeout={timeout:g} s){why}",
-            )
+            flight = self._flight
+            awaited = flight.total if flight is not None and self._courier.sent else 0
+            message = lifecycle.undelivered_message(left, awaited, timeout, self._suspended)
+            self.reporter.report("close", message)
 
     def _is_empty(self) -> bool:
         with self._lock:
@@ -335,13 +291,34 @@ class Dispatcher:
     # ---- background thread --------------------------------------------------------------
 
     def _start_thread(self) -> None:
-        self._courier.start()
+        self._new_courier()
         self._thread = threading.Thread(target=self._run, name="chatlog-dispatcher", daemon=True)
         self._thread.start()
 
+    def _new_courier(self) -> None:
+        """A courier thread of its own (a previous one may still carry a request that hangs)."""
+        if self._flight is not None:  # its answer will never be taken: keep the records, try again
+            self._land(Outcome("retry", reason="no answer before close()"))
+        self._courier = Courier(self.destination, self._http, self._wake.set)
+        self._courier.start()
+
     def _run(self) -> None:
-        self._thread_ident = threading.get_ident()
-        _own_thread.active = True
+        mark_own_thread()
+        try:
+            while True:
+                self._loop()
+                self._final_flush()
+                with self._life_lock:
+                    if not self._resume:
+                        self._thread_ending = True
+                        return
+                    self._resume = False
+                    self._closing = False
+                    self._new_courier()
+        finally:
+            unmark_own_thread()
+
+    def _loop(self) -> None:
         while True:
             try:
                 delay = self.step()
@@ -349,17 +326,16 @@ class Dispatcher:
                 self.reporter.report("internal", f"internal error, continuing: {type(exc).__name__}: {exc}")
                 delay = self.timing.poll_interval
             if self._closing:
-                break
+                return
             self._wake.wait(delay)
             self._wake.clear()
-        self._final_flush()
 
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.timing.close_timeout
         try:
-            self._drain()
+            self._drain(limit=len(self.buffer))
             self._await_flight(deadline)
-            if self._flight is None and self._groups.unsent and not self._disabled_reason:
+            if self._flight is None and self._groups.unsent and not self._suspended:
                 now = self._clock()
                 wait = self._window.wait(now)
                 if 0.0 < wait <= self.timing.close_timeout / 2:
@@ -373,9 +349,9 @@ class Dispatcher:
         finally:
             self._courier.stop()
             self._release_waiters(force=True)
+            self._final_done.set()
             if self._report_from_thread:  # close() did not wait for this thread: finish its work here
                 self._report_undelivered(self.timing.close_timeout)
-                self._client.close()
 
     def step(self) -> float:
         """One round: drain the buffer, send if a batch is due. Returns seconds until the next round."""
@@ -390,9 +366,8 @@ class Dispatcher:
             self._land(outcome)
             now = self._clock()
         self._release_waiters(now=now)
-        if self._disabled_reason:
-            self._discard_unsent()
-            self._release_waiters(force=True)
+        if self._suspended and now < self._paused_until:
+            self._release_waiters(force=True)  # flush() cannot help until the next probe
             return self.timing.poll_interval
         if not self._groups.unsent:
             self._release_waiters(force=True)
@@ -435,16 +410,20 @@ class Dispatcher:
             due = min(due, self._escalated_at + self.timing.group_wait)
         return max(due, self._retry_at, self._paused_until)
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> None:
+        """File the buffered records (at most `limit`: at close, not what keeps arriving meanwhile)."""
         buffer = self.buffer
-        own = (self._thread_ident, self._courier.ident)
-        threaded = self._thread_ident is not None
+        own = CHATLOG_THREADS
+        threaded = self._thread is not None
         catch_up = self.timing.max_queue // 2
-        while buffer:
+        left = len(buffer) if limit is None else limit
+        while buffer and (left > 0 if limit is not None else not self._closing):  # close() seen in a storm
             if threaded and len(buffer) < catch_up:
                 time.sleep(0)  # hands the GIL to the application thread when it waits for it
             with self._lock:
-                for _ in range(min(len(buffer), _DRAIN_BATCH)):
+                batch = min(len(buffer), _DRAIN_BATCH, left if limit is not None else _DRAIN_BATCH)
+                left -= batch
+                for _ in range(batch):
                     item = buffer.popleft()
                     if item[C_THREAD] in own:
                         continue  # our own thread (httpx logging our requests): never feed ourselves
@@ -478,13 +457,7 @@ class Dispatcher:
         if self._courier.running:
             self._courier.submit(payload)
         else:
-            self._land(self._deliver(payload))
-
-    def _deliver(self, payload: Payload) -> Outcome:
-        try:
-            return self.destination.send(self._client, payload)
-        except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
-            return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
+            self._land(self._courier.send(payload))
 
     def _await_flight(self, deadline: float) -> None:
         if self._flight is not None:
@@ -523,14 +496,18 @@ class Dispatcher:
                 self._retry_at = -math.inf
                 if self._groups.unsent == 0:
                     self._first_unsent = None
-                return
-            self._failed += 1
+            else:
+                self._failed += 1
+        if outcome.ok:
+            if self._suspended:
+                self._end_suspension()
+            return
         if outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":
             self._reject(digest, outcome, now)
         else:
-            self._disable(outcome)
+            self._suspend(outcome, now)
 
     def _reject(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """The platform refused this message's content: drop its records (counted), keep going."""
@@ -556,16 +533,22 @@ class Dispatcher:
             f"retrying in {self._retry_at - now:.0f} s",
         )
 
-    def _disable(self, outcome: Outcome) -> None:
-        self._disabled_reason = outcome.reason or "the platform refused the message"
-        self.reporter.report("permanent", f"{self._disabled_reason}. Alerts to this destination stop "
-                             "until the configuration is fixed.", once=True)
-        self._discard_unsent()
+    def _suspend(self, outcome: Outcome, now: float) -> None:
+        """A configuration error: keep the records, pause until the next probe, say so once an hour."""
+        self._suspended = outcome.reason or "the platform refused the message"
+        self._paused_until = now + lifecycle.PROBE_EVERY_S
+        said = self._suspension_said_at
+        if said is None or not 0.0 <= now - said < lifecycle.REPORT_SUSPENSION_EVERY_S:
+            self._suspension_said_at = now
+            self.reporter.report("permanent", f"{self._suspended}. Alerts to this destination wait (kept as "
+                                 f"a summary) until it is fixed; trying again every "
+                                 f"{lifecycle.PROBE_EVERY_S / 60:g} minutes.", every_s=0.0)
 
-    def _discard_unsent(self) -> None:
-        with self._lock:
-            self._undeliverable += self._groups.discard_unsent()
-            self._first_unsent = None
+    def _end_suspension(self) -> None:
+        self._suspended = ""
+        self._suspension_said_at = None
+        self.reporter.report("resumed", "the platform accepts messages again; the alerts kept "
+                             "meanwhile were delivered", every_s=0.0)
 
     def _mentions_for(self, level: int) -> tuple[str, ...]:
         ids: list[str] = []
@@ -586,40 +569,16 @@ class Dispatcher:
 
     # ---- fork ------------------------------------------------------------------------------
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """A forked child gets a fresh buffer, state and thread; the parent's records stay the parent's."""
-        _inherited_clients.append(self._client)  # closing it could disturb the parent's connections
+        lifecycle.keep_inherited(self._courier.forget_client())
         was_running = self._thread is not None and not self._closed
         self.buffer.clear()
         self._overflow_lock = threading.Lock()
         # The parent's thread may have held the reporter's lock at the fork; here no one would release it.
-        self.reporter = Reporter(self.destination.masked(), self.destination.secrets)
+        self.reporter = Reporter(self.destination.masked(), self._secrets)
+        self._flight = None
         self._reset_state()
         self._thread = None
         if was_running:
             self._start_thread()
-
-
-def _holds_logging_lock() -> bool:
-    """True when the calling thread holds logging's module lock, as dictConfig() and fileConfig() do
-    while they flush and close the old handlers. The dispatcher cannot send meanwhile (httpx takes
-    that lock to log its request), so waiting for it there would only stall every thread that logs."""
-    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
-    try:
-        return callable(is_owned) and bool(is_owned())
-    except Exception:
-        return False
-
-
-_live_dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
-_inherited_clients: list[httpx.Client] = []
-
-
-def _reinit_after_fork() -> None:
-    for dispatcher in list(_live_dispatchers):
-        with contextlib.suppress(Exception):  # a child that cannot alert must still run
-            dispatcher._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)

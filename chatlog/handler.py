@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping, Sequence
 
+from chatlog import lifecycle
+from chatlog.courier import http_options
 from chatlog.destinations import resolve
 from chatlog.digest import Context
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
@@ -25,7 +28,9 @@ class ChatHandler(logging.Handler):
     ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
     ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20). ``app_id``,
     ``app_secret``, ``receive_id_type`` and ``receive_ids`` configure a Feishu/Lark app bot
-    outside the URL. Usable from
+    outside the URL. ``proxy`` (``"http://proxy:3128"``) and ``verify`` (a CA bundle path, or False)
+    say how to connect; by default ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are honoured. A
+    closed handler that still receives records starts again, like ``logging.FileHandler``. Usable from
     ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
     """
 
@@ -51,6 +56,8 @@ class ChatHandler(logging.Handler):
         app_secret: str | None = None,
         receive_id_type: str | None = None,
         receive_ids: str | Sequence[str] | None = None,
+        proxy: str | None = None,
+        verify: bool | str = True,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
         # Validate before Handler.__init__: it registers the handler with logging.shutdown(),
@@ -71,6 +78,7 @@ class ChatHandler(logging.Handler):
             max_queue=_count("max_queue", max_queue),
             max_groups=_count("max_groups", max_groups),
         )
+        http = http_options(proxy, verify)
         levels = _mention_levels(mentions)
         if resolved.at:
             levels[logging.NOTSET] = list(resolved.at)
@@ -82,10 +90,12 @@ class ChatHandler(logging.Handler):
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
-                                      context_fields=self._context_fields)
+                                      context_fields=self._context_fields, http=http)
         self._buffer = self._dispatcher.buffer
         self._max_queue = timing.max_queue
+        self._queue_limit = timing.max_queue
         self._close_timeout = timing.close_timeout
+        self._reopen_lock = threading.Lock()
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -105,6 +115,8 @@ class ChatHandler(logging.Handler):
         try:
             if len(self._buffer) < self._max_queue:
                 self._buffer.append(capture(record, format_message(record), self._context_fields))
+            elif self._max_queue == 0 and self._reopen():  # closed: start again, like FileHandler
+                self.emit(record)
             else:
                 self._dispatcher.count_overflow()
         except Exception:
@@ -122,12 +134,32 @@ class ChatHandler(logging.Handler):
         return self._dispatcher.flush(self._close_timeout if timeout is None else max(0.0, timeout))
 
     def close(self) -> None:
-        """Deliver what is pending within ``close_timeout``, stop the thread. Idempotent."""
-        self._max_queue = 0  # records logged after close are counted as dropped
+        """Deliver what is pending within ``close_timeout``, stop the thread. Idempotent.
+
+        A record that reaches the handler afterwards starts it again (``dictConfig()`` closes every old
+        handler, also those that stay attached); while the interpreter exits it is counted as dropped.
+        """
+        self._max_queue = 0  # the next record takes the slow path: _reopen()
         try:
             self._dispatcher.close(self._close_timeout)
         finally:
             super().close()
+
+    def _reopen(self) -> bool:
+        """Start the closed handler again (new threads); False while the interpreter exits."""
+        with self._reopen_lock:
+            if self._max_queue:
+                return True  # another thread reopened it meanwhile
+            if lifecycle.interpreter_exiting():
+                self._dispatcher.reporter.report(
+                    "after-close", "a record logged after the handler was closed at exit is counted as "
+                    "dropped (no thread can start now)", once=True)
+                return False
+            self._dispatcher.restart()
+            self._closed = False  # logging.Handler's flag: logging.shutdown() closes it again at exit
+            lifecycle.register_for_shutdown(self)
+            self._max_queue = self._queue_limit
+            return True
 
 
 def _seconds(name: str, value: object) -> float:

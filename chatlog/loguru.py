@@ -95,6 +95,8 @@ def sink(
     app_secret: str | None = None,
     receive_id_type: str | None = None,
     receive_ids: str | Sequence[str] | None = None,
+    proxy: str | None = None,
+    verify: bool | str = True,
 ) -> Sink:
     """A loguru sink for ``logger.add(...)`` with the options of `ChatHandler`, e.g.
 
@@ -124,6 +126,8 @@ def sink(
         app_secret=app_secret,
         receive_id_type=receive_id_type,
         receive_ids=receive_ids,
+        proxy=proxy,
+        verify=verify,
     )
     return Sink(handler)
 

@@ -18,9 +18,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
@@ -62,6 +60,9 @@ from chatlog.platforms._text import (
     with_default_keyword,
     with_keyword,
 )
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/open-apis/bot/v2/hook/"
 _ORIGINS = {"feishu": "https://open.feishu.cn", "lark": "https://open.larksuite.com"}

@@ -28,9 +28,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
-
-import httpx
+from typing import TYPE_CHECKING, Literal
 
 from chatlog._report import Reporter
 from chatlog.digest import Digest
@@ -63,6 +61,9 @@ from chatlog.platforms._text import (
     with_default_keyword,
     with_keyword,
 )
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 MESSAGES_PATH = "/open-apis/im/v1/messages"

@@ -13,9 +13,7 @@ the digest goes as a ``text`` message (content ≤ 2,048 bytes) with ``mentioned
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
@@ -58,6 +56,9 @@ from chatlog.platforms._text import (
     with_default_keyword,
     with_keyword,
 )
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/cgi-bin/webhook/send"
 _ORIGIN = "https://qyapi.weixin.qq.com"
