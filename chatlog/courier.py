@@ -181,6 +181,7 @@ class Courier:
         self._result: Outcome | None = None
         self._stopped = False
         self._sent = False
+        self._warm = False
         self._client: httpx.Client | None = None
         self._thread: threading.Thread | None = None
 
@@ -218,6 +219,15 @@ class Courier:
             self._cond.wait_for(lambda: self._result is not None, max(0.0, timeout))
         return self.take()
 
+    def warm(self) -> None:
+        """A record is waiting: build the client now, well before the message is due (importing httpx and
+        loading the CA bundle take tens of milliseconds, longer when the application keeps the GIL busy).
+        A process that never logs an alert never pays for it."""
+        if self._client is None:
+            with self._cond:
+                self._warm = True
+                self._cond.notify_all()
+
     def stop(self) -> None:
         """Let the thread end after the request it carries, if any; it closes the client then."""
         with self._cond:
@@ -250,8 +260,6 @@ class Courier:
         return client
 
     def _prepare(self) -> None:
-        """Build the client now, on this thread, before the first message is due: importing httpx and
-        loading the CA bundle take tens of milliseconds, longer when the application keeps the GIL busy."""
         try:
             if self._client is None:
                 self._client = make_client(self._options)
@@ -265,11 +273,13 @@ class Courier:
         mark_own_thread()
         watch_sends(self._mark_sent)
         try:
-            self._prepare()
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: self._job is not None or self._stopped)
-                    job, self._job = self._job, None
+                    self._cond.wait_for(lambda: self._job is not None or self._stopped or self._warm)
+                    job, self._job, warm, self._warm = self._job, None, self._warm, False
+                if warm and job is None and not self._stopped:
+                    self._prepare()
+                    continue
                 if job is None:
                     return
                 outcome = self.send(job)

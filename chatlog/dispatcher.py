@@ -432,6 +432,7 @@ class Dispatcher:
     def _add(self, item: Captured) -> None:
         if self._groups.unsent == 0:
             self._first_unsent = self._clock()
+            self._courier.warm()
         self._processed += 1
         try:
             key = captured_fingerprint(item)
