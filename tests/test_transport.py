@@ -171,7 +171,7 @@ def test_gigabyte_answer_is_cut_off_at_64_kib_and_retried_without_memory_growth(
     assert "sent an answer larger than 64 KiB (HTTP 200)" in line and "retrying" in line
 
 
-# --- how a connection fails: one message each, naming the host and the fix -----------------------------------
+# --- how a connection fails: one message each, naming the host and the fix -------------------------------
 
 
 def test_unknown_host_is_a_dns_message_naming_the_host_and_the_proxy_fix(
@@ -396,7 +396,9 @@ def test_proxy_that_refuses_is_named_without_its_password(
     ({"verify": "yes please"}, "no such file or directory"),
     ({"verify": 1.0}, "verify must be True, False or a CA bundle path"),
 ])
-def test_bad_proxy_or_verify_fails_at_construction_with_an_example(options: dict[str, Any], words: str) -> None:
+def test_bad_proxy_or_verify_fails_at_construction_with_an_example(
+    options: dict[str, Any], words: str
+) -> None:
     with pytest.raises((TypeError, ValueError)) as caught:
         ChatHandler("wecom://KEY", **options)
     message = str(caught.value)
