@@ -157,12 +157,13 @@ def make_client(options: HttpOptions) -> httpx.Client:
 
         import httpx
 
-        install_log_filter()  # httpx's import just created its child loggers
         verify: bool | ssl.SSLContext = options.verify if isinstance(options.verify, bool) else (
             ssl.create_default_context(capath=options.verify) if os.path.isdir(options.verify)
             else ssl.create_default_context(cafile=options.verify))
-        return httpx.Client(timeout=options.timeout_s, proxy=options.proxy, verify=verify, trust_env=True,
-                            transport=options.transport, follow_redirects=False)
+        client = httpx.Client(timeout=options.timeout_s, proxy=options.proxy, verify=verify, trust_env=True,
+                              transport=options.transport, follow_redirects=False)
+        install_log_filter()  # building the transport imported httpcore's modules, with their loggers
+        return client
 
 
 class Courier:
@@ -248,10 +249,17 @@ class Courier:
         return outcome
 
     def close_client(self) -> None:
-        """Close the client (when no thread uses it)."""
+        """Close the client (when no thread uses it). What httpcore logs meanwhile is chatlog's own,
+        also when this runs on an application thread (close() after the courier ended)."""
         client, self._client = self._client, None
-        if client is not None:
+        if client is None:
+            return
+        was_own = on_own_thread()
+        _own.active = True
+        try:
             client.close()
+        finally:
+            _own.active = was_own
 
     def forget_client(self) -> httpx.Client | None:
         """After a fork: hand back the parent's client without closing it (closing could disturb the
