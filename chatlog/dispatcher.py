@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import random
-import socket
 import threading
 import time
 from collections import deque
@@ -161,7 +160,7 @@ class Dispatcher:
             max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
         )
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
-        self._context = replace(self._base_context, host=socket.gethostname(), pid=os.getpid())
+        self._context = replace(self._base_context, host=lifecycle.host_name(), pid=os.getpid())
         self._overflow = 0
         self._processed = 0
         self._undeliverable = 0

@@ -149,6 +149,17 @@ def interpreter_exiting() -> bool:
     return sys.is_finalizing() or not threading.main_thread().is_alive()
 
 
+def host_name() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (without importing ``socket`` where the
+    system says it directly: ``import chatlog`` should cost a cron job as little as possible)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import socket
+
+    return socket.gethostname()
+
+
 def register_for_shutdown(handler: logging.Handler) -> None:
     """Put a restarted handler back on the list ``logging.shutdown()`` flushes and closes at exit.
 

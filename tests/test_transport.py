@@ -403,3 +403,23 @@ def test_bad_proxy_or_verify_fails_at_construction_with_an_example(
         ChatHandler("wecom://KEY", **options)
     message = str(caught.value)
     assert words in message and "e.g." in message and "proxy-pass-7781" not in message
+
+
+def test_loguru_sink_takes_proxy_and_verify_and_checks_them_at_construction(
+    fake_platforms: FakePlatforms, proxy: ForwardProxy, clean_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    from chatlog.loguru import sink
+
+    with pytest.raises(ValueError, match="no such file or directory"):
+        sink("wecom://KEY", verify="/nonexistent/company-ca.pem")
+    bot = fake_platforms.add_bot("wecom")
+    chat = sink(bot.url, proxy=proxy.url, group_wait=0.05, close_timeout=2.0)
+    try:
+        from loguru import logger
+
+        sink_id = logger.add(chat, level="ERROR")
+        logger.error("loguru alert through the proxy")
+        logger.remove(sink_id)  # stops the sink: delivers within close_timeout
+    finally:
+        chat.stop()
+    assert "loguru alert through the proxy" in bot.texts()[0] and len(proxy.seen) == 1
