@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatlog.platforms._base import Destination, Outcome, Payload, watch_sends
+from chatlog.platforms._base import Destination, Outcome, Payloads, watch_sends
 
 if TYPE_CHECKING:
     import httpx
@@ -178,7 +178,7 @@ class Courier:
         self._options = options
         self._done = done
         self._cond = threading.Condition()
-        self._job: Payload | None = None
+        self._job: Payloads | None = None
         self._result: Outcome | None = None
         self._stopped = False
         self._sent = False
@@ -202,10 +202,10 @@ class Courier:
         self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
         self._thread.start()
 
-    def submit(self, payload: Payload) -> None:
-        """Hand over the next payload (one at a time: the previous answer was taken)."""
+    def submit(self, payloads: Payloads) -> None:
+        """Hand over the next digest's payloads (one at a time: the previous answer was taken)."""
         with self._cond:
-            self._job, self._result, self._sent = payload, None, False
+            self._job, self._result, self._sent = payloads, None, False
             self._cond.notify_all()
 
     def take(self) -> Outcome | None:
@@ -235,12 +235,12 @@ class Courier:
             self._stopped = True
             self._cond.notify_all()
 
-    def send(self, payload: Payload) -> Outcome:
-        """Sign, POST and classify one payload on the calling thread. Never raises."""
+    def send(self, payloads: Payloads) -> Outcome:
+        """Sign, POST and classify one digest's payloads on the calling thread. Never raises."""
         try:
             if self._client is None:
                 self._client = make_client(self._options)
-            outcome = self._destination.send(self._client, payload)
+            outcome = self._destination.send_all(self._client, payloads)
         except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
             return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
         proxy = self._options.describe_proxy()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 from chatlog import lifecycle
+from chatlog.capture import Captured, capture
 from chatlog.courier import http_options
-from chatlog.destinations import resolve
-from chatlog.digest import Context
+from chatlog.destinations import platform_options, resolve
+from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
-from chatlog.entry import capture, format_message
+from chatlog.entry import format_message
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -26,12 +28,14 @@ class ChatHandler(logging.Handler):
     platform's rate limits. ``url`` is a destination string such as
     ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
     ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
-    ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20). ``app_id``,
-    ``app_secret``, ``receive_id_type`` and ``receive_ids`` configure a Feishu/Lark app bot
-    outside the URL. ``proxy`` (``"http://proxy:3128"``) and ``verify`` (a CA bundle path, or False)
-    say how to connect; by default ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are honoured. A
-    closed handler that still receives records starts again, like ``logging.FileHandler``. Usable from
-    ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
+    ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20).
+    ``platform_options`` are the options a platform declares (`chatlog.platforms._base.Option`),
+    e.g. ``app_id``, ``app_secret``, ``receive_id_type`` and ``receive_ids`` of a Feishu/Lark app
+    bot: a string, or a list of strings for a list option; an option no platform declares fails here,
+    naming the valid ones. ``proxy`` (``"http://proxy:3128"``) and ``verify`` (a CA bundle path, or
+    False) say how to connect; by default ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are honoured.
+    A closed handler that still receives records starts again, like ``logging.FileHandler``. Usable
+    from ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
     """
 
     def __init__(
@@ -41,7 +45,7 @@ class ChatHandler(logging.Handler):
         secret: str | None = None,
         keyword: str | None = None,
         platform: str | None = None,
-        level: int | str = logging.NOTSET,
+        level: int | str = logging.ERROR,
         service: str | None = None,
         environment: str | None = None,
         group_wait: float = 5.0,
@@ -52,24 +56,15 @@ class ChatHandler(logging.Handler):
         mentions: Mapping[str | int, Sequence[str]] | None = None,
         max_groups: int = 200,
         context_fields: Sequence[str] | None = None,
-        app_id: str | None = None,
-        app_secret: str | None = None,
-        receive_id_type: str | None = None,
-        receive_ids: str | Sequence[str] | None = None,
         proxy: str | None = None,
         verify: bool | str = True,
+        **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
         # Validate before Handler.__init__: it registers the handler with logging.shutdown(),
         # and a half-built handler there would break every later dictConfig() and exit.
-        platform_options = {
-            "app_id": _optional_text("app_id", app_id),
-            "app_secret": _optional_text("app_secret", app_secret),
-            "receive_id_type": _optional_text("receive_id_type", receive_id_type),
-            "receive_ids": _joined("receive_ids", receive_ids),
-        }
         resolved = resolve(url, secret=secret, keyword=keyword, platform=platform,
-                           options={k: v for k, v in platform_options.items() if v is not None})
+                           options=_platform_options(platform_options))
         timing = Timing(
             group_wait=_seconds("group_wait", group_wait),
             group_interval=_seconds("group_interval", group_interval),
@@ -80,18 +75,17 @@ class ChatHandler(logging.Handler):
         )
         http = http_options(proxy, verify)
         levels = _mention_levels(mentions)
-        if resolved.at:
-            levels[logging.NOTSET] = list(resolved.at)
+        who = Mentions(tuple((level, tuple(levels[level])) for level in sorted(levels)), resolved.at)
         context = Context(
             service=_optional_text("service", service),
             environment=_optional_text("environment", environment),
-            keyword=resolved.keyword,
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
-        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
+        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
                                       context_fields=self._context_fields, http=http)
         self._buffer = self._dispatcher.buffer
+        self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
         self._queue_limit = timing.max_queue
         self._close_timeout = timing.close_timeout
@@ -111,16 +105,43 @@ class ChatHandler(logging.Handler):
         return bool(rv)
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue the record with its message formatted now (arguments as they are at log time)."""
+        """Count the record when its group is known already, else capture it: the message formatted and
+        the extras rendered now, as they are at log time (`chatlog.capture`, `chatlog.tally`)."""
+        dispatcher = self._dispatcher
         try:
-            if len(self._buffer) < self._max_queue:
-                self._buffer.append(capture(record, format_message(record), self._context_fields))
+            key = _tally_key(record)
+            counter = self._counters.get(key) if key is not None else None
+            if counter is not None:
+                next(counter)  # atomic: one C call under the GIL
+            elif len(self._buffer) < self._max_queue:
+                item = capture(record, format_message(record), self._context_fields, key)
+                if key is not None and record.thread not in dispatcher.own_thread_ids:
+                    dispatcher.tallies.register(key)  # before the append: the thread links it when filing
+                self._buffer.append(item)
             elif self._max_queue == 0 and self._reopen():  # closed: start again, like FileHandler
                 self.emit(record)
+                return
+            else:
+                dispatcher.count_overflow()
+            if dispatcher.idle:
+                dispatcher.wake()
+        except Exception:
+            dispatcher.count_overflow()  # never raise into the application; the loss is counted
+
+    @property
+    def context_fields(self) -> tuple[str, ...] | None:
+        """The ``extra`` / ``bind()`` fields an alert shows (None: all, up to 20)."""
+        return self._context_fields
+
+    def enqueue(self, item: Captured) -> None:
+        """Queue a record another front end captured (the loguru sink); never blocks or raises."""
+        try:
+            if len(self._buffer) < self._max_queue or (self._max_queue == 0 and self._reopen()):
+                self._dispatcher.queue(item)
             else:
                 self._dispatcher.count_overflow()
         except Exception:
-            self._dispatcher.count_overflow()  # never raise into the application; the loss is counted
+            self._dispatcher.count_overflow()
 
     def stats(self) -> ChatStats:
         """Accounting: accepted, dropped, pending, delivered_records, messages_sent, messages_failed."""
@@ -140,6 +161,7 @@ class ChatHandler(logging.Handler):
         handler, also those that stay attached); while the interpreter exits it is counted as dropped.
         """
         self._max_queue = 0  # the next record takes the slow path: _reopen()
+        self._counters = {}
         try:
             self._dispatcher.close(self._close_timeout)
         finally:
@@ -158,8 +180,28 @@ class ChatHandler(logging.Handler):
             self._dispatcher.restart()
             self._closed = False  # logging.Handler's flag: logging.shutdown() closes it again at exit
             lifecycle.register_for_shutdown(self)
+            self._counters = self._dispatcher.tallies.counters
             self._max_queue = self._queue_limit
             return True
+
+
+def _tally_key(record: logging.LogRecord) -> Hashable:
+    """What makes a record's fingerprint, cheaply and exactly: the ``%``-template object, level, logger,
+    whether it had arguments, and for an exception its type and innermost frame. None: not countable."""
+    msg = record.msg
+    if type(msg) is not str:
+        return None
+    exc_info = record.exc_info
+    if exc_info is None:
+        return (msg, record.levelno, record.name, not record.args)
+    if type(exc_info) is not tuple or len(exc_info) != 3:
+        return None
+    tb = exc_info[2]
+    if tb is None:
+        return (msg, record.levelno, record.name, not record.args, exc_info[0])
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return (msg, record.levelno, record.name, not record.args, exc_info[0], tb.tb_frame.f_code, tb.tb_lineno)
 
 
 def _seconds(name: str, value: object) -> float:
@@ -192,12 +234,24 @@ def _optional_text(name: str, value: object) -> str | None:
     raise TypeError(f"{name} must be a string, e.g. {name}='checkout'; got {type(value).__name__}")
 
 
+def _platform_options(given: Mapping[str, str | Sequence[str] | None]) -> dict[str, str]:
+    """Options a platform declares, as strings (lists comma-joined); TypeError for a name no platform has."""
+    known = platform_options()
+    unknown = sorted(name for name in given if name not in known)
+    if unknown:
+        mine = [name for name in inspect.signature(ChatHandler.__init__).parameters if name != "self"]
+        raise TypeError(f"ChatHandler got unknown option(s) {', '.join(unknown)}: its options are "
+                        f"{', '.join(mine[:-1])}, and platform options {', '.join(sorted(known))}")
+    return {name: text for name, value in given.items() if (text := _joined(name, value)) is not None}
+
+
 def _joined(name: str, value: str | Sequence[str] | None) -> str | None:
     if value is None or isinstance(value, str):
         return value or None
-    if all(isinstance(item, str) and item for item in value):
+    if isinstance(value, Sequence) and all(isinstance(item, str) and item for item in value):
         return ",".join(value)
-    raise TypeError(f"{name} must be ids, e.g. {name}=['ou_a', 'ou_b'] or {name}='ou_a,ou_b'")
+    raise TypeError(f"{name} must be a string or a list of strings, e.g. {name}=['ou_a', 'ou_b'] or "
+                    f"{name}='ou_a,ou_b'; got {type(value).__name__}")
 
 
 def _field_names(value: Sequence[str] | None) -> tuple[str, ...] | None:

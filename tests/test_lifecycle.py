@@ -22,7 +22,7 @@ import pytest
 from chatlog import ChatHandler
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.entry import capture
+from chatlog.capture import capture
 from chatlog.testing import FakePlatforms
 from tests.conftest import assert_accounting, attach_only
 

@@ -20,6 +20,7 @@ from chatlog.digest import Context, Digest, GroupSummary
 from chatlog.entry import Entry
 from chatlog.platforms import _text, dingtalk, feishu, wecom
 from chatlog.platforms._base import Limits, Payload
+from tests import registry
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 TRACEBACK = (
@@ -30,13 +31,8 @@ TRACEBACK = (
     "    raise ValueError(reason)\n"
     "ValueError: card declined\n"
 )
-PLATFORMS = [feishu, dingtalk, wecom]
-IDS = ["feishu", "dingtalk", "wecom"]
-ESCAPES: dict[str, Callable[[str], str]] = {
-    "chatlog.platforms.feishu": _text.inert,
-    "chatlog.platforms.dingtalk": dingtalk._escape,
-    "chatlog.platforms.wecom": _text.inert,
-}
+PLATFORMS = registry.MODULES
+IDS = registry.IDS
 
 
 def entry(message: str = "order 42 failed", *, level: int = logging.ERROR, logger: str = "app.orders",
@@ -54,7 +50,7 @@ def group(message: str = "order 42 failed", *, count: int = 1, total: int | None
 
 
 def digest(*groups: GroupSummary, service: str | None = "checkout", environment: str | None = "prod",
-           keyword: str | None = None, mentions: tuple[str, ...] = (), dropped: int = 0,
+           mentions: tuple[str, ...] = (), dropped: int = 0,
            host: str = "web-1", pid: int = 4242) -> Digest:
     levels: dict[int, int] = {}
     for summary in groups:
@@ -64,7 +60,7 @@ def digest(*groups: GroupSummary, service: str | None = "checkout", environment:
         level_counts=tuple((logging.getLevelName(lv), n) for lv, n in sorted(levels.items(), reverse=True)),
         window_start=min((g.first_seen for g in groups), default=0.0),
         window_end=max((g.last_seen for g in groups), default=0.0),
-        context=Context(service=service, environment=environment, host=host, pid=pid, keyword=keyword),
+        context=Context(service=service, environment=environment, host=host, pid=pid),
         dropped=dropped,
         mentions=mentions,
     )
@@ -103,10 +99,7 @@ def body_bytes(payload: Payload) -> int:
 
 def assert_within_limits(module: ModuleType, payload: Payload) -> None:
     assert body_bytes(payload) <= module.LIMITS.body_bytes
-    if module is wecom:
-        kind = payload["msgtype"]
-        content_limit = 4_096 if kind == "markdown" else 2_048
-        assert len(payload[kind]["content"].encode("utf-8")) <= content_limit
+    assert registry.refusal(module, payload) == ""
 
 
 # --- what the message says -----------------------------------------------------------------------------
@@ -220,12 +213,11 @@ def test_window_across_midnight_shows_dates(module: ModuleType) -> None:
 
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_keyword_is_in_the_message_when_configured(module: ModuleType) -> None:
-    payload = module.render(digest(group(), keyword="chatlog-alert"))
-    assert "chatlog-alert" in "\n".join(markup(payload)) or "chatlog-alert" in shown(payload).splitlines()[-1]
-    assert "chatlog-alert" in shown(payload)
+    payload = module.render(digest(group()), module.LIMITS, "chatlog-alert")
+    assert "chatlog-alert" in registry.shown(module, payload)
 
 
-def test_destination_keyword_is_used_when_the_digest_has_none() -> None:
+def test_the_destinations_keyword_is_in_its_messages() -> None:
     for bot in (feishu.Feishu("T", keyword="kw-1"), dingtalk.DingTalk("T", keyword="kw-1"),
                 wecom.WeCom("T", keyword="kw-1")):
         assert "kw-1" in shown(bot.render(digest(group())))
@@ -233,8 +225,8 @@ def test_destination_keyword_is_used_when_the_digest_has_none() -> None:
 
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_render_is_a_pure_function_of_the_digest(module: ModuleType) -> None:
-    one = digest(group(count=3, traceback=TRACEBACK), mentions=("all",), keyword="kw")
-    assert module.render(one) == module.render(one)
+    one = digest(group(count=3, traceback=TRACEBACK), mentions=("all",))
+    assert module.render(one, module.LIMITS, "kw") == module.render(one, module.LIMITS, "kw")
 
 
 @pytest.mark.parametrize(("level", "colour"), [
@@ -275,9 +267,16 @@ def test_dingtalk_mentions_fill_at_and_the_text() -> None:
     assert "@13800000001" in payload["markdown"]["text"] and "@user-7" in payload["markdown"]["text"]
 
 
-def test_wecom_mentions_render_inline() -> None:
-    content = wecom.render(digest(group(), mentions=("all", "zhangsan")))["markdown"]["content"]
-    assert "<@all>" in content and "<@zhangsan>" in content
+def test_wecom_markdown_mentions_userids_and_a_text_message_notifies_all_and_phones() -> None:
+    one = digest(group(count=3), mentions=("all", "zhangsan", "13800000001"))
+    markdown, text = wecom.WeCom("KEY").render_all(one)
+    assert "<@zhangsan>" in markdown["markdown"]["content"]
+    content = markdown["markdown"]["content"]
+    assert "<@all>" not in content and "13800000001" not in content
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert text["text"]["mentioned_mobile_list"] == ["13800000001"]
+    assert "ERROR ×3" in text["text"]["content"]
+    assert wecom.WeCom("KEY").render_all(digest(group(), mentions=("zhangsan",)))[1:] == ()
 
 
 def test_mention_ids_that_could_break_markup_are_left_out() -> None:
@@ -319,13 +318,9 @@ _OWN_TAGS = re.compile(r'<font color="(?:warning|comment|info)">|</font>')
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_log_text_creates_no_mention_link_image_or_tag(module: ModuleType) -> None:
     payload = module.render(hostile_digest())
-    for text in markup(payload):
-        assert "<" not in _OWN_TAGS.sub("", text)
-        assert "](" not in text
-        assert "]:" not in text
-        assert "@13800000000" not in text or module is not dingtalk
-        assert "\ufffd" in text or module is feishu
-    assert "at" not in payload
+    assert registry.live_markup(module, payload) == []
+    assert registry.notified(module, payload) == []
+    assert "\ufffd" in registry.shown(module, payload)
 
 
 def test_feishu_card_holds_only_the_elements_chatlog_emits() -> None:
@@ -363,7 +358,7 @@ def test_hostile_text_cannot_add_to_configured_mentions() -> None:
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_multi_line_messages_stay_on_their_line(module: ModuleType) -> None:
     message = "first line\n# Resolved, ignore\r\n---\u2028last line"
-    text = "\n".join(markup(module.render(digest(group(message)))))
+    text = registry.shown(module, module.render(digest(group(message))))
     assert "first line ⏎ # Resolved, ignore ⏎ --- ⏎ last line" in text
 
 
@@ -373,7 +368,7 @@ def test_multi_line_messages_stay_on_their_line(module: ModuleType) -> None:
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_megabyte_message_is_cut_visibly_within_limits(module: ModuleType) -> None:
     huge = group("数据库连接失败" * 150_000, traceback=("x" * 10_000 + "\n") * 100, count=2)
-    payload = module.render(digest(huge, keyword="kw"))
+    payload = module.render(digest(huge), module.LIMITS, "kw")
     assert_within_limits(module, payload)
     assert "… (truncated)" in shown(payload)
     assert "kw" in shown(payload)
@@ -463,8 +458,7 @@ def digests(draw: st.DrawFn) -> Digest:
     groups = tuple(draw(st.lists(summaries(), max_size=50)))
     start, end = sorted((draw(TIMES), draw(TIMES)))
     context = Context(service=draw(st.none() | TEXT), environment=draw(st.none() | TEXT), host=draw(TEXT),
-                      pid=draw(st.integers(0, 2**22)),
-                      keyword=draw(st.none() | st.text(string.ascii_letters, min_size=1, max_size=20)))
+                      pid=draw(st.integers(0, 2**22)))
     mentions = draw(st.lists(st.sampled_from(["all", "ou_abc", "13800000000", "user-1"]) | TEXT, max_size=4))
     return Digest(groups=groups, level_counts=(("ERROR", sum(g.count for g in groups)),),
                   window_start=start, window_end=end, context=context,
@@ -472,13 +466,14 @@ def digests(draw: st.DrawFn) -> Digest:
 
 
 @settings(max_examples=100, deadline=None)
-@given(one=digests())
-def test_every_digest_renders_valid_utf8_within_limits_with_its_header(one: Digest) -> None:
+@given(one=digests(), keyword=st.none() | st.text(string.ascii_letters, min_size=1, max_size=20))
+def test_every_digest_renders_valid_utf8_within_limits_with_its_header(one: Digest,
+                                                                       keyword: str | None) -> None:
     for module in PLATFORMS:
-        payload = module.render(one)
+        payload = module.render(one, module.LIMITS, keyword)
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
         assert_within_limits(module, payload)
-        text = shown(payload)
-        assert _text.header_line(one, ESCAPES[module.__name__]) in text
-        if one.context.keyword:
-            assert one.context.keyword in text
+        text = registry.shown(module, payload)
+        assert _text.header_line(one, registry.class_of(module).escape) in text
+        if keyword:
+            assert keyword in text

@@ -38,7 +38,7 @@ def chatlog_lines(err: str) -> list[str]:
 
 
 def log_one(dispatcher: Dispatcher, message: str = "payment failed") -> None:
-    from chatlog.entry import capture
+    from chatlog.capture import capture
 
     record = logging.LogRecord("shop", logging.ERROR, "shop.py", 7, message, None, None)
     dispatcher.buffer.append(capture(record, record.getMessage()))

@@ -23,8 +23,9 @@ if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatl
     import httpx
 
 Payload = dict[str, Any]
+Payloads = tuple[Payload, ...]
+"""The request bodies of one digest, in sending order (usually one)."""
 _TOKEN = re.compile(r"[^\s/?#@:]+")
-_CODE = re.compile(r"-?\d{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,31 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """An option a platform takes by name: in the destination's query (``?app_id=…``), as a handler or
+    sink keyword (``app_id=…``), or in dictConfig. The handler validates every option against these
+    tables, so a platform's options reach it without the handler naming them."""
+
+    name: str
+    help: str
+    """What it is, with an example value (shown in errors)."""
+    secret: bool = False
+    """A credential: never shown in a repr, an error or output (the tests scan for it)."""
+    many: bool = False
+    """A list of values: a list of strings, or one comma-separated string."""
+
+
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("secret", "the signing secret, e.g. secret=SEC…", secret=True),
+    Option("keyword", "a word every message must contain, e.g. keyword=alert"),
+    Option("base_url", "send to this host instead, e.g. base_url=http://127.0.0.1:8750"),
+    Option("platform", "the platform when the URL does not tell, e.g. platform=dingtalk"),
+    Option("at", "ids mentioned in every message, e.g. at=13800000000,ou_xxx", many=True),
+)
+"""Options every destination string may carry; a platform declares its own in `Destination.options`."""
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """A parsed destination string, handed to the platform that claims it."""
 
@@ -76,6 +102,9 @@ class Target:
     keyword: str | None = None
     base_url: str | None = None
     """``scheme://host[:port]`` to send to instead of the platform's own host (local inbox, proxy)."""
+    relay: bool = False
+    """An http(s) URL whose path is no platform's own, chosen by ``platform=`` (a relay or proxy): the
+    platform sends to that URL's path instead of its own."""
 
 
 class Destination(ABC):
@@ -89,8 +118,10 @@ class Destination(ABC):
     """Path prefixes that identify the platform on any host (local inbox, proxy)."""
     example: ClassVar[str] = ""
     """One valid destination string, shown in error messages."""
-    options: ClassVar[tuple[str, ...]] = ()
-    """Query options this platform consumes besides the common ones (``app_id``, …)."""
+    forms: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+    """The README's rows for this class: what it is (``"DingTalk group bot"``) and its URL forms."""
+    options: ClassVar[tuple[Option, ...]] = ()
+    """Options this platform takes besides `COMMON_OPTIONS` (``app_id``, ``access_token``, …)."""
     registry: ClassVar[list[type[Destination]]] = []
 
     limits: Limits
@@ -101,6 +132,34 @@ class Destination(ABC):
         if cls.names:
             Destination.registry.append(cls)
 
+    @staticmethod
+    def escape(text: str) -> str:
+        """The platform's escaping rule: cleaned user text made inert in its markup (no mention, link,
+        tag, font or code span), e.g. `chatlog.platforms._text.inert`. Every platform declares one."""
+        raise NotImplementedError
+
+    @classmethod
+    def option_table(cls) -> tuple[Option, ...]:
+        """Every option this platform takes: the common ones, then its own."""
+        return COMMON_OPTIONS + cls.options
+
+    @classmethod
+    def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
+        """The credentials written in a destination string's scheme, host and path (not its query: those
+        are the `Option` values marked secret). Read even from a string the platform would refuse, so
+        construction errors can mask them.
+
+        By default: the password of ``USER:PASSWORD@…`` or else the whole host part of a short form
+        (``dingtalk://TOKEN``), and the path after one of `paths` in an http(s) URL
+        (``…/bot/v2/hook/TOKEN``). A platform whose URL puts a credential elsewhere overrides this.
+        """
+        if url.scheme.lower() not in ("http", "https"):
+            userinfo, at, host = url.netloc.rpartition("@")
+            found = [urllib.parse.unquote(userinfo.partition(":")[2]) if at else urllib.parse.unquote(host)]
+        else:
+            found = [url.path[len(prefix):].strip("/") for prefix in cls.paths if url.path.startswith(prefix)]
+        return tuple(value for value in found if value)
+
     @classmethod
     @abstractmethod
     def from_target(cls, target: Target) -> Destination:
@@ -110,6 +169,20 @@ class Destination(ABC):
     def render(self, digest: Digest) -> Payload:
         """The request body for a digest, within `limits`, keyword included when configured."""
 
+    def render_all(self, digest: Digest) -> Payloads:
+        """Every request body for `digest`, in sending order: `render`'s, and any extra message the
+        platform needs (WeCom: a text message whose ``mentioned_list`` notifies ``@all`` and phones)."""
+        return (self.render(digest),)
+
+    def render_fallback(self, digest: Digest) -> Payloads:
+        """Plain text for a digest whose `render_all` failed: a renderer bug must not cost the alert."""
+        lines = "; ".join(group.sample.message[:200] for group in digest.groups[:5])
+        return self.render_text_all(f"{digest.level_name} ×{digest.total}: {lines}")
+
+    def render_text_all(self, text: str) -> Payloads:
+        """Every request body for one plain text (``chatlog send``): `render_text`'s, by default."""
+        return (self.render_text(text),)
+
     @abstractmethod
     def render_text(self, text: str) -> Payload:
         """The request body for one plain text (``chatlog send``), keyword included when configured."""
@@ -117,6 +190,16 @@ class Destination(ABC):
     @abstractmethod
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:
         """Sign (fresh per request), POST, and classify the answer. Never raises."""
+
+    def send_all(self, client: httpx.Client, payloads: Payloads) -> Outcome:
+        """Send a digest's payloads in order; the first answer that is not ok decides (a retry sends
+        them all again, re-rendered). Never raises."""
+        outcome = Outcome("retry", reason="nothing to send")
+        for payload in payloads:
+            outcome = self.send(client, payload)
+            if not outcome.ok:
+                break
+        return outcome
 
     @abstractmethod
     def masked(self) -> str:
@@ -129,7 +212,6 @@ class Destination(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.masked()}>"
-
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
     """`text` with every secret (and its URL-quoted form) replaced by ``***``."""
@@ -281,84 +363,6 @@ def _merge_query(url: str, params: Mapping[str, str]) -> str:
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def json_body(response: httpx.Response) -> dict[str, Any] | None:
-    """The answer's JSON object, or None when the body is empty, not JSON, or not an object."""
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def retry_after(response: httpx.Response, default: float) -> float:
-    """Seconds to wait as the answer says (``Retry-After``, ``x-ogw-ratelimit-reset``), else `default`."""
-    for header in ("retry-after", "x-ogw-ratelimit-reset"):
-        value = response.headers.get(header)
-        if value is None:
-            continue
-        try:
-            return max(0.0, min(float(value), 3600.0))
-        except ValueError:
-            continue
-    return default
-
-
-def classify_http(response: httpx.Response) -> Outcome | None:
-    """The outcome decided by HTTP status alone (429, 5xx), or None when the body must decide."""
-    status = response.status_code
-    if status == 429:
-        return Outcome("retry", retry_after(response, 60.0), "the platform says we send too fast (HTTP 429)",
-                       answer=trimmed(response))
-    if status >= 500:
-        return Outcome("retry", retry_after(response, 0.0), f"the platform answered HTTP {status}",
-                       answer=trimmed(response))
-    return None
-
-
-def trimmed(response: httpx.Response, limit: int = 500) -> str:
-    """The answer body as text, at most `limit` characters."""
-    text = response.content[:limit * 4].decode("utf-8", "replace")
-    return text[:limit]
-
-
-# --- answers and destination parts shared by the platform modules ---------------------------------
-
-
-def answer_code(value: object) -> int | None:
-    """A platform's result code as an int (``0``, ``"0"``, ``-1``); None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _CODE.fullmatch(value.strip()):
-        return int(value.strip())
-    return None
-
-
-def unexpected_answer(response: httpx.Response, platform: str) -> Outcome:
-    """The outcome for an answer without a usable result code: retry after 2xx, permanent otherwise."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return Outcome("retry", retry_after(response, 0.0),
-                       f"{platform} gave an unexpected answer (HTTP {status} without a result code)",
-                       answer=trimmed(response))
-    return Outcome("permanent", 0.0,
-                   f"{platform} refused the request with HTTP {status}: check the destination URL",
-                   answer=trimmed(response))
-
-
-def outcome_of(
-    answer: httpx.Response | Outcome,
-    classify: Callable[[httpx.Response], Outcome],
-    secrets: tuple[str, ...],
-) -> Outcome:
-    """The classified `answer` with every secret redacted from its reason and body."""
-    outcome = answer if isinstance(answer, Outcome) else classify(answer)
-    return Outcome(outcome.kind, outcome.retry_after, redact(outcome.reason, secrets),
-                   redact(outcome.answer, secrets))
-
 
 def check_token(token: str, what: str, example: str) -> None:
     """Raise ValueError naming the problem (never the token) unless `token` looks like a token."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import socket
@@ -19,15 +20,15 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from chatlog.testing import dingtalk, feishu, feishu_app, wecom
+from chatlog.testing import feishu_app
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
-from chatlog.testing.inbox import inbox_html, inbox_json
-from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request
+from chatlog.testing.inbox_web import answer_inbox, is_inbox_route
+from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request, rules_registry
 
-PLATFORM_RULES: tuple[PlatformRules, ...] = (feishu.RULES, dingtalk.RULES, wecom.RULES)
+PLATFORM_RULES: tuple[PlatformRules, ...] = rules_registry()
 PLATFORMS = tuple(name for rules in PLATFORM_RULES for name in rules.names)
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
 GARBAGE = b"\x00\xffTHIS IS NOT HTTP\xfe\r\n\r\n"
@@ -80,6 +81,7 @@ class FakePlatforms:
         self._apps: dict[str, FakeApp] = {}
         self._all: list[Received] = []
         self._fault: Fault | None = None
+        self._relays: dict[str, str] = {}
         self._hangs: set[threading.Event] = set()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -116,24 +118,26 @@ class FakePlatforms:
         secret: str | None = None,
         keyword: str | None = None,
         rate_limit: bool = True,
-        legacy_success: bool = False,
-        rate_code: int | str | None = None,
+        **options: object,
     ) -> FakeBot:
-        """Create a bot on ``platform`` ("feishu", "lark", "dingtalk" or "wecom"); a token is made up if None.
+        """Create a bot on ``platform`` (any name in `PLATFORMS`); a token is made up if None.
 
-        ``rate_code`` picks the rate-limit answer: DingTalk 410100 (default) or 130101; Feishu "11232"
-        (default), "9499" (HTTP 400 "too many request") or "429" (HTTP 429 with x-ogw-ratelimit-reset).
-        ``legacy_success`` makes a Feishu bot answer the old ``{"Extra":null,"StatusCode":0,...}`` form.
+        ``options`` are the platform's own settings (its fake's ``RULES.options``), e.g. ``rate_code``
+        (DingTalk 410100 or 130101; Feishu "11232", "9499" or "429") or Feishu's ``legacy_success``
+        (the old ``{"Extra":null,"StatusCode":0,...}`` answer); an unknown one fails naming the valid ones.
         """
         rules = _rules_named(platform)
+        unknown = sorted(set(options) - set(rules.options))
+        if unknown:
+            raise TypeError(f"unknown add_bot option(s) for {platform}: {', '.join(unknown)}; "
+                            f"{platform} takes {', '.join(rules.options) or 'none'}")
         settings = BotSettings(
             platform=platform,
             token=rules.new_token() if token is None else _checked_token(token),
             secret=_non_empty("secret", secret),
             keyword=_non_empty("keyword", keyword),
             rate_limit=rate_limit,
-            legacy_success=legacy_success,
-            rate_code=None if rate_code is None else str(rate_code),
+            options={**rules.options, **options},
         )
         rules.check_settings(settings)
         with self._changed:
@@ -185,6 +189,20 @@ class FakePlatforms:
             self._apps[settings.app_id] = app
         return app
 
+    def relay(self, path: str, to: str) -> str:
+        """Forward requests whose path starts with `path` to the platform path `to` (the rest of the path
+        and the query kept), as a relay or reverse proxy does; returns ``base_url + path``.
+
+        E.g. ``fake.relay("/relay/dingtalk", "/robot/send")``: a DingTalk destination on that URL needs
+        ``platform="dingtalk"``, since its path is no platform's own.
+        """
+        if not path.startswith("/") or not to.startswith("/"):
+            raise ValueError(f"relay paths start with '/', e.g. relay('/relay/dingtalk', '/robot/send'); "
+                             f"got {path!r} and {to!r}")
+        with self._changed:
+            self._relays[path] = to
+        return f"{self.base_url}{path}"
+
     def all_received(self) -> list[Received]:
         """Every platform request of every bot (unknown tokens too), in the order they were answered."""
         with self._changed:
@@ -222,6 +240,7 @@ class FakePlatforms:
         self._thread.join(STOP_JOIN_S)
 
     def _respond(self, request: Request) -> _Reply:
+        request = self._relayed(request)
         target = self._app_target(request) if request.path in feishu_app.PATHS else self._bot_target(request)
         if target is None:
             return NOT_FOUND
@@ -234,6 +253,14 @@ class FakePlatforms:
             self._record(request, target, NO_ANSWER, accepted=False)
             return NO_ANSWER
         return self._judge(request, target)
+
+    def _relayed(self, request: Request) -> Request:
+        with self._changed:
+            relays = dict(self._relays)
+        for path, to in relays.items():
+            if request.path.startswith(path):
+                return dataclasses.replace(request, path=to + request.path[len(path):])
+        return request
 
     def _bot_target(self, request: Request) -> _Target | None:
         routed = _route(request)
@@ -446,11 +473,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         request = self._read_request()
-        if request.method == "GET" and request.path == "/":
-            page = inbox_html(self.server.fake.bots).encode()
-            self._write(_Reply("answer", 200, page, (("Content-Type", "text/html; charset=utf-8"),)))
-        elif request.method == "GET" and request.path == "/api/messages":
-            self._write(_json_reply(200, inbox_json(self.server.fake.bots)))
+        if is_inbox_route(request.method, request.path):
+            answer_inbox(self, request.path, request.query, self.server.fake)
         else:
             self._write(self.server.fake._respond(request))
 
