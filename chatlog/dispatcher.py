@@ -51,7 +51,8 @@ class ChatStats:
 
     accepted: int
     dropped: int
-    """Records that will not reach the chat: buffer overflow, or a destination that refused for good."""
+    """Records that will not reach the chat: buffer overflow, or a message the platform refused for its
+    content. (A destination stopped by a configuration error keeps its records pending.)"""
     pending: int
     delivered_records: int
     messages_sent: int
