@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from chatlog import ChatHandler
+from chatlog.capture import capture
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.capture import capture
 from chatlog.testing import FakePlatforms
 from tests.conftest import assert_accounting, attach_only
 
