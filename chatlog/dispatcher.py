@@ -207,6 +207,8 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
+        with self._life_lock:
+            self._resume = False  # a restart before this close is undone by it
         self._final_done.clear()
         self._closing = True
         thread = self._thread
@@ -278,6 +280,7 @@ class Dispatcher:
                 with self._life_lock:
                     if not self._resume:
                         self._thread_ending = True
+                        self._final_done.set()  # also for a close() that came after the final flush
                         return
                     self._resume = False
                     self._closing = False
