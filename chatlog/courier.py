@@ -25,8 +25,9 @@ from chatlog.platforms._base import Destination, Outcome, Payloads, watch_sends
 if TYPE_CHECKING:
     import httpx
 
-HTTP_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
-"""Loggers of the HTTP stack (and every logger below them) whose records chatlog's threads make."""
+HTTP_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack", "py.warnings")
+"""Loggers whose records chatlog's threads make: the HTTP stack (and every logger below them), and
+``py.warnings`` (a warning raised on a chatlog thread, when the application captures warnings)."""
 
 CHATLOG_THREADS: set[int] = set()
 """Idents of chatlog's live threads: a record made on one is chatlog's own and never grouped."""
@@ -76,7 +77,7 @@ def install_log_filter() -> None:
     """
     manager = logging.Logger.manager
     names = [*HTTP_LOGGERS, *(name for name in list(manager.loggerDict)
-                              if name.partition(".")[0] in HTTP_LOGGERS)]
+                              if name.partition(".")[0] in HTTP_LOGGERS[:-1])]
     for name in names:
         logger = logging.getLogger(name)
         if _DROP_OWN not in logger.filters:

@@ -403,3 +403,42 @@ def _restore_root() -> Iterator[None]:
         if handler not in handlers:
             root.removeHandler(handler)
 
+
+
+def test_a_warning_raised_on_a_chatlog_thread_reaches_no_handler_when_warnings_are_captured(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler]
+) -> None:
+    import threading
+    import warnings
+
+    from chatlog.courier import mark_own_thread, unmark_own_thread
+
+    bot = fake_platforms.add_bot("wecom")
+    handler = make_handler(bot.url)
+    app_side = Collect()
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.addHandler(app_side)
+
+    def on_a_chatlog_thread() -> None:  # as a library chatlog calls would warn there
+        mark_own_thread()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.warn("deprecated transport option", DeprecationWarning, stacklevel=1)
+        finally:
+            unmark_own_thread()
+
+    try:
+        thread = threading.Thread(target=on_a_chatlog_thread)
+        thread.start()
+        thread.join(5.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("the application's own warning", UserWarning, stacklevel=1)
+    finally:
+        warnings_logger.removeHandler(app_side)
+        logging.captureWarnings(False)
+    messages = [record.getMessage() for record in app_side.records]
+    assert len(messages) == 1 and "the application's own warning" in messages[0], messages
+    assert handler.stats().accepted == 0
