@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatlog.platforms._base import Destination, Outcome, Payloads, watch_sends
+from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.platforms._http import watch_sends
 
 if TYPE_CHECKING:
     import httpx

@@ -26,8 +26,8 @@ from chatlog.platforms._base import (
     Option,
     Outcome,
     Payload,
-    post_json,
 )
+from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made

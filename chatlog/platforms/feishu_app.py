@@ -39,12 +39,12 @@ from chatlog.platforms._base import (
     Target,
     check_token,
     is_official,
-    post_json,
     redact,
     target_origin,
 )
 from chatlog.platforms._feishu_answers import Verdict, classify, verdict
 from chatlog.platforms._feishu_tokens import TOKENS, Fetched, TenantTokens, token_key, token_of
+from chatlog.platforms._http import post_json
 from chatlog.platforms._text import fit_text, inert, no_tags, payload_bytes, plain_summary, with_keyword
 
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
