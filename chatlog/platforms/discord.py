@@ -142,7 +142,8 @@ def _message(digest: Digest, budget: Budget) -> Payload:
     shown = digest.groups[: min(budget.groups, MAX_EMBEDS - 1)]
     more = more_line(digest.groups[len(shown) :])
     intro = [summary_line(digest, inert), bold(dropped_line(digest.dropped)), more]
-    head: dict[str, Any] = {"title": header_line(digest, inert), "color": _colour(digest.level)}
+    title = _cut(header_line(digest, inert), TITLE_CHARS)
+    head: dict[str, Any] = {"title": title, "color": _colour(digest.level)}
     description = "\n".join(line for line in intro if line)
     if description:
         head["description"] = description
