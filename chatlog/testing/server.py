@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from chatlog.testing import dingtalk, discord, feishu, feishu_app, wecom
+from chatlog.testing import dingtalk, discord, feishu, feishu_app, slack, wecom
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.faults import Fault
@@ -27,7 +27,8 @@ from chatlog.testing.feishu_app import AppState
 from chatlog.testing.inbox import inbox_html, inbox_json
 from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request
 
-PLATFORM_RULES: tuple[PlatformRules, ...] = (feishu.RULES, dingtalk.RULES, wecom.RULES, discord.RULES)
+PLATFORM_RULES: tuple[PlatformRules, ...] = (feishu.RULES, dingtalk.RULES, wecom.RULES, discord.RULES,
+                                             slack.RULES)
 PLATFORMS = tuple(name for rules in PLATFORM_RULES for name in rules.names)
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
 GARBAGE = b"\x00\xffTHIS IS NOT HTTP\xfe\r\n\r\n"
@@ -53,7 +54,8 @@ def _json_reply(status: int, obj: object, headers: tuple[tuple[str, str], ...] =
 def _answer_reply(answer: Answer) -> _Reply:
     if answer.text is None:
         return _json_reply(answer.status, answer.body, answer.headers)
-    content_type = (("Content-Type", "text/plain; charset=utf-8"),) if answer.text else ()
+    typed = any(name.lower() == "content-type" for name, _ in answer.headers)
+    content_type = (("Content-Type", "text/plain; charset=utf-8"),) if answer.text and not typed else ()
     return _Reply("answer", answer.status, answer.text.encode(), (*content_type, *answer.headers))
 
 
