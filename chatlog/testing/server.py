@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from chatlog.testing import dingtalk, discord, feishu, feishu_app, slack, wecom
+from chatlog.testing import dingtalk, discord, feishu, feishu_app, slack, telegram, wecom
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.faults import Fault
@@ -28,7 +28,7 @@ from chatlog.testing.inbox import inbox_html, inbox_json
 from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request
 
 PLATFORM_RULES: tuple[PlatformRules, ...] = (feishu.RULES, dingtalk.RULES, wecom.RULES, discord.RULES,
-                                             slack.RULES)
+                                             slack.RULES, telegram.RULES)
 PLATFORMS = tuple(name for rules in PLATFORM_RULES for name in rules.names)
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
 GARBAGE = b"\x00\xffTHIS IS NOT HTTP\xfe\r\n\r\n"
