@@ -168,8 +168,14 @@ def _mentions(mentions: tuple[str, ...]) -> str:
 def _fallback_text(digest: Digest, mentions: str) -> str:
     """The notification text: the mentions, then the digest's summary, within `TEXT_CHARS`."""
     prefix = f"{mentions}\n" if mentions else ""
-    text = with_keyword(plain_summary(digest, escape), digest.context.keyword, "\n")
-    return prefix + _cut(text, TEXT_CHARS - _chars(prefix))
+    return prefix + _with_keyword_within(plain_summary(digest, escape), digest.context.keyword,
+                                         TEXT_CHARS - _chars(prefix))
+
+
+def _with_keyword_within(text: str, keyword: str | None, limit: int) -> str:
+    """`text` cut to leave room for `keyword` (escaped), then the keyword when `text` lacks it."""
+    tail = "" if not keyword or keyword in text else f"\n{escape(clean(keyword))}"
+    return _cut(text, limit - _chars(tail)) + tail
 
 
 def within_limits(payload: Payload) -> bool:
@@ -190,8 +196,8 @@ def _text_objects(block: dict[str, Any]) -> list[dict[str, Any]]:
 def _fallback(digest: Digest) -> Payload:
     """One section with the digest's summary: for digests whose smallest full message would not fit."""
     mentions = _mentions(digest.mentions)
-    summary = with_keyword(plain_summary(digest, escape), digest.context.keyword, "\n")
-    section = _cut("\n".join(part for part in (mentions, summary) if part), SECTION_CHARS)
+    summary = "\n".join(part for part in (mentions, plain_summary(digest, escape)) if part)
+    section = _with_keyword_within(summary, digest.context.keyword, SECTION_CHARS)
     return {"text": _fallback_text(digest, mentions), "blocks": [_section(section)]}
 
 
@@ -257,8 +263,7 @@ class Slack(Destination):
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message (escaped, ≤ 3,000 characters), the keyword appended when configured."""
-        keyword = f"\n{escape(clean(self.keyword))}" if self.keyword and self.keyword not in text else ""
-        body = _cut(escape(clean(text)), TEXT_CHARS - _chars(keyword)) + keyword
+        body = _with_keyword_within(escape(clean(text)), self.keyword, TEXT_CHARS)
         return {"text": body or "(empty message)"}
 
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:

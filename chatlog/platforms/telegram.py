@@ -98,7 +98,7 @@ def visible(html: str) -> str:
 
 def visible_chars(html: str) -> int:
     """Length of `visible` text in UTF-16 code units, as Telegram measures its 4,096 limit."""
-    return len(visible(html).encode("utf-16-le", "surrogatepass")) // 2
+    return _units(visible(html))
 
 
 def render(digest: Digest, chat_id: int | str = 0, limits: Limits = LIMITS) -> Payload:
@@ -157,15 +157,24 @@ def _fallback(digest: Digest) -> str:
     """The digest's summary as plain escaped text, cut to fit: for digests whose smallest full message
     would not fit."""
     summary = plain_summary(digest, lambda text: text.replace("@", "＠"))
-    raw = with_keyword(summary, digest.context.keyword, "\n")
     mentions = _mentions(digest.mentions)
-    room = TEXT_CHARS - visible_chars(mentions) - 1
-    return "\n".join(part for part in (_escape_pre(_cut(raw, room)), mentions) if part)
+    text = _text_within(summary, digest.context.keyword, TEXT_CHARS - visible_chars(mentions) - 1)
+    return "\n".join(part for part in (text, mentions) if part)
+
+
+def _text_within(raw: str, keyword: str | None, limit: int) -> str:
+    """`raw` (cleaned, not yet HTML-escaped) cut to leave room for `keyword`, keyword appended, escaped."""
+    tail = "" if not keyword or keyword in raw else f"\n{clean(keyword)}"
+    return _escape_pre(_cut(raw, limit - _units(tail)) + tail)
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _cut(text: str, limit: int) -> str:
     """`text` within `limit` UTF-16 units, ending with `MARKER` when something was cut."""
-    if len(text.encode("utf-16-le", "surrogatepass")) // 2 <= limit:
+    if _units(text) <= limit:
         return text
     room, used = limit - len(MARKER), 0
     for end, char in enumerate(text):
@@ -276,8 +285,8 @@ class Telegram(Destination):
 
     def render_text(self, text: str) -> Payload:
         """A plain HTML-escaped message (≤ 4,096 characters), the keyword appended when configured."""
-        raw = with_keyword(clean(text).replace("@", "＠"), self.keyword, "\n")
-        return _body(self.chat_id, _escape_pre(_cut(raw, TEXT_CHARS)) or "(empty message)")
+        body = _text_within(clean(text).replace("@", "＠"), self.keyword, TEXT_CHARS)
+        return _body(self.chat_id, body if body.strip() else "(empty message)")
 
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:
         """POST and classify (nothing to sign). Never raises."""
