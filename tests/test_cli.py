@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from chatlog.cli import main
-from chatlog.testing import FakePlatforms
+from chatlog.testing import PLATFORM_RULES, FakePlatforms
 
 
 def test_send_delivers_one_message_and_prints_the_answer(
@@ -46,7 +46,7 @@ def test_demo_prints_each_alert_and_exact_stats() -> None:
     out = result.stdout
     assert out.count("· accepted") >= 3 and "REFUSED" not in out
     assert "Traceback" in out and "CRITICAL" in out
-    assert out.count("accepted=301, dropped=0, pending=0, delivered_records=301") == 3
+    assert out.count("accepted=301, dropped=0, pending=0, delivered_records=301") == len(PLATFORM_RULES)
     for secret in ("demo-feishu-secret", "SECdemo0123456789abcdef"):
         assert secret not in out and secret not in result.stderr
 
@@ -60,7 +60,7 @@ def test_serve_runs_the_fake_platforms_with_an_inbox_until_interrupted() -> None
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        lines = [server.stdout.readline() for _ in range(4)]  # the banner and one URL per bot
+        lines = [server.stdout.readline() for _ in range(1 + len(PLATFORM_RULES))]  # banner, one URL per bot
         base = lines[0].split(" at ")[1].split("/ ")[0]
         wecom_url = next(line.split()[1] for line in lines if line.strip().startswith("wecom"))
         assert main(["send", wecom_url, "hello inbox"]) == 0

@@ -117,8 +117,8 @@ def test_hostile_log_text_pings_nobody_and_configured_mentions_ping_exactly(
     assert handler.flush(timeout=5.0)
 
     first, second = bot.messages
-    assert fake_discord.pinged(first) == (f"user:{USER}",)
-    assert fake_discord.pinged(second) == ("@everyone", f"user:{USER}")
+    assert fake_discord.notified(first) == (USER,)
+    assert fake_discord.notified(second) == ("all", USER)
     assert [r.answer["mention_everyone"] for r in bot.received if r.answer] == [False, True]
     for message in (first, second):
         embeds = json.dumps(message["embeds"], ensure_ascii=False)
@@ -222,7 +222,8 @@ def test_every_digest_fits_discords_limits_and_keeps_its_header(one: Digest) -> 
     assert payload["embeds"] and len(json.dumps(payload, ensure_ascii=False).encode()) <= 60_000
     text = fake_discord.text_of(payload)
     assert _text.header_line(one, _text.inert)[:100] in text
-    assert set(fake_discord.pinged(payload)) <= {"@everyone"} | {f"user:{m}" for m in one.mentions}
+    assert set(fake_discord.notified(payload)) <= {"all", "here", *one.mentions}
+    assert fake_discord.live_markup(payload) == []
 
 
 def test_a_megabyte_of_astral_characters_is_cut_visibly_within_limits() -> None:
@@ -252,7 +253,7 @@ def test_log_text_makes_no_link_tag_or_code_fence() -> None:
 
 def test_plain_text_message_mentions_nobody_and_fits_content() -> None:
     payload = discord.Discord("1", "T-token", keyword="kw").render_text("@everyone " + "日志" * 5_000)
-    assert fake_discord.pinged(payload) == ()
+    assert fake_discord.notified(payload) == ()
     assert fake_discord.problems_of(payload) == {}
     assert payload["content"].endswith("kw")
 

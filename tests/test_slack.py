@@ -80,7 +80,7 @@ def test_dictconfig_with_the_short_url_delivers_blocks_with_a_text_fallback(
         message = bot.messages[0]
         assert message["text"].startswith("ERROR ×3 · checkout · prod")
         assert [block["type"] for block in message["blocks"]] == ["section", "divider", "section", "context"]
-        assert "order 0 failed & <retried>" in bot.texts()[0]
+        assert "order 0 failed & <retried>" in fake_slack.shown_text(message)
         assert handler.stats().delivered_records == 3
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
@@ -101,10 +101,12 @@ def test_hostile_log_text_pings_and_links_nothing_and_configured_mentions_ping_e
     assert handler.flush(timeout=5.0)
 
     first, second = bot.messages
-    assert fake_slack.pinged(first) == ("@U024BE7LH",)
-    assert fake_slack.pinged(second) == ("@U024BE7LH", "!channel", "!subteam^S0614TZR7")
+    assert fake_slack.notified(first) == ("U024BE7LH",)
+    assert fake_slack.notified(second) == ("U024BE7LH", "all", "S0614TZR7")
     assert fake_slack.links(first) == fake_slack.links(second) == ()
-    assert "<!channel> <!here> <@U999> <!subteam^S1> @channel <http://evil|pay>" in bot.texts()[0]
+    assert fake_slack.live_markup(first) == fake_slack.live_markup(second) == []
+    shown = fake_slack.shown_text(first)
+    assert "<!channel> <!here> <@U999> <!subteam^S1> @channel <http://evil|pay>" in shown
 
 
 def test_unknown_webhook_stops_alerting_says_why_and_shows_no_secret(
@@ -193,9 +195,8 @@ def test_every_digest_fits_slacks_limits_and_pings_only_whom_it_should(one: Dige
     assert fake_slack.problem_of(payload) is None
     assert slack.within_limits(payload)
     assert fake_slack.links(payload) == ()
-    allowed = {"!channel", "!here"} | {f"@{m}" for m in one.mentions}
-    allowed |= {f"!subteam^{m}" for m in one.mentions}
-    assert set(fake_slack.pinged(payload)) <= allowed
+    assert set(fake_slack.notified(payload)) <= {"all", "here", *one.mentions}
+    assert fake_slack.live_markup(payload) == []
     header = _text.header_line(one, slack.escape)
     assert header[:100] in payload["blocks"][0]["text"]["text"] or header[:100] in payload["text"]
 
@@ -206,7 +207,7 @@ def test_a_megabyte_message_is_cut_visibly_within_limits() -> None:
     assert fake_slack.problem_of(payload) is None and slack.within_limits(payload)
     assert "… (truncated)" in fake_slack.text_of(payload)
     assert payload["blocks"][-1]["elements"][0]["text"].endswith("kw")
-    assert not any(text.endswith("&am… (truncated)") for text in fake_slack.text_of(payload).splitlines())
+    assert fake_slack.live_markup(payload) == []
 
 
 def test_a_thousand_groups_end_with_an_account_of_the_rest() -> None:
@@ -221,12 +222,12 @@ def test_log_text_cannot_close_a_code_block_or_open_markup() -> None:
     for block in payload["blocks"]:
         text = block.get("text", {}).get("text", "")
         assert "<" not in text and ">" not in text and text.count("```") in (0, 2)
-    assert fake_slack.pinged(payload) == () and "link_names" not in payload
+    assert fake_slack.notified(payload) == () and "link_names" not in payload
 
 
 def test_plain_text_message_is_escaped_and_fits() -> None:
     payload = slack.Slack("T1", "B1", "secret-x", keyword="kw").render_text("<!channel> " + "日志" * 5_000)
-    assert fake_slack.pinged(payload) == () and fake_slack.problem_of(payload) is None
+    assert fake_slack.notified(payload) == () and fake_slack.problem_of(payload) is None
     assert payload["text"].startswith("&lt;!channel&gt;") and payload["text"].endswith("kw")
 
 

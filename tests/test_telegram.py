@@ -106,10 +106,11 @@ def test_hostile_log_text_mentions_nobody_and_configured_mentions_do(
         app_logger.exception('@durov_team <a href="tg://user?id=1">x</a> <b>bold</b> ' + HOSTILE_TEXT)
     assert handler.flush(timeout=5.0)
     message = bot.messages[0]
-    assert fake_telegram.pinged(message) == ("user:4242", "@oncall_lead")
+    assert fake_telegram.notified(message) == ("4242", "oncall_lead")
     entities = {e["type"] for e in bot.received[0].answer["result"]["entities"]}  # type: ignore[index]
     assert entities <= {"bold", "italic", "pre", "text_mention", "mention"}
-    assert "@traceback_user in <pre>" in fake_telegram.text_of(message)  # kept as is inside <pre>
+    assert "@traceback_user in <pre>" in fake_telegram.shown_text(message)  # kept as is inside <pre>
+    assert fake_telegram.live_markup(message) == []
 
 
 def test_a_group_that_became_a_supergroup_is_reported_with_its_new_id(
@@ -202,13 +203,12 @@ def test_a_storm_never_passes_twenty_a_minute(fake: FakePlatforms, clock: FakeCl
 @settings(max_examples=100, deadline=None)
 @given(one=digests())
 def test_every_digest_parses_and_fits_4096_characters_after_entity_parsing(one: Digest) -> None:
-    payload = telegram.render(one, -100123)
+    payload = telegram.render(one)
     parsed = fake_telegram.parse(payload["text"], payload["parse_mode"])
     assert isinstance(parsed, fake_telegram.Parsed), parsed
     assert 0 < len(parsed.text.encode("utf-16-le")) // 2 <= 4_096
-    mentions = {m.lstrip("@") for m in one.mentions}
-    for ping in fake_telegram.pinged(payload):
-        assert ping.removeprefix("user:").removeprefix("@") in mentions
+    assert set(fake_telegram.notified(payload)) <= {m.lstrip("@") for m in one.mentions}
+    assert fake_telegram.live_markup(payload) == []
     assert _text.header_line(one, telegram.escape)[:60] in payload["text"]
 
 
@@ -237,16 +237,15 @@ def test_log_text_adds_no_tag() -> None:
     payload = telegram.render(hostile_digest())
     tags = {tag for tag in payload["text"].split("<")[1:]}
     assert {tag.split(">")[0] for tag in tags} <= {"b", "/b", "i", "/i", "pre", "/pre"}
-    assert fake_telegram.pinged(payload) == ()
+    assert fake_telegram.notified(payload) == ()
 
 
 def test_plain_text_message_is_escaped_and_fits() -> None:
     sender = telegram.Telegram("1:secret-token-x", "@alerts_channel", keyword="kw")
     payload = sender.render_text("@everyone_here <b>" + "日志" * 5_000)
-    assert payload["chat_id"] == "@alerts_channel"
     parsed = fake_telegram.parse(payload["text"], "HTML")
     assert isinstance(parsed, fake_telegram.Parsed) and parsed.text.endswith("kw")
-    assert fake_telegram.pinged(payload) == ()
+    assert fake_telegram.notified(payload) == ()
 
 
 # --- destination strings ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
     Destination,
     Limits,
+    Option,
     Outcome,
     Payload,
     Target,
@@ -48,12 +50,12 @@ from chatlog.platforms._base import (
     unexpected_answer,
 )
 from chatlog.platforms._text import (
-    MARKER,
     Budget,
     answer_message,
     bold,
     dropped_line,
     fit,
+    fit_text,
     footer_line,
     group_lines,
     group_view,
@@ -64,6 +66,7 @@ from chatlog.platforms._text import (
     no_tags,
     plain_summary,
     summary_line,
+    truncate_utf8,
     with_default_keyword,
     with_keyword,
 )
@@ -109,22 +112,9 @@ _PERMANENT = {
 
 
 def _chars(text: str) -> int:
-    """Length in UTF-16 code units: at least the character count Discord checks."""
+    """Length in UTF-16 code units: at least the character count Discord checks. (Cuts use UTF-8
+    bytes, `truncate_utf8`: never fewer than UTF-16 units, so a cut text always fits.)"""
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _cut(text: str, limit: int) -> str:
-    """`text` within `limit` UTF-16 units, ending with `MARKER` when something was cut."""
-    if _chars(text) <= limit:
-        return text
-    room, used = limit - len(MARKER), 0
-    if room <= 0:
-        return MARKER[: max(limit, 0)]
-    for end, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > room:
-            return text[:end] + MARKER
-    return text
 
 
 def _colour(level: int) -> int:
@@ -135,15 +125,19 @@ def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
     """Embeds for `digest` (a header embed, then one per group, coloured by severity) within Discord's
     limits and `limits.body_bytes`; ``content`` only for the configured mentions."""
     message = fit(lambda budget: _message(digest, budget), limits.body_bytes, within_limits)
-    return message if message is not None else _fallback(digest)
+    return message if message is not None else _fallback(digest, limits)
 
 
 def _message(digest: Digest, budget: Budget) -> Payload:
     shown = digest.groups[: min(budget.groups, MAX_EMBEDS - 1)]
     more = more_line(digest.groups[len(shown) :])
     intro = [summary_line(digest, inert), bold(dropped_line(digest.dropped)), more]
-    title = _cut(header_line(digest, inert), TITLE_CHARS)
-    head: dict[str, Any] = {"title": title, "color": _colour(digest.level)}
+    header = header_line(digest, inert)
+    head: dict[str, Any] = {"color": _colour(digest.level)}
+    if _chars(header) <= TITLE_CHARS:
+        head["title"] = header
+    else:  # a header of wide characters: the description holds it whole
+        intro.insert(0, bold(header))
     description = "\n".join(line for line in intro if line)
     if description:
         head["description"] = description
@@ -190,13 +184,17 @@ def within_limits(payload: Payload) -> bool:
     return total <= EMBEDS_CHARS
 
 
-def _fallback(digest: Digest) -> Payload:
-    """One embed with the digest's summary: for digests whose smallest full message would not fit."""
-    embed = {"title": _cut(header_line(digest, inert), TITLE_CHARS), "color": _colour(digest.level),
-             "description": _cut(plain_summary(digest, inert), 3_000),
-             "footer": {"text": _cut(with_keyword(footer_line(digest, inert), digest.context.keyword)
-                                     or "chatlog", 1_000)}}
-    return _with_mentions({"embeds": [embed]}, digest.mentions)
+def _fallback(digest: Digest, limits: Limits) -> Payload:
+    """One embed with the digest's summary (its header first): for digests whose smallest full message
+    would not fit."""
+    footer = with_keyword(footer_line(digest, inert), digest.context.keyword) or "chatlog"
+    footer = truncate_utf8(footer, 1_000)
+
+    def make(text: str) -> Payload:
+        embed = {"description": text or "…", "color": _colour(digest.level), "footer": {"text": footer}}
+        return _with_mentions({"embeds": [embed]}, digest.mentions)
+
+    return fit_text(make, truncate_utf8(plain_summary(digest, inert), 3_000), limits.body_bytes)
 
 
 def bucket_wait(response: httpx.Response) -> float:
@@ -268,8 +266,10 @@ class Discord(Destination):
     names = ("discord",)
     hosts = ("discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com")
     paths = (_PATH,)
-    example = "discord://WEBHOOK_ID/WEBHOOK_TOKEN"
-    options = ("thread_id",)
+    example = "discord://123456789012345678/WEBHOOK_TOKEN"
+    options = (Option("thread_id", "post into this thread of the channel, e.g. thread_id=1234567890"),)
+    forms = (("Discord webhook", ("https://discord.com/api/webhooks/ID/TOKEN", "discord://ID/TOKEN")),)
+    escape = staticmethod(inert)
 
     def __init__(
         self,
@@ -303,6 +303,15 @@ class Discord(Destination):
         self._bucket_refills_at = -1.0
 
     @classmethod
+    def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
+        """The webhook token: the path of ``discord://ID/TOKEN``, the last part of the webhook URL."""
+        if url.scheme.lower() in ("http", "https"):
+            found = _URL.fullmatch(url.path)
+            return (found.group(2),) if found else ()
+        token = urllib.parse.unquote(url.path.strip("/"))
+        return (token,) if token else ()
+
+    @classmethod
     def from_target(cls, target: Target) -> Discord:
         """``discord://ID/TOKEN`` or ``https://discord.com/api/webhooks/ID/TOKEN`` (any host, that path)."""
         origin = target_origin(target, cls.example)
@@ -325,7 +334,7 @@ class Discord(Destination):
     def render_text(self, text: str) -> Payload:
         """``content`` only (≤ 2,000 characters), mentioning nobody."""
         keyword = f"\n{self.keyword}" if self.keyword and self.keyword not in text else ""
-        content = _cut(no_tags(text), CONTENT_CHARS - _chars(no_tags(keyword))) + no_tags(keyword)
+        content = truncate_utf8(no_tags(text), CONTENT_CHARS - _chars(no_tags(keyword))) + no_tags(keyword)
         return {"content": content or "(empty message)", "allowed_mentions": {"parse": []}}
 
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:

@@ -18,6 +18,7 @@ less). About one message a second per webhook.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any, Literal
 
 import httpx
@@ -44,6 +45,7 @@ from chatlog.platforms._text import (
     clean,
     dropped_line,
     fit,
+    fit_text,
     footer_line,
     group_lines,
     group_view,
@@ -52,6 +54,7 @@ from chatlog.platforms._text import (
     more_line,
     plain_summary,
     summary_line,
+    truncate_utf8,
     with_default_keyword,
     with_keyword,
 )
@@ -87,22 +90,6 @@ def _chars(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def _cut(text: str, limit: int) -> str:
-    """`text` within `limit` UTF-16 units, ending with `MARKER` when something was cut; never inside an
-    escape such as ``&amp;``."""
-    if _chars(text) <= limit:
-        return text
-    room, used = limit - len(MARKER), 0
-    for end, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > room:
-            head = text[:end]
-            amp = head.rfind("&")
-            partial = amp >= 0 and amp > len(head) - 5 and ";" not in head[amp:]
-            return (head[:amp] if partial else head) + MARKER
-    return text
-
-
 def escape(text: str) -> str:
     """Cleaned user text made inert in ``mrkdwn``: ``&``, ``<``, ``>`` as entities, backticks as ``ˋ``."""
     return text.translate(_ESCAPES)
@@ -112,7 +99,7 @@ def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
     """Block Kit sections for `digest` (header, groups, the rest, a context footer) with a ``text``
     fallback, within Slack's limits and `limits.body_bytes`; mentions only from ``digest.mentions``."""
     message = fit(lambda budget: _message(digest, budget), limits.body_bytes, within_limits)
-    return message if message is not None else _fallback(digest)
+    return message if message is not None else _fallback(digest, limits)
 
 
 def _message(digest: Digest, budget: Budget) -> Payload:
@@ -166,16 +153,20 @@ def _mentions(mentions: tuple[str, ...]) -> str:
 
 
 def _fallback_text(digest: Digest, mentions: str) -> str:
-    """The notification text: the mentions, then the digest's summary, within `TEXT_CHARS`."""
+    """The notification text: the mentions, the header and the summary line, within `TEXT_CHARS`."""
     prefix = f"{mentions}\n" if mentions else ""
-    return prefix + _with_keyword_within(plain_summary(digest, escape), digest.context.keyword,
+    lines = (header_line(digest, escape), summary_line(digest, escape), dropped_line(digest.dropped))
+    return prefix + _with_keyword_within("\n".join(line for line in lines if line), digest.context.keyword,
                                          TEXT_CHARS - _chars(prefix))
 
 
 def _with_keyword_within(text: str, keyword: str | None, limit: int) -> str:
     """`text` cut to leave room for `keyword` (escaped), then the keyword when `text` lacks it."""
     tail = "" if not keyword or keyword in text else f"\n{escape(clean(keyword))}"
-    return _cut(text, limit - _chars(tail)) + tail
+    cut = truncate_utf8(text, limit - _chars(tail))  # UTF-8 bytes are never fewer than UTF-16 units
+    if cut != text and cut.endswith(MARKER):  # a cut through "&amp;" would show a broken entity
+        cut = re.sub(r"&[a-z]{0,3}$", "", cut[: -len(MARKER)]) + MARKER
+    return cut + tail
 
 
 def within_limits(payload: Payload) -> bool:
@@ -193,12 +184,16 @@ def _text_objects(block: dict[str, Any]) -> list[dict[str, Any]]:
     return list(block.get("elements", []))
 
 
-def _fallback(digest: Digest) -> Payload:
+def _fallback(digest: Digest, limits: Limits) -> Payload:
     """One section with the digest's summary: for digests whose smallest full message would not fit."""
     mentions = _mentions(digest.mentions)
     summary = "\n".join(part for part in (mentions, plain_summary(digest, escape)) if part)
-    section = _with_keyword_within(summary, digest.context.keyword, SECTION_CHARS)
-    return {"text": _fallback_text(digest, mentions), "blocks": [_section(section)]}
+
+    def make(text: str) -> Payload:
+        section = _with_keyword_within(text or "…", digest.context.keyword, SECTION_CHARS)
+        return {"text": section, "blocks": [_section(section)]}
+
+    return fit_text(make, summary, limits.body_bytes)
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -229,6 +224,8 @@ class Slack(Destination):
     hosts = ("hooks.slack.com",)
     paths = (_PATH,)
     example = "slack://T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    forms = (("Slack incoming webhook", ("https://hooks.slack.com/services/T/B/X", "slack://T/B/X")),)
+    escape = staticmethod(escape)
 
     def __init__(self, team: str, bot: str, token: str, *, keyword: str | None = None,
                  origin: str | None = None) -> None:
@@ -241,6 +238,13 @@ class Slack(Destination):
         self.origin = origin or _ORIGIN
         self.endpoint = f"{self.origin}{_PATH}{team}/{bot}/{token}"
         self.limits = LIMITS
+
+    @classmethod
+    def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
+        """The webhook secret: the last part of ``slack://T/B/SECRET`` or of the webhook URL's path."""
+        path = url.path if url.scheme.lower() in ("http", "https") else f"{_PATH}{url.netloc}{url.path}"
+        found = _URL.fullmatch(path)
+        return (urllib.parse.unquote(found.group(3)),) if found else ()
 
     @classmethod
     def from_target(cls, target: Target) -> Slack:

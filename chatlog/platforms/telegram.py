@@ -16,6 +16,7 @@ messages a minute (and a chat about one a second): chatlog keeps to 18 a minute 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any, Literal
 
 import httpx
@@ -24,6 +25,7 @@ from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
     Destination,
     Limits,
+    Option,
     Outcome,
     Payload,
     Target,
@@ -38,7 +40,6 @@ from chatlog.platforms._base import (
     unexpected_answer,
 )
 from chatlog.platforms._text import (
-    MARKER,
     Budget,
     answer_message,
     clean,
@@ -50,8 +51,10 @@ from chatlog.platforms._text import (
     header_line,
     mention_ids,
     more_line,
+    payload_bytes,
     plain_summary,
     summary_line,
+    truncate_utf8,
     with_default_keyword,
     with_keyword,
 )
@@ -59,8 +62,8 @@ from chatlog.platforms._text import (
 _ORIGIN = "https://api.telegram.org"
 _URL = re.compile(r"/bot([^/]+)/sendMessage/?")
 _TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
-_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31}")
-_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{3,31})")
+_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{4,31})")
 _TAG = re.compile(r"<[^<>]*>")
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&"))
 LIMITS = Limits(body_bytes=100_000, per_minute=18, per_second=1)
@@ -101,19 +104,18 @@ def visible_chars(html: str) -> int:
     return _units(visible(html))
 
 
-def render(digest: Digest, chat_id: int | str = 0, limits: Limits = LIMITS) -> Payload:
-    """The HTML ``sendMessage`` body for `digest`, within 4,096 characters after entity parsing and
-    `limits.body_bytes`; mentions only from ``digest.mentions``."""
+def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+    """The HTML ``sendMessage`` body for `digest` (``chat_id`` goes into the query), within 4,096
+    characters after entity parsing and `limits.body_bytes`; mentions only from ``digest.mentions``."""
     def fits(payload: Payload) -> bool:
         return 0 < visible_chars(payload["text"]) <= TEXT_CHARS
 
-    message = fit(lambda budget: _body(chat_id, _html(digest, budget)), limits.body_bytes, fits)
-    return message if message is not None else _body(chat_id, _fallback(digest))
+    message = fit(lambda budget: _body(_html(digest, budget)), limits.body_bytes, fits)
+    return message if message is not None else _fallback(digest, limits)
 
 
-def _body(chat_id: int | str, text: str) -> Payload:
-    return {"chat_id": chat_id, "text": text, "parse_mode": "HTML",
-            "link_preview_options": {"is_disabled": True}}
+def _body(text: str) -> Payload:
+    return {"text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
 
 
 def _html(digest: Digest, budget: Budget) -> str:
@@ -153,35 +155,29 @@ def _mentions(mentions: tuple[str, ...]) -> str:
     return " ".join(rendered)
 
 
-def _fallback(digest: Digest) -> str:
+def _fallback(digest: Digest, limits: Limits) -> Payload:
     """The digest's summary as plain escaped text, cut to fit: for digests whose smallest full message
     would not fit."""
     summary = plain_summary(digest, lambda text: text.replace("@", "＠"))
     mentions = _mentions(digest.mentions)
-    text = _text_within(summary, digest.context.keyword, TEXT_CHARS - visible_chars(mentions) - 1)
-    return "\n".join(part for part in (text, mentions) if part)
+    room = TEXT_CHARS - visible_chars(mentions) - 1
+    while True:  # escaping can take five times the room of the text: halve until the body fits
+        text = _text_within(summary, digest.context.keyword, room)
+        payload = _body("\n".join(part for part in (text, mentions) if part))
+        if room <= 100 or payload_bytes(payload) <= limits.body_bytes:
+            return payload
+        room //= 2
 
 
 def _text_within(raw: str, keyword: str | None, limit: int) -> str:
-    """`raw` (cleaned, not yet HTML-escaped) cut to leave room for `keyword`, keyword appended, escaped."""
+    """`raw` (cleaned, not yet HTML-escaped) cut to leave room for `keyword`, keyword appended, escaped.
+    The cut counts UTF-8 bytes, never fewer than the UTF-16 units Telegram counts."""
     tail = "" if not keyword or keyword in raw else f"\n{clean(keyword)}"
-    return _escape_pre(_cut(raw, limit - _units(tail)) + tail)
+    return _escape_pre(truncate_utf8(raw, limit - _units(tail)) + tail)
 
 
 def _units(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _cut(text: str, limit: int) -> str:
-    """`text` within `limit` UTF-16 units, ending with `MARKER` when something was cut."""
-    if _units(text) <= limit:
-        return text
-    room, used = limit - len(MARKER), 0
-    for end, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > room:
-            return text[:end] + MARKER
-    return text
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -236,7 +232,10 @@ class Telegram(Destination):
     hosts = ("api.telegram.org",)
     paths = ("/bot",)
     example = "telegram://123456:BOT_TOKEN@-1001234567890"
-    options = ("chat_id",)
+    options = (Option("chat_id", "a number (negative for a group) or @channel, e.g. chat_id=-100123"),)
+    forms = (("Telegram bot", ("https://api.telegram.org/botTOKEN/sendMessage?chat_id=ID",
+                               "telegram://TOKEN@CHAT_ID")),)
+    escape = staticmethod(escape)
 
     def __init__(self, token: str, chat_id: str, *, keyword: str | None = None,
                  origin: str | None = None) -> None:
@@ -255,6 +254,16 @@ class Telegram(Destination):
         self.origin = origin or _ORIGIN
         self.endpoint = f"{self.origin}/bot{token}/sendMessage"
         self.limits = LIMITS
+
+    @classmethod
+    def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
+        """The bot token and its secret half (after the ``:``), from either destination form."""
+        if url.scheme.lower() in ("http", "https"):
+            found = _URL.fullmatch(url.path)
+            token = urllib.parse.unquote(found.group(1)) if found else ""
+        else:
+            token = urllib.parse.unquote(url.netloc.partition("@")[0])
+        return tuple(part for part in (token, token.partition(":")[2]) if part)
 
     @classmethod
     def from_target(cls, target: Target) -> Telegram:
@@ -281,17 +290,18 @@ class Telegram(Destination):
 
     def render(self, digest: Digest) -> Payload:
         """The HTML message for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.chat_id, self.limits)
+        return render(with_default_keyword(digest, self.keyword), self.limits)
 
     def render_text(self, text: str) -> Payload:
         """A plain HTML-escaped message (≤ 4,096 characters), the keyword appended when configured."""
         body = _text_within(clean(text).replace("@", "＠"), self.keyword, TEXT_CHARS)
-        return _body(self.chat_id, body if body.strip() else "(empty message)")
+        return _body(body if body.strip() else "(empty message)")
 
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """POST and classify (nothing to sign). Never raises."""
+        """POST to this chat (``?chat_id=``, as in the URL form) and classify. Never raises."""
         try:
-            return outcome_of(post_json(client, self.endpoint, dict(payload)), classify, self.secrets)
+            answer = post_json(client, self.endpoint, dict(payload), params={"chat_id": str(self.chat_id)})
+            return outcome_of(answer, classify, self.secrets)
         except Exception as exc:
             return Outcome("retry", reason=f"chatlog failed while sending to Telegram ({type(exc).__name__})")
 

@@ -7,8 +7,8 @@ counted as Discord's API counts them (code points). Rate limits: a bucket of 5 r
 webhook, announced in ``X-RateLimit-*`` headers on every answer, and 30 messages a minute per channel;
 over either, HTTP 429 with ``{"message", "retry_after", "global"}`` and ``Retry-After``.
 
-`pinged` says who a message would notify: only ``content`` pings, and only what ``allowed_mentions``
-allows (everything, when the field is missing).
+`notified` says who a message would notify: only ``content`` pings, and only what ``allowed_mentions``
+allows (everything, when the field is missing); `live_markup` what log text could have made live.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from chatlog.testing.rules import (
     Request,
     dig,
     dig_str,
+    markdown_problems,
 )
 
 PATH = re.compile(r"/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)")
@@ -65,8 +66,8 @@ def url_of(base_url: str, bot: BotSettings) -> str:
 
 def check_settings(bot: BotSettings) -> None:
     """Reject settings a Discord webhook cannot have."""
-    if bot.secret is not None or bot.keyword is not None or bot.rate_code is not None or bot.legacy_success:
-        raise ValueError("Discord webhooks have no secret, keyword or rate codes: add_bot('discord')")
+    if bot.secret is not None or bot.keyword is not None:
+        raise ValueError("Discord webhooks have no secret or keyword: add_bot('discord')")
 
 
 def _error(status: int, code: int, message: str, **more: Any) -> Answer:
@@ -81,7 +82,7 @@ NOT_JSON = _error(400, 50109, "The request body contains invalid JSON.")
 def judge(request: Request, bot: BotSettings | None, state: RateState, now: float) -> Answer:
     """Discord's answer to one execute-webhook request."""
     found = PATH.fullmatch(request.path.rstrip("/"))
-    if bot is None or found is None or found.group(1) != webhook_id(bot.token):
+    if bot is None or (found is not None and found.group(1) != webhook_id(bot.token)):
         return UNKNOWN_WEBHOOK
     if bot.rate_limit:
         limited = _rate_limited(state, now)
@@ -196,8 +197,8 @@ def _mention_problems(allowed: object, problems: dict[str, str]) -> None:
         problems["allowed_mentions.users"] = "Must be 100 or fewer in length."
 
 
-def pinged(payload: JSONObject) -> tuple[str, ...]:
-    """Who `payload` would notify: ``@everyone`` (also for ``@here``), ``user:ID`` and ``role:ID``.
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """Who `payload` would notify: ``all`` (``@everyone``), ``here``, user ids and ``&``role ids.
 
     Only ``content`` pings; ``allowed_mentions`` limits it (absent: everything in content pings).
     """
@@ -212,17 +213,34 @@ def pinged(payload: JSONObject) -> tuple[str, ...]:
     for match in _MENTION.finditer(content):
         everyone, user, role = match.groups()
         if everyone and "everyone" in parse:
-            found.append("@everyone")
+            found.append("all" if everyone == "everyone" else "here")
         elif user and ("users" in parse or user in users):
-            found.append(f"user:{user}")
+            found.append(user)
         elif role and ("roles" in parse or role in roles):
-            found.append(f"role:{role}")
+            found.append(f"&{role}")
     return tuple(dict.fromkeys(found))
+
+
+def mentionable(mention: str) -> bool:
+    """True for a configured mention Discord can notify: ``all``/``@all``, ``here``, or a user id."""
+    return mention in ("all", "@all", "here") or (mention.isascii() and mention.isdigit())
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """Links, tags and open code blocks in the embeds; anything in ``content`` beyond mentions."""
+    texts = [dig_str(embed, key) for embed in payload.get("embeds") or [] for key in ("title", "description")]
+    texts += [dig_str(embed, "footer", "text") for embed in payload.get("embeds") or []]
+    problems = [f"an unclosed code block in {text[:80]!r}" for text in texts if text.count("```") % 2]
+    for text in texts:
+        problems += markdown_problems(text)
+    content = _MENTION.sub("", dig_str(payload, "content"))
+    problems += markdown_problems(content)
+    return problems
 
 
 def _message(payload: JSONObject, bot: BotSettings) -> JSONObject:
     """The message object Discord returns for ``?wait=true``, with the mentions it notified."""
-    pings = pinged(payload)
+    pings = notified(payload)
     return {
         "id": str(10**18 + secrets.randbelow(10**17)),
         "type": 0,
@@ -230,9 +248,9 @@ def _message(payload: JSONObject, bot: BotSettings) -> JSONObject:
         "webhook_id": webhook_id(bot.token),
         "content": payload.get("content") or "",
         "embeds": payload.get("embeds") or [],
-        "mention_everyone": "@everyone" in pings,
-        "mentions": [{"id": ping[5:]} for ping in pings if ping.startswith("user:")],
-        "mention_roles": [ping[5:] for ping in pings if ping.startswith("role:")],
+        "mention_everyone": "all" in pings or "here" in pings,
+        "mentions": [{"id": ping} for ping in pings if ping.isdigit()],
+        "mention_roles": [ping[1:] for ping in pings if ping.startswith("&")],
     }
 
 
@@ -254,4 +272,6 @@ RULES = PlatformRules(
     check_settings=check_settings,
     judge=judge,
     text_of=text_of,
+    notified=notified,
+    live_markup=live_markup,
 )

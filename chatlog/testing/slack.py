@@ -7,9 +7,9 @@ text ≤ 3,000, ``header`` ≤ 150, context ≤ 10 elements, about 12,000 charac
 Rate: about one message a second with short bursts: more than 3 in a second or 60 in a minute gets
 HTTP 429 ``rate_limited`` with ``Retry-After``.
 
-`pinged` says who a message would notify and `links` what it would link: only ``mrkdwn`` text parses
+`notified` says who a message would notify and `links` what it would link: only ``mrkdwn`` text parses
 ``<!channel>``, ``<!here>``, ``<!everyone>``, ``<@U…>``, ``<!subteam^S…>`` and ``<http…>``; a bare
-``@channel`` pings only with ``link_names``.
+``@channel`` pings only with ``link_names``. `live_markup` lists any other ``<…>`` and open code blocks.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def url_of(base_url: str, bot: BotSettings) -> str:
 
 def check_settings(bot: BotSettings) -> None:
     """Reject settings a Slack webhook cannot have."""
-    if bot.secret is not None or bot.keyword is not None or bot.rate_code is not None or bot.legacy_success:
-        raise ValueError("Slack webhooks have no secret, keyword or rate codes: add_bot('slack')")
+    if bot.secret is not None or bot.keyword is not None:
+        raise ValueError("Slack webhooks have no secret or keyword: add_bot('slack')")
 
 
 def _word(status: int, word: str, *headers: tuple[str, str]) -> Answer:
@@ -73,7 +73,7 @@ def judge(request: Request, bot: BotSettings | None, state: RateState, now: floa
     if bot is None:
         return _word(404, "no_service")
     found = PATH.fullmatch(request.path.rstrip("/"))
-    if found is None or found.groups()[:2] != ids_of(bot.token):
+    if found is not None and found.groups()[:2] != ids_of(bot.token):
         return _word(403, "invalid_token")
     if bot.rate_limit:
         limited = _rate_limited(state, now)
@@ -162,14 +162,32 @@ def _mrkdwn_texts(payload: JSONObject) -> Iterator[str]:
                 yield item["text"]
 
 
-def pinged(payload: JSONObject) -> tuple[str, ...]:
-    """Who `payload` would notify: ``!channel``, ``!here``, ``!everyone``, ``@U…``, ``!subteam^S…``."""
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """Who `payload` would notify: ``all`` (``<!channel>``, ``<!everyone>``), ``here``, user ids
+    (``<@U…>``) and user-group ids (``<!subteam^S…>``)."""
     found: list[str] = []
     for text in _mrkdwn_texts(payload):
         found += [m.group(1) for m in _SPECIAL.finditer(text) if _PING.fullmatch(m.group(1))]
         if payload.get("link_names") in (True, 1, "1", "true"):
             found += [f"!{m.group(1)}" for m in _BARE.finditer(text)]
-    return tuple(dict.fromkeys(found))
+    named = {"!channel": "all", "!everyone": "all", "!here": "here"}
+    return tuple(dict.fromkeys(named.get(m) or m.removeprefix("@").removeprefix("!subteam^") for m in found))
+
+
+def mentionable(mention: str) -> bool:
+    """True for a configured mention Slack can notify: ``all``/``@all``, ``here``, a user or group id."""
+    return mention in ("all", "@all", "here") or re.fullmatch(r"[UWS][A-Z0-9]{2,}", mention) is not None
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """Any ``<…>`` markup that is not a mention (links, channel links, dates) and open code blocks."""
+    problems = []
+    for text in _mrkdwn_texts(payload):
+        markup = [m.group(1) for m in _SPECIAL.finditer(text) if not _PING.fullmatch(m.group(1))]
+        problems += [f"markup <{found[:40]}>" for found in markup]
+        if text.count("```") % 2:
+            problems.append(f"an unclosed code block in {text[:80]!r}")
+    return problems
 
 
 def links(payload: JSONObject) -> tuple[str, ...]:
@@ -179,7 +197,7 @@ def links(payload: JSONObject) -> tuple[str, ...]:
 
 
 def text_of(payload: JSONObject) -> str:
-    """What a reader sees: the blocks' texts (or ``text`` without blocks), Slack's three entities decoded."""
+    """The text of the blocks (or ``text`` without blocks) as sent: ``&amp;`` is what Slack shows as ``&``."""
     texts: list[Any] = []
     for block in payload.get("blocks") or []:
         if isinstance(block, dict):
@@ -187,7 +205,12 @@ def text_of(payload: JSONObject) -> str:
     shown = [item["text"] for item in texts if isinstance(item, dict) and isinstance(item.get("text"), str)]
     if not shown and isinstance(payload.get("text"), str):
         shown = [payload["text"]]
-    return "\n".join(shown).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return "\n".join(shown)
+
+
+def shown_text(payload: JSONObject) -> str:
+    """What a reader sees: `text_of` with Slack's three entities decoded."""
+    return text_of(payload).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 RULES = PlatformRules(
@@ -198,4 +221,6 @@ RULES = PlatformRules(
     check_settings=check_settings,
     judge=judge,
     text_of=text_of,
+    notified=notified,
+    live_markup=live_markup,
 )

@@ -8,8 +8,9 @@ UTF-16 code units *after* parsing. More than 20 messages a minute in a chat get 
 ``parameters.retry_after``. Answers are Telegram's: ``{"ok": true, "result": Message}`` with the
 message's entities, or ``{"ok": false, "error_code", "description"[, "parameters"]}``.
 
-`pinged` says who a message would notify: ``@username`` mentions Telegram detects in the text (not
-inside ``pre``/``code``/links) and text mentions (``<a href="tg://user?id=…">``).
+`notified` says who a message would notify: ``@username`` mentions Telegram detects in the text (not
+inside ``pre``/``code``/links) and text mentions (``<a href="tg://user?id=…">``); `live_markup` lists
+what else would be live (links, a text Telegram would refuse to parse).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _MARKUP = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)"
                      r"((?:\s+[A-Za-z-]+(?:=(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*>"
                      r"|&(#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[A-Za-z]+);|[<>&]")
 _HREF = re.compile(r"""href=(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+_USERNAME = re.compile(r"@?[A-Za-z][A-Za-z0-9_]{4,31}")
 _AUTO_MENTION = re.compile(r"(?<![\w@/])@([A-Za-z][A-Za-z0-9_]{4,31})\b")
 
 
@@ -72,8 +74,8 @@ def url_of(base_url: str, bot: BotSettings) -> str:
 
 def check_settings(bot: BotSettings) -> None:
     """Reject settings a Telegram bot cannot have."""
-    if bot.secret is not None or bot.keyword is not None or bot.rate_code is not None or bot.legacy_success:
-        raise ValueError("Telegram bots have no secret, keyword or rate codes: add_bot('telegram')")
+    if bot.secret is not None or bot.keyword is not None:
+        raise ValueError("Telegram bots have no secret or keyword: add_bot('telegram')")
 
 
 def _error(code: int, description: str, **parameters: Any) -> Answer:
@@ -90,11 +92,11 @@ NOT_FOUND = _error(404, "Not Found")
 def judge(request: Request, bot: BotSettings | None, state: RateState, now: float) -> Answer:
     """Telegram's answer to one Bot API request."""
     found = PATH.fullmatch(request.path.rstrip("/"))
-    if found is None or ":" not in found.group(1):
+    if found is not None and ":" not in found.group(1):
         return NOT_FOUND
-    if bot is None or found.group(1).partition(":")[0] != bot_id(bot.token):
+    if bot is None or (found is not None and found.group(1).partition(":")[0] != bot_id(bot.token)):
         return UNAUTHORIZED
-    if found.group(2) != "sendMessage":
+    if found is not None and found.group(2) != "sendMessage":
         return NOT_FOUND
     params = {**request.query, **(request.payload or {})}
     problem = _chat_problem(params.get("chat_id"), bot)
@@ -225,18 +227,31 @@ def _auto_mentions(parsed: Parsed) -> list[JSONObject]:
     return found
 
 
-def pinged(payload: JSONObject) -> tuple[str, ...]:
-    """Who `payload` would notify: ``@username`` for mentions, ``user:ID`` for text mentions."""
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """Who `payload` would notify: the username of each mention, the user id of each text mention."""
     parsed = parse(payload.get("text"), payload.get("parse_mode"))
     if isinstance(parsed, str):
         return ()
     found = []
     for entity in parsed.entities:
         if entity["type"] == "text_mention":
-            found.append(f"user:{entity['user']['id']}")
+            found.append(str(entity["user"]["id"]))
         elif entity["type"] == "mention":
-            found.append(entity_text(parsed.text, entity))
+            found.append(entity_text(parsed.text, entity).removeprefix("@"))
     return tuple(dict.fromkeys(found))
+
+
+def mentionable(mention: str) -> bool:
+    """True for a configured mention Telegram can notify: a user id or a username (no ``@all``)."""
+    return mention.isascii() and (mention.isdigit() or _USERNAME.fullmatch(mention) is not None)
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """A text Telegram would refuse to parse, and any link (chatlog emits none)."""
+    parsed = parse(payload.get("text"), payload.get("parse_mode"))
+    if isinstance(parsed, str):
+        return [parsed]
+    return [f"a {e['type']} entity" for e in parsed.entities if e["type"] in ("text_link", "custom_emoji")]
 
 
 def entity_text(text: str, entity: JSONObject) -> str:
@@ -247,9 +262,15 @@ def entity_text(text: str, entity: JSONObject) -> str:
 
 
 def text_of(payload: JSONObject) -> str:
-    """What a reader sees: the text after HTML parsing (the raw text when it would be refused)."""
+    """The message's text as sent (HTML, entities and all); `shown_text` is what a reader sees."""
+    text = payload.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def shown_text(payload: JSONObject) -> str:
+    """What a reader sees: the text after HTML parsing (the raw text when Telegram would refuse it)."""
     parsed = parse(payload.get("text"), payload.get("parse_mode"))
-    return parsed.text if isinstance(parsed, Parsed) else str(payload.get("text", ""))
+    return parsed.text if isinstance(parsed, Parsed) else text_of(payload)
 
 
 RULES = PlatformRules(
@@ -260,4 +281,6 @@ RULES = PlatformRules(
     check_settings=check_settings,
     judge=judge,
     text_of=text_of,
+    notified=notified,
+    live_markup=live_markup,
 )
