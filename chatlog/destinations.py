@@ -148,7 +148,8 @@ def _refuse_unknown(cls: type[Destination], name: str, raw_query: str, in_url: s
     hidden = len(unknown) - len(shown)
     parts = [", ".join(shown)] if shown else []
     if hidden:
-        parts.append(f"{hidden} not shown (a '&' or '=' inside a secret? URL-quote it: & is %26, = is %3D)")
+        parts.append(f"{hidden} after a secret or not shaped like a name, not shown (it may be part of a "
+                     "secret: URL-quote '&' in a secret as %26 and '=' as %3D)")
     raise ValueError(
         f"unknown option(s) for a {name} destination: {'; '.join(parts)}. "
         f"Known options: {', '.join(names)}; e.g. {cls.example}"

@@ -26,10 +26,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlog import ChatHandler
+from chatlog.capture import capture
 from chatlog.destinations import resolve
-from chatlog.digest import Context, Digest, GroupSummary
+from chatlog.digest import Context, Digest, GroupSummary, Mentions
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.entry import Entry, capture, format_message
+from chatlog.entry import Entry, format_message
 from chatlog.platforms._base import Payload
 from chatlog.testing import PLATFORM_RULES, FakePlatforms
 from tests import registry
@@ -114,20 +115,19 @@ def hostile_groups(draw: st.DrawFn) -> GroupSummary:
 def hostile_digests(draw: st.DrawFn) -> Digest:
     groups = tuple(draw(st.lists(hostile_groups(), max_size=12)))
     context = Context(service=draw(st.none() | TEXT), environment=draw(st.none() | TEXT), host=draw(TEXT),
-                      pid=draw(st.integers(0, 2**22)),
-                      keyword=draw(st.none() | st.text(string.ascii_lowercase, min_size=3, max_size=12)))
+                      pid=draw(st.integers(0, 2**22)))
     return Digest(groups=groups, level_counts=(("ERROR", sum(g.count for g in groups)),),
                   window_start=1.7e9, window_end=1.7e9 + 60, context=context,
                   dropped=draw(st.integers(0, 10**6)), mentions=tuple(draw(st.lists(MENTION, max_size=4))))
 
 
-DESTINATIONS = {module: resolve(registry.class_of(module).example).destination for module in registry.MODULES}
-
-
 @settings(max_examples=120, deadline=None)
-@given(one=hostile_digests())
-def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(one: Digest) -> None:
-    for module, destination in DESTINATIONS.items():
+@given(one=hostile_digests(), keyword=st.none() | st.text(string.ascii_lowercase, min_size=3, max_size=12))
+def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(
+    one: Digest, keyword: str | None
+) -> None:
+    for module in registry.MODULES:
+        destination = resolve(registry.class_of(module).example, keyword=keyword).destination
         payloads = destination.render_all(one)
         notified: list[str] = []
         for payload in payloads:
@@ -293,7 +293,7 @@ def test_storm_of_distinct_long_templates_keeps_memory_bounded_and_every_record_
                     # f-string templates: each record brings its own 3,000-character template
                     template = f"job {chunk * 1_000 + n:05d} failed: " + "detail " * 430 + "%s"
                     record = logging.LogRecord("jobs", logging.ERROR, "jobs.py", 9, template, (n,), None)
-                    dispatcher.buffer.append(capture(record, format_message(record)))
+                    dispatcher.queue(capture(record, format_message(record)))
                 dispatcher.step()
 
         retained = _retained_by(storm)
@@ -324,7 +324,7 @@ def test_per_group_memory_is_bounded_whatever_a_record_carries(fake_platforms: F
                 record = logging.LogRecord("app", logging.ERROR, "app.py", n, f"kind {n} " + megabyte, None,
                                            exc_info, "handler", megabyte)
                 record.__dict__.update(extra)
-                dispatcher.buffer.append(capture(record, format_message(record)))
+                dispatcher.queue(capture(record, format_message(record)))
                 if n % 10 == 0:
                     dispatcher.step()
             dispatcher.step()
@@ -345,13 +345,13 @@ def test_new_error_after_many_delivered_ones_is_shown_on_its_own(fake_platforms:
         for kind in range(12):
             record = logging.LogRecord("app", logging.ERROR, "app.py", kind, f"known failure {kind} %s",
                                        (1,), None)
-            dispatcher.buffer.append(capture(record, record.getMessage()))
+            dispatcher.queue(capture(record, record.getMessage()))
         dispatcher.step()
         clock.now += 5.0
         dispatcher.step()
         assert len(bot.messages) == 1
         record = logging.LogRecord("app", logging.ERROR, "app.py", 99, "disk %s is full", ("/var",), None)
-        dispatcher.buffer.append(capture(record, record.getMessage()))
+        dispatcher.queue(capture(record, record.getMessage()))
         clock.now += 60.0
         dispatcher.step()
         clock.now += 5.0
@@ -370,13 +370,13 @@ def test_overflowing_critical_records_keep_their_level_and_their_mention(
     bot = fake_platforms.add_bot("dingtalk", rate_limit=False)
     clock = Clock()
     dispatcher = Dispatcher(resolve(bot.url).destination, timing=Timing(max_groups=5), clock=clock,
-                            mentions={logging.CRITICAL: ["all"]}, start=False)
+                            mentions=Mentions(((logging.CRITICAL, ("all",)),)), start=False)
     try:
         for n in range(25):  # the table fills with warnings, then distinct criticals overflow it
             level = logging.WARNING if n < 5 else logging.CRITICAL
             text = f"slow query {n}" if n < 5 else f"shard {n} lost"
             record = logging.LogRecord("db", level, "db.py", n, text + " %s", (n,), None)
-            dispatcher.buffer.append(capture(record, record.getMessage()))
+            dispatcher.queue(capture(record, record.getMessage()))
         dispatcher.step()
         clock.now += 5.0
         dispatcher.step()

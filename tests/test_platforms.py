@@ -228,7 +228,7 @@ def test_send_keeps_secrets_out_of_reasons_and_answers(make: Callable[[], Destin
     ({"code": None}, 200, "retry", 0, "unexpected answer"),
     ({"code": True}, 200, "retry", 0, "unexpected answer"),
     ({"msg": "no code at all"}, 200, "retry", 0, "unexpected answer"),
-    ({"code": 0, "msg": "success"}, 400, "permanent", 0, "HTTP 400"),
+    ({"code": 0, "msg": "success"}, 400, "retry", 0, "HTTP 400"),
     ({"code": 19024, "msg": ["not", "a", "string"]}, 200, "permanent", 0, "keyword"),
 ])
 def test_feishu_answers(body: Any, status: int, kind: str, wait: float, words: str) -> None:
@@ -301,9 +301,9 @@ NAMES = ["feishu", "dingtalk", "wecom"]
     (200, b"<html>gateway</html>", "retry"),
     (200, b"[1, 2]", "retry"),
     (204, b"", "retry"),
-    (404, b"not found", "permanent"),
-    (400, b"bad", "permanent"),
-    (302, b"", "permanent"),
+    (404, b"not found", "retry"),
+    (400, b"bad", "retry"),
+    (302, b"", "retry"),
     (429, b"", "retry"),
     (502, b"bad gateway", "retry"),
 ])

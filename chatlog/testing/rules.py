@@ -109,7 +109,13 @@ def rules_registry() -> tuple[PlatformRules, ...]:
 
     found: list[PlatformRules] = []
     for cls in platform_classes():
-        module = importlib.import_module(f"chatlog.testing.{cls.names[0].replace('-', '_')}")
+        name = f"chatlog.testing.{cls.names[0].replace('-', '_')}"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a platform without a fake: the registry test fails, `chatlog send` still works
         rules = getattr(module, "RULES", None)
         if isinstance(rules, PlatformRules) and rules not in found:
             found.append(rules)
