@@ -228,7 +228,7 @@ def test_every_digest_fits_discords_limits_and_keeps_its_header(one: Digest) -> 
 
 def test_a_megabyte_of_astral_characters_is_cut_visibly_within_limits() -> None:
     huge = group("😀" * 1_000_000, traceback=("\U0001d54f" * 5_000 + "\n") * 50, count=2)
-    payload = discord.render(digest(*(huge for _ in range(12)), keyword="kw"))
+    payload = discord.render(digest(*(huge for _ in range(12))), discord.LIMITS, "kw")
     assert fake_discord.problems_of(payload) == {} and discord.within_limits(payload)
     assert "… (truncated)" in fake_discord.text_of(payload)
     assert payload["embeds"][-1]["footer"]["text"].endswith("kw")
@@ -268,9 +268,9 @@ def test_plain_text_message_mentions_nobody_and_fits_content() -> None:
     ("https://discordapp.com/api/v10/webhooks/123/TOKEN-abc/", "https://discordapp.com/api/webhooks/123/TOKEN-abc",
      "discord://***"),
     ("http://127.0.0.1:9/api/webhooks/123/TOKEN-abc", "http://127.0.0.1:9/api/webhooks/123/TOKEN-abc",
-     "http://127.0.0.1:9/api/webhooks/***"),
+     "http://127.0.0.1:9/api/webhooks/123/***"),
     ("discord://123/TOKEN-abc?base_url=http://127.0.0.1:9&thread_id=77",
-     "http://127.0.0.1:9/api/webhooks/123/TOKEN-abc", "http://127.0.0.1:9/api/webhooks/***"),
+     "http://127.0.0.1:9/api/webhooks/123/TOKEN-abc", "http://127.0.0.1:9/api/webhooks/123/***"),
 ])
 def test_discord_destination_strings(url: str, endpoint: str, masked: str) -> None:
     bot = resolve(url).destination
@@ -332,7 +332,7 @@ def answer(body: Any, status: int, headers: dict[str, str] | None = None) -> htt
     ({"message": "new thing", "code": 77777}, 400, {}, "rejected", 0, "code 77777: new thing"),
     ({"message": "new thing", "code": 77777}, 403, {}, "permanent", 0, "HTTP 403"),
     (b"bad gateway", 502, {}, "retry", 0, "HTTP 502"),
-    (b"nope", 404, {}, "permanent", 0, "HTTP 404"),
+    (b"nope", 404, {}, "retry", 0, "HTTP 404"),  # a proxy's page, not Discord's verdict
 ])
 def test_discord_answers(body: Any, status: int, headers: dict[str, str], kind: str, wait: float,
                          words: str) -> None:

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 
 from chatlog import ChatHandler
+from chatlog.capture import capture
 from chatlog.destinations import resolve
 from chatlog.digest import Digest
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.entry import capture
 from chatlog.platforms import _text, telegram
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from chatlog.testing import telegram as fake_telegram
@@ -185,7 +185,7 @@ def test_a_storm_never_passes_twenty_a_minute(fake: FakePlatforms, clock: FakeCl
     dispatcher = Dispatcher(resolve(bot.url).destination, timing=timing, clock=clock, start=False)
     for step in range(1800):  # 3 minutes of the fake clock, a new group every 0.1 s
         record = logging.LogRecord("shop", logging.ERROR, "shop.py", step, f"failure {step}", None, None)
-        dispatcher.buffer.append(capture(record, record.getMessage()))
+        dispatcher.queue(capture(record, record.getMessage()))
         dispatcher.step()
         clock.now += 0.1
     dispatcher.close(1.0)
@@ -226,11 +226,11 @@ def test_the_limit_counts_text_after_entity_parsing_in_utf16_units() -> None:
 def test_a_megabyte_message_and_a_thousand_groups_are_cut_visibly() -> None:
     huge = group("数据库" * 300_000, traceback=("x" * 5_000 + "\n") * 50, count=2)
     many = tuple(group(f"failure kind {n}", count=n + 1, traceback=TRACEBACK) for n in range(1000))
-    for one in (digest(huge, keyword="kw"), digest(*many)):
-        payload = telegram.render(one)
+    for one, keyword in ((digest(huge), "kw"), (digest(*many), None)):
+        payload = telegram.render(one, telegram.LIMITS, keyword)
         assert isinstance(fake_telegram.parse(payload["text"], "HTML"), fake_telegram.Parsed)
         assert "… (truncated)" in payload["text"] or "more groups" in payload["text"]
-    assert telegram.render(digest(huge, keyword="kw"))["text"].rstrip("</i>").endswith("kw")
+    assert telegram.render(digest(huge), telegram.LIMITS, "kw")["text"].endswith("kw</i>")
 
 
 def test_log_text_adds_no_tag() -> None:
@@ -263,7 +263,7 @@ TOKEN = "123456:AAH-secret_token"
     (f"https://api.telegram.org/bot{TOKEN}/sendMessage?chat_id=-42",
      f"https://api.telegram.org/bot{TOKEN}/sendMessage", -42, "telegram://***@-42"),
     (f"http://127.0.0.1:9/bot{TOKEN}/sendMessage?chat_id=-42", f"http://127.0.0.1:9/bot{TOKEN}/sendMessage",
-     -42, "http://127.0.0.1:9/bot***/sendMessage?chat_id=-42"),
+     -42, "http://127.0.0.1:9/bot123456:***/sendMessage?chat_id=-42"),
 ])
 def test_telegram_destination_strings(url: str, endpoint: str, chat: int | str, masked: str) -> None:
     bot = resolve(url).destination
@@ -321,7 +321,7 @@ def refused(code: int, description: str, **parameters: Any) -> dict[str, Any]:
     (b"<html>bad gateway</html>", 502, "retry", 0, "HTTP 502"),
     (b"", 429, "retry", 60, "too fast"),
     ({"ok": "yes"}, 200, "retry", 0, "unexpected answer"),
-    (b"not json", 404, "permanent", 0, "HTTP 404"),
+    (b"not json", 404, "retry", 0, "HTTP 404"),  # a proxy's page, not Telegram's verdict
 ])
 def test_telegram_answers(body: Any, status: int, kind: str, wait: float, words: str) -> None:
     outcome = telegram.classify(answer(body, status))

@@ -30,46 +30,17 @@ from typing import Any, Literal
 import httpx
 
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms._base import (
-    Destination,
-    Limits,
-    Option,
-    Outcome,
-    Payload,
-    Target,
+from chatlog.platforms import _text
+from chatlog.platforms._answers import (
     answer_code,
-    check_token,
     classify_http,
-    is_official,
     json_body,
-    outcome_of,
-    post_json,
     retry_after,
-    target_origin,
     trimmed,
     unexpected_answer,
 )
-from chatlog.platforms._text import (
-    Budget,
-    answer_message,
-    bold,
-    dropped_line,
-    fit,
-    fit_text,
-    footer_line,
-    group_lines,
-    group_view,
-    header_line,
-    inert,
-    mention_ids,
-    more_line,
-    no_tags,
-    plain_summary,
-    summary_line,
-    truncate_utf8,
-    with_default_keyword,
-    with_keyword,
-)
+from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, post_json, target_origin
+from chatlog.platforms._webhook import Webhook
 
 _ORIGIN = "https://discord.com"
 _PATH = "/api/webhooks/"
@@ -121,35 +92,39 @@ def _colour(level: int) -> int:
     return next((colour for floor, colour in _COLOURS if level >= floor), _GREY)
 
 
-def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """Embeds for `digest` (a header embed, then one per group, coloured by severity) within Discord's
-    limits and `limits.body_bytes`; ``content`` only for the configured mentions."""
-    message = fit(lambda budget: _message(digest, budget), limits.body_bytes, within_limits)
-    return message if message is not None else _fallback(digest, limits)
+    limits and `limits.body_bytes`; ``content`` only for the configured mentions; `keyword` ends the
+    footer."""
+    message = _text.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
+    return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _message(digest: Digest, budget: Budget) -> Payload:
+def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: min(budget.groups, MAX_EMBEDS - 1)]
-    more = more_line(digest.groups[len(shown) :])
-    intro = [summary_line(digest, inert), bold(dropped_line(digest.dropped)), more]
-    header = header_line(digest, inert)
+    more = _text.more_line(digest.groups[len(shown) :])
+    intro = [_text.summary_line(digest, _text.inert), _text.bold(_text.dropped_line(digest.dropped)), more]
+    header = _text.header_line(digest, _text.inert)
     head: dict[str, Any] = {"color": _colour(digest.level)}
     if _chars(header) <= TITLE_CHARS:
         head["title"] = header
     else:  # a header of wide characters: the description holds it whole
-        intro.insert(0, bold(header))
+        intro.insert(0, _text.bold(header))
     description = "\n".join(line for line in intro if line)
     if description:
         head["description"] = description
     embeds = [head] + [_group(digest, group, budget) for group in shown]
-    footer = with_keyword(footer_line(digest, inert), digest.context.keyword)
-    embeds[-1]["footer"] = {"text": footer or "chatlog"}
+    embeds[-1]["footer"] = {"text": _footer(digest, keyword)}
     return _with_mentions({"embeds": embeds}, digest.mentions)
 
 
-def _group(digest: Digest, group: GroupSummary, budget: Budget) -> dict[str, Any]:
-    view = group_view(group, digest, budget, inert)
-    text = "\n".join(group_lines(view, bold))
+def _footer(digest: Digest, keyword: str | None) -> str:
+    return _text.with_keyword(_text.footer_line(digest, _text.inert), keyword) or "chatlog"
+
+
+def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> dict[str, Any]:
+    view = _text.group_view(group, digest, budget, _text.inert)
+    text = "\n".join(_text.group_lines(view, _text.bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     return {"description": text, "color": _colour(group.sample.level)}
@@ -157,7 +132,7 @@ def _group(digest: Digest, group: GroupSummary, budget: Budget) -> dict[str, Any
 
 def _with_mentions(payload: Payload, mentions: tuple[str, ...]) -> Payload:
     """`payload` with ``allowed_mentions`` (always) and ``content`` naming the configured mentions."""
-    ids = mention_ids(mentions)
+    ids = _text.mention_ids(mentions)
     users = [mention for mention in ids if mention.isascii() and mention.isdigit()][:_MAX_USERS]
     everyone = "all" in ids or "everyone" in ids
     here = "here" in ids and not everyone
@@ -184,17 +159,17 @@ def within_limits(payload: Payload) -> bool:
     return total <= EMBEDS_CHARS
 
 
-def _fallback(digest: Digest, limits: Limits) -> Payload:
+def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
     """One embed with the digest's summary (its header first): for digests whose smallest full message
     would not fit."""
-    footer = with_keyword(footer_line(digest, inert), digest.context.keyword) or "chatlog"
-    footer = truncate_utf8(footer, 1_000)
+    footer = _text.truncate_utf8(_footer(digest, keyword), 1_000)
 
     def make(text: str) -> Payload:
         embed = {"description": text or "…", "color": _colour(digest.level), "footer": {"text": footer}}
         return _with_mentions({"embeds": [embed]}, digest.mentions)
 
-    return fit_text(make, truncate_utf8(plain_summary(digest, inert), 3_000), limits.body_bytes)
+    summary = _text.truncate_utf8(_text.plain_summary(digest, _text.inert), 3_000)
+    return _text.fit_text(make, summary, limits.body_bytes)
 
 
 def bucket_wait(response: httpx.Response) -> float:
@@ -243,7 +218,7 @@ def classify(response: httpx.Response) -> Outcome:
         if response.status_code == 413:
             return Outcome("rejected", 0.0, _REJECTED[40005], trimmed(response))
         return unexpected_answer(response, "Discord")
-    return _coded(response, code, answer_message(body.get("message")))
+    return _coded(response, code, _text.answer_message(body.get("message")))
 
 
 def _coded(response: httpx.Response, code: int, message: str) -> Outcome:
@@ -260,16 +235,19 @@ def _coded(response: httpx.Response, code: int, message: str) -> Outcome:
     return Outcome(kind, 0.0, reason, answer)
 
 
-class Discord(Destination):
+class Discord(Webhook):
     """A Discord channel webhook, addressed by its id and token (the token is the secret)."""
 
     names = ("discord",)
+    title = "Discord"
+    signs = False
+    origins = (_ORIGIN,)
     hosts = ("discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com")
     paths = (_PATH,)
     example = "discord://123456789012345678/WEBHOOK_TOKEN"
     options = (Option("thread_id", "post into this thread of the channel, e.g. thread_id=1234567890"),)
     forms = (("Discord webhook", ("https://discord.com/api/webhooks/ID/TOKEN", "discord://ID/TOKEN")),)
-    escape = staticmethod(inert)
+    escape = staticmethod(_text.inert)
 
     def __init__(
         self,
@@ -287,18 +265,12 @@ class Discord(Destination):
         if not (webhook_id.isascii() and webhook_id.isdigit()):
             raise ValueError("a Discord webhook id is a number (the part after /webhooks/)"
                              f"; e.g. {self.example}")
-        check_token(token, "webhook token", self.example)
         if thread_id is not None and not (thread_id.isascii() and thread_id.isdigit()):
             raise ValueError(f"thread_id must be the thread's number; e.g. {self.example}?thread_id=123")
-        self.platform = "discord"
+        super().__init__(token, keyword=keyword, origin=origin, path=f"{_PATH}{webhook_id}/")
         self.webhook_id = webhook_id
-        self.token = token
-        self.keyword = keyword or None
         self.thread_id = thread_id
-        self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{_PATH}{webhook_id}/{token}"
-        self.limits = LIMITS
-        self._clock = clock
+        self._bucket_clock = clock
         self._sleep = sleep
         self._bucket_refills_at = -1.0
 
@@ -327,40 +299,22 @@ class Discord(Destination):
         return cls(webhook_id, token, keyword=target.keyword, thread_id=target.query.pop("thread_id", None),
                    origin=origin)
 
-    def render(self, digest: Digest) -> Payload:
-        """The embeds for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.limits)
-
     def render_text(self, text: str) -> Payload:
         """``content`` only (≤ 2,000 characters), mentioning nobody."""
-        keyword = f"\n{self.keyword}" if self.keyword and self.keyword not in text else ""
-        content = truncate_utf8(no_tags(text), CONTENT_CHARS - _chars(no_tags(keyword))) + no_tags(keyword)
+        keyword = _text.no_tags(f"\n{self.keyword}") if self.keyword and self.keyword not in text else ""
+        content = _text.truncate_utf8(_text.no_tags(text), CONTENT_CHARS - _chars(keyword)) + keyword
         return {"content": content or "(empty message)", "allowed_mentions": {"parse": []}}
 
-    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """Wait for an empty bucket to refill, POST with ``?wait=true``, classify. Never raises."""
-        try:
-            wait = self._bucket_refills_at - self._clock()
-            if wait > _LONGEST_INLINE_WAIT_S:
-                return Outcome("retry", wait, f"Discord's rate-limit bucket for this webhook is empty for "
-                               f"{wait:.1f} s more")
-            if wait > 0:
-                self._sleep(wait)
-            params = {"wait": "true", **({"thread_id": self.thread_id} if self.thread_id else {})}
-            answer = post_json(client, self.endpoint, dict(payload), params=params)
-            if isinstance(answer, httpx.Response):
-                self._bucket_refills_at = self._clock() + bucket_wait(answer)
-            return outcome_of(answer, classify, self.secrets)
-        except Exception as exc:
-            return Outcome("retry", reason=f"chatlog failed while sending to Discord ({type(exc).__name__})")
-
-    def masked(self) -> str:
-        """``discord://***``; the endpoint with ``***`` for a host of your own."""
-        if is_official(self.origin, self.hosts):
-            return "discord://***"
-        return f"{self.origin}{_PATH}***"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The webhook token (and its id, which with the token forms the URL)."""
-        return (self.token, self.webhook_id)
+    def post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        """Wait for an empty bucket to refill (a retry beyond 5 s), then POST with ``?wait=true``."""
+        wait = self._bucket_refills_at - self._bucket_clock()
+        if wait > _LONGEST_INLINE_WAIT_S:
+            return Outcome("retry", wait, f"Discord's rate-limit bucket for this webhook is empty for "
+                           f"{wait:.1f} s more")
+        if wait > 0:
+            self._sleep(wait)
+        params = {"wait": "true", **({"thread_id": self.thread_id} if self.thread_id else {})}
+        answer = post_json(client, self.endpoint, dict(payload), params=params)
+        if isinstance(answer, httpx.Response):
+            self._bucket_refills_at = self._bucket_clock() + bucket_wait(answer)
+        return answer

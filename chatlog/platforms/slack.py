@@ -24,40 +24,10 @@ from typing import Any, Literal
 import httpx
 
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms._base import (
-    Destination,
-    Limits,
-    Outcome,
-    Payload,
-    Target,
-    check_token,
-    is_official,
-    outcome_of,
-    post_json,
-    retry_after,
-    target_origin,
-    trimmed,
-    unexpected_answer,
-)
-from chatlog.platforms._text import (
-    MARKER,
-    Budget,
-    clean,
-    dropped_line,
-    fit,
-    fit_text,
-    footer_line,
-    group_lines,
-    group_view,
-    header_line,
-    mention_ids,
-    more_line,
-    plain_summary,
-    summary_line,
-    truncate_utf8,
-    with_default_keyword,
-    with_keyword,
-)
+from chatlog.platforms import _text
+from chatlog.platforms._answers import retry_after, trimmed, unexpected_answer
+from chatlog.platforms._base import Limits, Outcome, Payload, Target, check_token, post_json, target_origin
+from chatlog.platforms._webhook import Webhook
 
 _ORIGIN = "https://hooks.slack.com"
 _PATH = "/services/"
@@ -95,31 +65,32 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """Block Kit sections for `digest` (header, groups, the rest, a context footer) with a ``text``
-    fallback, within Slack's limits and `limits.body_bytes`; mentions only from ``digest.mentions``."""
-    message = fit(lambda budget: _message(digest, budget), limits.body_bytes, within_limits)
-    return message if message is not None else _fallback(digest, limits)
+    fallback, within Slack's limits and `limits.body_bytes`; mentions only from ``digest.mentions``;
+    `keyword` ends the footer."""
+    message = _text.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
+    return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _message(digest: Digest, budget: Budget) -> Payload:
+def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     mentions = _mentions(digest.mentions)
-    intro = [f"*{header_line(digest, escape)}*", mentions, summary_line(digest, escape),
-             _bold(dropped_line(digest.dropped))]
+    intro = [f"*{_text.header_line(digest, escape)}*", mentions, _text.summary_line(digest, escape),
+             _bold(_text.dropped_line(digest.dropped))]
     blocks = [_section("\n".join(line for line in intro if line)), {"type": "divider"}]
     blocks += [_section(_group(digest, group, budget)) for group in shown]
-    more = more_line(digest.groups[len(shown) :])
+    more = _text.more_line(digest.groups[len(shown) :])
     if more:
         blocks.append(_section(more))
-    footer = with_keyword(footer_line(digest, escape), digest.context.keyword)
+    footer = _text.with_keyword(_text.footer_line(digest, escape), keyword)
     blocks.append({"type": "context", "elements": [_mrkdwn(footer or "chatlog")]})
-    return {"text": _fallback_text(digest, mentions), "blocks": blocks}
+    return {"text": _fallback_text(digest, mentions, keyword), "blocks": blocks}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: Budget) -> str:
-    view = group_view(group, digest, budget, escape)
-    text = "\n".join(group_lines(view, _bold))
+def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
+    view = _text.group_view(group, digest, budget, escape)
+    text = "\n".join(_text.group_lines(view, _bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     return text
@@ -140,7 +111,7 @@ def _section(text: str) -> dict[str, Any]:
 def _mentions(mentions: tuple[str, ...]) -> str:
     """Slack's mention syntax for each configured id that has one (see the module docstring)."""
     rendered = []
-    for mention in mention_ids(mentions):
+    for mention in _text.mention_ids(mentions):
         if mention in ("all", "channel", "everyone"):
             rendered.append("<!channel>")
         elif mention == "here":
@@ -152,20 +123,21 @@ def _mentions(mentions: tuple[str, ...]) -> str:
     return " ".join(dict.fromkeys(rendered))
 
 
-def _fallback_text(digest: Digest, mentions: str) -> str:
+def _fallback_text(digest: Digest, mentions: str, keyword: str | None) -> str:
     """The notification text: the mentions, the header and the summary line, within `TEXT_CHARS`."""
     prefix = f"{mentions}\n" if mentions else ""
-    lines = (header_line(digest, escape), summary_line(digest, escape), dropped_line(digest.dropped))
-    return prefix + _with_keyword_within("\n".join(line for line in lines if line), digest.context.keyword,
+    lines = (_text.header_line(digest, escape), _text.summary_line(digest, escape),
+             _text.dropped_line(digest.dropped))
+    return prefix + _with_keyword_within("\n".join(line for line in lines if line), keyword,
                                          TEXT_CHARS - _chars(prefix))
 
 
 def _with_keyword_within(text: str, keyword: str | None, limit: int) -> str:
     """`text` cut to leave room for `keyword` (escaped), then the keyword when `text` lacks it."""
-    tail = "" if not keyword or keyword in text else f"\n{escape(clean(keyword))}"
-    cut = truncate_utf8(text, limit - _chars(tail))  # UTF-8 bytes are never fewer than UTF-16 units
-    if cut != text and cut.endswith(MARKER):  # a cut through "&amp;" would show a broken entity
-        cut = re.sub(r"&[a-z]{0,3}$", "", cut[: -len(MARKER)]) + MARKER
+    tail = "" if not keyword or keyword in text else f"\n{escape(_text.clean(keyword))}"
+    cut = _text.truncate_utf8(text, limit - _chars(tail))  # UTF-8 bytes are never fewer than UTF-16 units
+    if cut != text and cut.endswith(_text.MARKER):  # a cut through "&amp;" would show a broken entity
+        cut = re.sub(r"&[a-z]{0,3}$", "", cut[: -len(_text.MARKER)]) + _text.MARKER
     return cut + tail
 
 
@@ -184,16 +156,16 @@ def _text_objects(block: dict[str, Any]) -> list[dict[str, Any]]:
     return list(block.get("elements", []))
 
 
-def _fallback(digest: Digest, limits: Limits) -> Payload:
-    """One section with the digest's summary: for digests whose smallest full message would not fit."""
+def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
+    """One section with the digest's summary: for digests whose smallest full message would not _text.fit."""
     mentions = _mentions(digest.mentions)
-    summary = "\n".join(part for part in (mentions, plain_summary(digest, escape)) if part)
+    summary = "\n".join(part for part in (mentions, _text.plain_summary(digest, escape)) if part)
 
     def make(text: str) -> Payload:
-        section = _with_keyword_within(text or "…", digest.context.keyword, SECTION_CHARS)
+        section = _with_keyword_within(text or "…", keyword, SECTION_CHARS)
         return {"text": section, "blocks": [_section(section)]}
 
-    return fit_text(make, summary, limits.body_bytes)
+    return _text.fit_text(make, summary, limits.body_bytes)
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -217,27 +189,18 @@ def classify(response: httpx.Response) -> Outcome:
     return Outcome(kind, 0.0, f"Slack answered HTTP {status}: {word}", answer)
 
 
-class Slack(Destination):
-    """A Slack incoming webhook, addressed by its ``T…/B…/SECRET`` path."""
+class Slack(Webhook):
+    """A Slack incoming webhook, addressed by its ``T…/B…/SECRET`` path (the last part is the secret)."""
 
     names = ("slack",)
+    title = "Slack"
+    signs = False
+    origins = (_ORIGIN,)
     hosts = ("hooks.slack.com",)
     paths = (_PATH,)
     example = "slack://T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
     forms = (("Slack incoming webhook", ("https://hooks.slack.com/services/T/B/X", "slack://T/B/X")),)
     escape = staticmethod(escape)
-
-    def __init__(self, team: str, bot: str, token: str, *, keyword: str | None = None,
-                 origin: str | None = None) -> None:
-        """`origin` (``scheme://host[:port]``) replaces Slack's own host, e.g. a local fake."""
-        for part, what in ((team, "workspace id (T…)"), (bot, "webhook id (B…)"), (token, "webhook secret")):
-            check_token(part, what, self.example)
-        self.platform = "slack"
-        self.team, self.bot, self.token = team, bot, token
-        self.keyword = keyword or None
-        self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{_PATH}{team}/{bot}/{token}"
-        self.limits = LIMITS
 
     @classmethod
     def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
@@ -248,10 +211,7 @@ class Slack(Destination):
 
     @classmethod
     def from_target(cls, target: Target) -> Slack:
-        """``slack://T/B/SECRET`` or ``https://hooks.slack.com/services/T/B/SECRET``."""
-        if target.secret:
-            raise ValueError("Slack webhooks have no signing secret: the URL is the secret"
-                             f"; e.g. {cls.example}")
+        """``slack://T/B/SECRET`` or ``https://hooks.slack.com/services/T/B/SECRET`` (any host)."""
         origin = target_origin(target, cls.example)
         url = target.url
         path = url.path if url.scheme in ("http", "https") else f"{_PATH}{url.netloc}{url.path}"
@@ -259,31 +219,17 @@ class Slack(Destination):
         if found is None:
             raise ValueError(f"a Slack webhook URL looks like {_ORIGIN}{_PATH}T…/B…/SECRET"
                              f"; e.g. {cls.example}")
-        return cls(*found.groups(), keyword=target.keyword, origin=origin)
-
-    def render(self, digest: Digest) -> Payload:
-        """The blocks for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.limits)
+        team, webhook, token = found.groups()
+        check_token(team, "workspace id (T…)", cls.example)
+        check_token(webhook, "webhook id (B…)", cls.example)
+        return cls(token, secret=target.secret, keyword=target.keyword, origin=origin,
+                   path=f"{_PATH}{team}/{webhook}/")
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message (escaped, ≤ 3,000 characters), the keyword appended when configured."""
-        body = _with_keyword_within(escape(clean(text)), self.keyword, TEXT_CHARS)
+        body = _with_keyword_within(escape(_text.clean(text)), self.keyword, TEXT_CHARS)
         return {"text": body or "(empty message)"}
 
-    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """POST and classify (nothing to sign). Never raises."""
-        try:
-            return outcome_of(post_json(client, self.endpoint, dict(payload)), classify, self.secrets)
-        except Exception as exc:
-            return Outcome("retry", reason=f"chatlog failed while sending to Slack ({type(exc).__name__})")
-
-    def masked(self) -> str:
-        """``slack://***``; the endpoint with ``***`` for a host of your own."""
-        if is_official(self.origin, self.hosts):
-            return "slack://***"
-        return f"{self.origin}{_PATH}***"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The webhook secret (and the ids that complete the URL)."""
-        return (self.token, self.team, self.bot)
+    def post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        """POST the payload (nothing to sign: the URL is the credential)."""
+        return post_json(client, self.endpoint, dict(payload))

@@ -22,42 +22,10 @@ from typing import Any, Literal
 import httpx
 
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms._base import (
-    Destination,
-    Limits,
-    Option,
-    Outcome,
-    Payload,
-    Target,
-    answer_code,
-    classify_http,
-    is_official,
-    json_body,
-    outcome_of,
-    post_json,
-    target_origin,
-    trimmed,
-    unexpected_answer,
-)
-from chatlog.platforms._text import (
-    Budget,
-    answer_message,
-    clean,
-    dropped_line,
-    fit,
-    footer_line,
-    group_lines,
-    group_view,
-    header_line,
-    mention_ids,
-    more_line,
-    payload_bytes,
-    plain_summary,
-    summary_line,
-    truncate_utf8,
-    with_default_keyword,
-    with_keyword,
-)
+from chatlog.platforms import _text
+from chatlog.platforms._answers import answer_code, classify_http, json_body, trimmed, unexpected_answer
+from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, post_json, target_origin
+from chatlog.platforms._webhook import Webhook
 
 _ORIGIN = "https://api.telegram.org"
 _URL = re.compile(r"/bot([^/]+)/sendMessage/?")
@@ -104,37 +72,38 @@ def visible_chars(html: str) -> int:
     return _units(visible(html))
 
 
-def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """The HTML ``sendMessage`` body for `digest` (``chat_id`` goes into the query), within 4,096
-    characters after entity parsing and `limits.body_bytes`; mentions only from ``digest.mentions``."""
+    characters after entity parsing and `limits.body_bytes`; mentions only from ``digest.mentions``;
+    `keyword` ends the footer."""
     def fits(payload: Payload) -> bool:
         return 0 < visible_chars(payload["text"]) <= TEXT_CHARS
 
-    message = fit(lambda budget: _body(_html(digest, budget)), limits.body_bytes, fits)
-    return message if message is not None else _fallback(digest, limits)
+    message = _text.fit(lambda budget: _body(_html(digest, budget, keyword)), limits.body_bytes, fits)
+    return message if message is not None else _fallback(digest, limits, keyword)
 
 
 def _body(text: str) -> Payload:
     return {"text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
 
 
-def _html(digest: Digest, budget: Budget) -> str:
+def _html(digest: Digest, budget: _text.Budget, keyword: str | None) -> str:
     shown = digest.groups[: budget.groups]
-    intro = (f"<b>{header_line(digest, escape)}</b>", summary_line(digest, escape),
-             _bold(dropped_line(digest.dropped)))
+    intro = (f"<b>{_text.header_line(digest, escape)}</b>", _text.summary_line(digest, escape),
+             _bold(_text.dropped_line(digest.dropped)))
     blocks = ["\n".join(line for line in intro if line)]
     blocks += [_group(digest, group, budget) for group in shown]
-    footer = with_keyword(footer_line(digest, escape), digest.context.keyword)
-    blocks += [more_line(digest.groups[len(shown) :]), f"<i>{footer}</i>" if footer else "",
+    footer = _text.with_keyword(_text.footer_line(digest, escape), keyword)
+    blocks += [_text.more_line(digest.groups[len(shown) :]), f"<i>{footer}</i>" if footer else "",
                _mentions(digest.mentions)]
     return "\n\n".join(block for block in blocks if block)
 
 
-def _group(digest: Digest, group: GroupSummary, budget: Budget) -> str:
-    view = group_view(group, digest, budget, escape)
-    text = "\n".join(group_lines(view, _bold))
+def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
+    view = _text.group_view(group, digest, budget, escape)
+    text = "\n".join(_text.group_lines(view, _bold))
     if view.traceback:
-        # `group_view` escaped the lines for text outside <pre>; inside, Telegram detects no mention,
+        # `_text.group_view` escaped the lines for text outside <pre>; inside, Telegram detects no mention,
         # so the "@" of a decorator can stay.
         text += "\n<pre>" + "\n".join(line.replace("＠", "@") for line in view.traceback) + "</pre>"
     return text
@@ -147,7 +116,7 @@ def _bold(text: str) -> str:
 def _mentions(mentions: tuple[str, ...]) -> str:
     """Numeric ids as text mentions, usernames as ``@username``; Telegram has no ``@all``."""
     rendered = []
-    for mention in mention_ids(mentions):
+    for mention in _text.mention_ids(mentions):
         if mention.isascii() and mention.isdigit():
             rendered.append(f'<a href="tg://user?id={mention}">user {mention}</a>')
         elif (found := _USERNAME.fullmatch(mention)) and mention != "all":
@@ -155,16 +124,16 @@ def _mentions(mentions: tuple[str, ...]) -> str:
     return " ".join(rendered)
 
 
-def _fallback(digest: Digest, limits: Limits) -> Payload:
-    """The digest's summary as plain escaped text, cut to fit: for digests whose smallest full message
-    would not fit."""
-    summary = plain_summary(digest, lambda text: text.replace("@", "＠"))
+def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
+    """The digest's summary as plain escaped text, cut to _text.fit: for digests whose smallest full message
+    would not _text.fit."""
+    summary = _text.plain_summary(digest, lambda text: text.replace("@", "＠"))
     mentions = _mentions(digest.mentions)
     room = TEXT_CHARS - visible_chars(mentions) - 1
     while True:  # escaping can take five times the room of the text: halve until the body fits
-        text = _text_within(summary, digest.context.keyword, room)
+        text = _text_within(summary, keyword, room)
         payload = _body("\n".join(part for part in (text, mentions) if part))
-        if room <= 100 or payload_bytes(payload) <= limits.body_bytes:
+        if room <= 100 or _text.payload_bytes(payload) <= limits.body_bytes:
             return payload
         room //= 2
 
@@ -172,8 +141,8 @@ def _fallback(digest: Digest, limits: Limits) -> Payload:
 def _text_within(raw: str, keyword: str | None, limit: int) -> str:
     """`raw` (cleaned, not yet HTML-escaped) cut to leave room for `keyword`, keyword appended, escaped.
     The cut counts UTF-8 bytes, never fewer than the UTF-16 units Telegram counts."""
-    tail = "" if not keyword or keyword in raw else f"\n{clean(keyword)}"
-    return _escape_pre(truncate_utf8(raw, limit - _units(tail)) + tail)
+    tail = "" if not keyword or keyword in raw else f"\n{_text.clean(keyword)}"
+    return _escape_pre(_text.truncate_utf8(raw, limit - _units(tail)) + tail)
 
 
 def _units(text: str) -> int:
@@ -192,7 +161,7 @@ def classify(response: httpx.Response) -> Outcome:
             response, "Telegram")
     parameters: dict[str, Any] = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
     code = answer_code(body.get("error_code")) or response.status_code
-    description = answer_message(body.get("description"))
+    description = _text.answer_message(body.get("description"))
     return _refused(response, code, description, parameters)
 
 
@@ -225,10 +194,14 @@ def _refused(response: httpx.Response, code: int, description: str, parameters: 
     return Outcome(kind, 0.0, reason, answer)
 
 
-class Telegram(Destination):
+class Telegram(Webhook):
     """A Telegram chat that a bot posts to: the bot token (the secret) and the chat id."""
 
     names = ("telegram",)
+    title = "Telegram"
+    token_name = "bot token"
+    signs = False
+    origins = (_ORIGIN,)
     hosts = ("api.telegram.org",)
     paths = ("/bot",)
     example = "telegram://123456:BOT_TOKEN@-1001234567890"
@@ -239,21 +212,19 @@ class Telegram(Destination):
 
     def __init__(self, token: str, chat_id: str, *, keyword: str | None = None,
                  origin: str | None = None) -> None:
-        """`chat_id`: a number (negative for groups) or ``@channelusername``; `origin` replaces
-        Telegram's own host, e.g. a local fake."""
+        """`token` is the whole bot token (``123456:ABC…``), `chat_id` a number (negative for groups) or
+        ``@channelusername``; `origin` replaces Telegram's own host, e.g. a local fake."""
         if not _TOKEN.fullmatch(token):
             raise ValueError("a Telegram bot token looks like 123456:ABC-DEF… (from @BotFather)"
                              f"; e.g. {self.example}")
         if not _CHAT.fullmatch(chat_id):
             raise ValueError("chat_id must be a number (negative for a group) or @channelusername"
                              f"; e.g. {self.example}")
-        self.platform = "telegram"
-        self.token = token
-        self.chat_id: int | str = int(chat_id) if chat_id[0] != "@" else chat_id
-        self.keyword = keyword or None
-        self.origin = origin or _ORIGIN
+        bot_id, _, secret_half = token.partition(":")
+        # The secret half is the credential; the bot id before the ":" is public (it is in every message).
+        super().__init__(secret_half, keyword=keyword, origin=origin, path=f"/bot{bot_id}:")
         self.endpoint = f"{self.origin}/bot{token}/sendMessage"
-        self.limits = LIMITS
+        self.chat_id: int | str = int(chat_id) if chat_id[0] != "@" else chat_id
 
     @classmethod
     def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
@@ -288,30 +259,17 @@ class Telegram(Destination):
             raise ValueError(f"the destination has no chat id; e.g. {cls.example}")
         return cls(token, chat, keyword=target.keyword, origin=origin)
 
-    def render(self, digest: Digest) -> Payload:
-        """The HTML message for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.limits)
-
     def render_text(self, text: str) -> Payload:
         """A plain HTML-escaped message (≤ 4,096 characters), the keyword appended when configured."""
-        body = _text_within(clean(text).replace("@", "＠"), self.keyword, TEXT_CHARS)
+        body = _text_within(_text.clean(text).replace("@", "＠"), self.keyword, TEXT_CHARS)
         return _body(body if body.strip() else "(empty message)")
 
-    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """POST to this chat (``?chat_id=``, as in the URL form) and classify. Never raises."""
-        try:
-            answer = post_json(client, self.endpoint, dict(payload), params={"chat_id": str(self.chat_id)})
-            return outcome_of(answer, classify, self.secrets)
-        except Exception as exc:
-            return Outcome("retry", reason=f"chatlog failed while sending to Telegram ({type(exc).__name__})")
+    def post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        """POST to this chat (``?chat_id=``, as in the URL form): the body is the same for every chat."""
+        return post_json(client, self.endpoint, dict(payload), params={"chat_id": str(self.chat_id)})
 
     def masked(self) -> str:
-        """``telegram://***@CHAT_ID``; the endpoint with ``***`` for a host of your own."""
-        if is_official(self.origin, self.hosts):
+        """``telegram://***@CHAT_ID``; the endpoint with the token's secret half as ``***`` elsewhere."""
+        if self.origin == _ORIGIN:
             return f"telegram://***@{self.chat_id}"
-        return f"{self.origin}/bot***/sendMessage?chat_id={self.chat_id}"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The bot token (and its secret half, after the ``:``)."""
-        return (self.token, self.token.partition(":")[2])
+        return f"{super().masked()}/sendMessage?chat_id={self.chat_id}"
