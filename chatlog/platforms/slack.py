@@ -157,7 +157,7 @@ def _text_objects(block: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
-    """One section with the digest's summary: for digests whose smallest full message would not _text.fit."""
+    """One section with the digest's summary: for digests whose smallest full message would not fit."""
     mentions = _mentions(digest.mentions)
     summary = "\n".join(part for part in (mentions, _text.plain_summary(digest, escape)) if part)
 

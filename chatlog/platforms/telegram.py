@@ -103,8 +103,8 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
     view = _text.group_view(group, digest, budget, escape)
     text = "\n".join(_text.group_lines(view, _bold))
     if view.traceback:
-        # `_text.group_view` escaped the lines for text outside <pre>; inside, Telegram detects no mention,
-        # so the "@" of a decorator can stay.
+        # `group_view` escaped the lines for text outside <pre>; inside, Telegram detects no mention, so
+        # the "@" of a decorator can stay.
         text += "\n<pre>" + "\n".join(line.replace("＠", "@") for line in view.traceback) + "</pre>"
     return text
 
@@ -125,8 +125,8 @@ def _mentions(mentions: tuple[str, ...]) -> str:
 
 
 def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
-    """The digest's summary as plain escaped text, cut to _text.fit: for digests whose smallest full message
-    would not _text.fit."""
+    """The digest's summary as plain escaped text, cut to fit: for digests whose smallest full message
+    would not fit."""
     summary = _text.plain_summary(digest, lambda text: text.replace("@", "＠"))
     mentions = _mentions(digest.mentions)
     room = TEXT_CHARS - visible_chars(mentions) - 1
