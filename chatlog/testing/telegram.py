@@ -99,6 +99,8 @@ def judge(request: Request, bot: BotSettings | None, state: RateState, now: floa
     if found is not None and found.group(2) != "sendMessage":
         return NOT_FOUND
     params = {**request.query, **(request.payload or {})}
+    if found is None:  # judged without a URL (the demo, the registry's checks): the bot's own chat
+        params.setdefault("chat_id", chat_of(bot.token))
     problem = _chat_problem(params.get("chat_id"), bot)
     if problem is not None:
         return problem
