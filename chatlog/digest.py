@@ -37,6 +37,9 @@ class GroupSummary:
     """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
     merged_groups: int = 0
     """For the overflow bucket: how many distinct groups were merged into it."""
+    template: str = ""
+    """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
+    its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class _Group:
     last_seen: float = 0.0
     unsent_first: float = 0.0
     shown_full_at: float | None = None
+    template: str = ""
     merged: set[int] = field(default_factory=set)
     """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
 
@@ -123,31 +127,38 @@ class GroupTable:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
-            level: int = logging.WARNING) -> None:
-        """Count one record under `key`; `make_sample` is called only for a group's first record.
+    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
+            level: int = logging.WARNING, count: int = 1) -> None:
+        """Count `count` records under `key`; `make_sample` is called only for a group's first record.
 
-        `level` is the record's: it picks the "other" bucket when the table is full.
+        `level` is the records': it picks the "other" bucket when the table is full, or when
+        `make_sample` has no sample to give.
         """
         group = self._groups.get(key)
         if group is None:
             group = self._new_group(key, created, make_sample, level)
         elif group.unsent == 0:
             self._idle.pop(key, None)
-        group.total += 1
+        group.total += count
         if group.unsent == 0:
             group.unsent_first = created
-        group.unsent += 1
+        group.unsent += count
         group.last_seen = created
-        self.unsent += 1
+        self.unsent += count
 
-    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
+    def sample_of(self, key: Hashable) -> Entry | None:
+        """The sample that the group of `key` shows; None when its records went to an "other" bucket."""
+        group = self._groups.get(key)
+        return group.sample if group is not None and key not in self._buckets else None
+
+    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
                    level: int) -> _Group:
         full = len(self._groups) - len(self._buckets) >= self._max_groups
         if full and self._idle:
             self._forget(next(iter(self._idle)))
             full = False
-        if full:
+        sample = None if full else make_sample()
+        if sample is None:
             bucket = (OTHER_GROUP, level)
             other = self._groups.get(bucket)
             if other is None:
@@ -156,7 +167,7 @@ class GroupTable:
             if len(other.merged) < 100_000:
                 other.merged.add(hash(key))
             return other
-        group = self._groups[key] = _Group(make_sample(), first_seen=created)
+        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key))
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
@@ -187,6 +198,7 @@ class GroupTable:
             last_seen=group.last_seen,
             repeat=self._within_repeat(group, now),
             merged_groups=len(group.merged),
+            template=group.template,
         )
 
     def mark_sent(self, digest: Digest, now: float, *, shown: bool = True) -> None:
@@ -255,3 +267,10 @@ def _other_sample(created: float, level: int) -> Entry:
         lineno=0,
         func="-",
     )
+
+
+def _template_of_key(key: Hashable) -> str:
+    # A fingerprint is (level, logger, template, exception type, frame); other keys (tests) have none.
+    if isinstance(key, tuple) and len(key) > 2 and isinstance(key[2], str):
+        return key[2]
+    return ""

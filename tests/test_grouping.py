@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatlog import ChatHandler
+from chatlog.capture import capture, fingerprint, sample
 from chatlog.digest import Context, GroupTable
-from chatlog.entry import fingerprint, format_message, normalize, snapshot
+from chatlog.entry import format_message, normalize
+from chatlog.testing import FakePlatforms
+from chatlog.testing.rules import PlatformRules
+from tests import registry
 
 
 def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = "app",
@@ -24,7 +31,7 @@ def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = 
 
 
 def _key(record: logging.LogRecord) -> object:
-    return fingerprint(record, format_message(record))
+    return fingerprint(capture(record, format_message(record)))
 
 
 def test_records_that_differ_only_in_arguments_share_a_group() -> None:
@@ -34,8 +41,10 @@ def test_records_that_differ_only_in_arguments_share_a_group() -> None:
 
 def test_preformatted_messages_group_by_their_normalised_text() -> None:
     assert _key(_record("order 123 failed")) == _key(_record("order 456 failed"))
-    assert _key(_record("user 'bob' id 0x1f3a uuid 0b8f3c2e-1d2a-4c3b-9e8f-123456789abc")) == _key(
-        _record("user 'ann' id 0xbeef uuid 7c9e6679-7425-40de-944b-e07fc1f90ae7"))
+    assert _key(_record("user='bob' id 0x1f3a uuid 0b8f3c2e-1d2a-4c3b-9e8f-123456789abc")) == _key(
+        _record("user='ann' id 0xbeef uuid 7c9e6679-7425-40de-944b-e07fc1f90ae7"))
+    # A quoted word outside key='value' names what went wrong: KeyError 'id' is not KeyError 'email'.
+    assert _key(_record("KeyError: 'id'")) != _key(_record("KeyError: 'email'"))
     assert _key(_record("order 123 failed")) != _key(_record("order 123 refunded"))
 
 
@@ -47,7 +56,7 @@ def test_level_logger_and_exception_type_separate_groups() -> None:
 
 
 def test_normalize_keeps_words_and_replaces_variable_parts() -> None:
-    assert normalize('paid 12.50 EUR for "item" at 10:42:01') == "paid <*> EUR for <*> at <*>"
+    assert normalize('paid 12.50 EUR for "item" at 10:42:01') == 'paid <*> EUR for "item" at <*>'
 
 
 def test_unformattable_messages_are_described_not_raised() -> None:
@@ -62,7 +71,7 @@ def test_unformattable_messages_are_described_not_raised() -> None:
 
 def test_snapshot_renders_the_traceback_of_the_sample() -> None:
     record = _record("failed %s", 1, exc=True)
-    entry = snapshot(record, format_message(record))
+    entry = sample(capture(record, format_message(record)))
     assert entry.exc_type == "ValueError"
     assert entry.traceback is not None and "ValueError: boom" in entry.traceback
     assert entry.location == "/app/orders.py:42 in pay"
@@ -71,14 +80,15 @@ def test_snapshot_renders_the_traceback_of_the_sample() -> None:
 def test_extra_fields_are_kept_as_short_strings() -> None:
     record = _record("x")
     record.__dict__.update(request_id="r-1", user={"id": 7})
-    entry = snapshot(record, "x")
+    entry = sample(capture(record, "x"))
     assert ("request_id", "r-1") in entry.extra
     assert ("user", "{'id': 7}") in entry.extra
 
 
 def _add(table: GroupTable, record: logging.LogRecord, at: float) -> None:
     message = format_message(record)
-    table.add(fingerprint(record, message), at, lambda: snapshot(record, message))
+    item = capture(record, message)
+    table.add(fingerprint(item), at, lambda: sample(item))
 
 
 def test_storm_of_one_template_becomes_one_group_with_its_count() -> None:
@@ -145,3 +155,27 @@ def test_every_added_record_is_counted_exactly_once(calls: list[tuple[str, int]]
     for template, arg in calls:
         _add(table, _record(template, arg) if "%" in template else _record(template), 1.0)
     assert table.unsent == len(calls) == table.digest(1.0, Context(), 0).total
+
+
+GROUP_BOTS = [rules for rules in map(registry.rules_of, registry.MODULES) if rules is not None]
+
+
+@pytest.mark.parametrize("rules", GROUP_BOTS, ids=[rules.names[0] for rules in GROUP_BOTS])
+def test_alert_shows_the_template_of_varied_records_and_one_sample_verbatim(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger,
+    rules: PlatformRules,
+) -> None:
+    bot = fake_platforms.add_bot(rules.names[0], **rules.demo)
+    handler = make_handler(bot.url, group_wait=0.05)
+    app_logger.addHandler(handler)
+    for name, address in [("webmaster", "173.234.31.186"), ("oracle", "10.0.0.8"), ("git", "10.0.0.9")]:
+        app_logger.error(f"Invalid user {name} from {address}")  # pre-formatted: template_of
+    for order in (7, 8):
+        app_logger.error("order %s not found", order)  # %-arguments: record.msg
+    app_logger.error("disk full")  # one record: no template line
+    assert handler.flush(timeout=5.0)
+    text = "\n".join(bot.texts()).translate(str.maketrans("＜＞", "<>"))
+    assert "Invalid user webmaster from 173.234.31.186" in text  # the sample, verbatim
+    assert "template: Invalid user <*> from <*>" in text
+    assert "order 7 not found" in text and "template: order <*> not found" in text
+    assert "disk full" in text and text.count("template:") == 2

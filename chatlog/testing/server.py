@@ -25,7 +25,7 @@ from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
-from chatlog.testing.inbox import inbox_html, inbox_json
+from chatlog.testing.inbox_web import answer_inbox, is_inbox_route
 from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request, rules_registry
 
 PLATFORM_RULES: tuple[PlatformRules, ...] = rules_registry()
@@ -473,11 +473,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         request = self._read_request()
-        if request.method == "GET" and request.path == "/":
-            page = inbox_html(self.server.fake.bots).encode()
-            self._write(_Reply("answer", 200, page, (("Content-Type", "text/html; charset=utf-8"),)))
-        elif request.method == "GET" and request.path == "/api/messages":
-            self._write(_json_reply(200, inbox_json(self.server.fake.bots)))
+        if is_inbox_route(request.method, request.path):
+            answer_inbox(self, request.path, request.query, self.server.fake)
         else:
             self._write(self.server.fake._respond(request))
 
