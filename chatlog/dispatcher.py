@@ -256,11 +256,14 @@ class Dispatcher:
         if self._closed or thread is None or not thread.is_alive() or timeout <= 0 or _holds_logging_lock():
             return self._is_empty()
         done = threading.Event()
+        deadline = self._clock() + timeout
         with self._lock:
-            self._waiters.append((self._clock() + timeout, done))
+            self._waiters.append((deadline, done))
             self._backoff = self._backoff.retry_now()  # flush() means "try now", even during a backoff
         self._wake.set()
-        if not done.wait(timeout):
+        # Timed out, or released by the loop at the deadline just before the wait would have: the send
+        # still out has been waited for, and close() does not wait for it again.
+        if not done.wait(timeout) or self._clock() >= deadline:
             self._outwaited = self._in_flight
         return self._is_empty()
 

@@ -204,9 +204,9 @@ class FakePlatforms:
         E.g. ``fake.relay("/relay/dingtalk", "/robot/send")``: a DingTalk destination on that URL needs
         ``platform="dingtalk"``, since its path is no platform's own.
         """
-        if not path.startswith("/") or not to.startswith("/"):
-            raise ValueError(f"relay paths start with '/', e.g. relay('/relay/dingtalk', '/robot/send'); "
-                             f"got {path!r} and {to!r}")
+        if not path.startswith("/") or not (to.startswith("/") or to == ""):
+            raise ValueError(f"relay paths start with '/', e.g. relay('/relay/dingtalk', '/robot/send') "
+                             f"or relay('/relay/app', '') for a prefix; got {path!r} and {to!r}")
         with self._changed:
             self._relays[path] = to
         return f"{self.base_url}{path}"
