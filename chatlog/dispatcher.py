@@ -193,12 +193,14 @@ class Dispatcher:
                 or lifecycle.holds_logging_lock()):
             return self._is_empty()
         done = threading.Event()
+        deadline = self._clock() + timeout
         with self._lock:
-            self._waiters.append((self._clock() + timeout, done))
+            self._waiters.append((deadline, done))
             self._backoff = self._backoff.retry_now()  # flush() means "try now", even during a backoff
         self._wake.set()
-        done.wait(timeout)
-        if self._in_flight:  # still unanswered when flush() gave up (or was released at its deadline)
+        # Timed out, or released by the loop at the deadline just before the wait would have: the send
+        # still out has been waited for, and close() does not wait for it again.
+        if not done.wait(timeout) or self._clock() >= deadline:
             self._outwaited = self._in_flight
         return self._is_empty()
 

@@ -42,22 +42,20 @@ class ChatHandler(logging.Handler):
         self,
         url: str,
         *,
-        secret: str | None = None,
-        keyword: str | None = None,
-        platform: str | None = None,
+        # where to send (the platform's own options arrive in platform_options)
+        secret: str | None = None, keyword: str | None = None, platform: str | None = None,
         level: int | str = logging.ERROR,
-        service: str | None = None,
-        environment: str | None = None,
-        group_wait: float = 5.0,
-        group_interval: float = 60.0,
-        repeat_interval: float = 3600.0,
-        max_queue: int = 10_000,
-        close_timeout: float = 5.0,
+        # who is speaking
+        service: str | None = None, environment: str | None = None,
+        # when batches go out
+        group_wait: float = 5.0, group_interval: float = 60.0, repeat_interval: float = 3600.0,
+        # bounds
+        max_queue: int = 10_000, close_timeout: float = 5.0, max_groups: int = 200,
+        # what an alert shows
         mentions: Mapping[str | int, Sequence[str]] | None = None,
-        max_groups: int = 200,
         context_fields: Sequence[str] | None = None,
-        proxy: str | None = None,
-        verify: bool | str = True,
+        # how to connect (default: HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE from the environment)
+        proxy: str | None = None, verify: bool | str = True,
         **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""

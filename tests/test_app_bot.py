@@ -732,3 +732,16 @@ def test_app_secret_stays_out_of_urls_in_masked_form() -> None:
                           "@open_id/ou_a").destination
     assert destination.secrets == ("s3cr/et@x",)
     assert "s3cr" not in destination.masked() and "s3cr" not in repr(destination)
+
+
+def test_an_app_bot_behind_a_relay_path_sends_to_the_api_paths_under_it(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    app = fake_platforms.add_app(recipients={"open_id": ["ou_alice"]})
+    relay = fake_platforms.relay("/relay/feishu-app", "")
+    handler = make_handler(relay, platform="feishu-app", app_id=app.app_id, app_secret=app.app_secret,
+                           receive_id_type="open_id", receive_ids=["ou_alice"])
+    app_logger.addHandler(handler)
+    send_digest(handler, app_logger, "through the relay")
+    assert [m.receive_id for m in app.messages] == ["ou_alice"]
+    assert "through the relay" in app.texts("ou_alice")[0]

@@ -18,7 +18,7 @@ SECRET = "SECdonotshow0123456789"
     ("url", "options", "expected"),
     [
         ("", {}, "destination URL"),
-        ("slack://T", {}, "unknown destination slack://"),
+        ("matrix://T", {}, "unknown destination matrix://"),
         ("https://example.com/hooks/abc", {}, "cannot tell which platform"),
         ("dingtalk://TOKEN", {"secret": "notsec"}, "start with SEC"),
         ("dingtalk://TOKEN?colour=red", {}, "unknown option(s)"),

@@ -1,8 +1,10 @@
-"""What every platform module provides, and the pieces they share (HTTP answers, redaction).
+"""The contract every platform module fulfils, and the pieces all of them use (the POST, redaction).
 
-A platform module defines one `Destination` subclass plus `sign(...)`, `render(digest, limits)`
-and `classify(response)`. Subclasses register themselves, so adding a platform is adding a
-module under ``chatlog/platforms/``.
+A platform module defines one `Destination` subclass (declaring its names, URL forms, `Option`
+table, escaping rule and limits) plus ``sign(...)``, ``render(digest, limits, keyword)`` and
+``classify(response)``. Subclasses register themselves, so adding a platform is adding a module
+under ``chatlog/platforms/`` and its fake under ``chatlog/testing/`` (see docs/DESIGN.md).
+Reading answers is `chatlog.platforms._answers`; what group-bot webhooks share, `_webhook`.
 """
 
 from __future__ import annotations

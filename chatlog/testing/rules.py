@@ -36,12 +36,17 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The JSON answer a platform gives; ``accepted`` means the platform took the message."""
+    """The JSON answer a platform gives; ``accepted`` means the platform took the message.
+
+    ``text`` replaces the JSON body for platforms that answer in plain text (Slack's ``ok``) or with
+    no body at all (Discord's 204: ``text=""``).
+    """
 
     body: JSONObject
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
     accepted: bool = False
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
