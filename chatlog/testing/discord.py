@@ -24,12 +24,12 @@ from chatlog.testing.rules import (
     Answer,
     BotSettings,
     JSONObject,
-    PlatformRules,
     RateState,
     Request,
     dig,
     dig_str,
     markdown_problems,
+    rules_of_module,
 )
 
 PATH = re.compile(r"/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)")
@@ -264,14 +264,4 @@ def text_of(payload: JSONObject) -> str:
     return "\n".join(part for part in parts if part)
 
 
-RULES = PlatformRules(
-    names=("discord",),
-    token_of=token_of,
-    new_token=new_token,
-    url_of=url_of,
-    check_settings=check_settings,
-    judge=judge,
-    text_of=text_of,
-    notified=notified,
-    live_markup=live_markup,
-)
+RULES = rules_of_module(__name__, ("discord",))

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from chatlog.testing.rules import Answer, BotSettings, JSONObject, PlatformRules, RateState, Request
+from chatlog.testing.rules import Answer, BotSettings, JSONObject, RateState, Request, rules_of_module
 
 PATH = re.compile(r"/services/([^/]+)/([^/]+)/([^/]+)")
 MAX_BLOCKS = 50
@@ -213,14 +213,4 @@ def shown_text(payload: JSONObject) -> str:
     return text_of(payload).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-RULES = PlatformRules(
-    names=("slack",),
-    token_of=token_of,
-    new_token=new_token,
-    url_of=url_of,
-    check_settings=check_settings,
-    judge=judge,
-    text_of=text_of,
-    notified=notified,
-    live_markup=live_markup,
-)
+RULES = rules_of_module(__name__, ("slack",))

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatlog.testing.rules import Answer, BotSettings, JSONObject, PlatformRules, RateState, Request
+from chatlog.testing.rules import Answer, BotSettings, JSONObject, RateState, Request, rules_of_module
 
 PATH = re.compile(r"/bot([^/]*)/([A-Za-z]+)")
 TEXT_CHARS = 4_096
@@ -275,14 +275,4 @@ def shown_text(payload: JSONObject) -> str:
     return parsed.text if isinstance(parsed, Parsed) else text_of(payload)
 
 
-RULES = PlatformRules(
-    names=("telegram",),
-    token_of=token_of,
-    new_token=new_token,
-    url_of=url_of,
-    check_settings=check_settings,
-    judge=judge,
-    text_of=text_of,
-    notified=notified,
-    live_markup=live_markup,
-)
+RULES = rules_of_module(__name__, ("telegram",))
