@@ -60,13 +60,17 @@ def one_per_record(bot: FakeBot, records: Sequence[Logged]) -> OnePerRecord:
     destination = resolve(bot.url).destination
     # Only the rate limits are in question: the messages would be signed and carry the keyword.
     settings = dataclasses.replace(bot.settings, secret=None, keyword=None)
+    # Addressed as chatlog's own requests to this bot were (some platforms read the path or query).
+    sent = bot.received
+    path, query = (sent[0].path, dict(sent[0].query)) if sent else ("/", {})
+    query = {key: value for key, value in query.items() if key not in ("sign", "timestamp")}
     state = RateState()
     refused = 0
     for record in records:
         payload = destination.render_text(record.text)
         body = json.dumps(payload, ensure_ascii=False).encode()
-        answer = rules.judge(Request("POST", "/", {}, {}, body, payload), settings, state, record.at)
-        refused += not answer.accepted
+        request = Request("POST", path, query, {"content-type": "application/json"}, body, payload)
+        refused += not rules.judge(request, settings, state, record.at).accepted
     end = records[-1].at if records else 0.0
     return OnePerRecord(len(records), refused, max(0.0, state.blocked_until - end))
 

@@ -229,8 +229,8 @@ def _pick_class(parts: urllib.parse.SplitResult, chosen: str | None) -> tuple[ty
         owner = next((cls for cls in classes if chosen in cls.names), None)
         if on_path and owner not in on_path:
             own = on_path[0]
-            raise ValueError(f"platform={chosen!r} contradicts the URL's path {parts.path}, which is "
-                             f"{own.names[0]}'s: drop platform= or fix the URL; e.g. {own.example}")
+            raise ValueError(f"platform={chosen!r} contradicts the URL's path, which is {own.names[0]}'s "
+                             f"({own.paths[0]}…): drop platform= or fix the URL; e.g. {own.example}")
         if owner is not None:
             return owner, chosen
     on_host = [cls for cls in classes if host in cls.hosts]

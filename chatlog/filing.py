@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from chatlog.capture import Captured, created_of, for_filing, level_of, sample
 from chatlog.digest import GroupTable
@@ -43,7 +43,7 @@ class Filing:
         self._clock = clock
         self.processed = 0
 
-    def drain(self, buffer: deque[Captured], *, own: tuple[int, ...], budget_s: float | None,
+    def drain(self, buffer: deque[Captured], *, own: Collection[int], budget_s: float | None,
               catch_up: int, collect: bool = True) -> tuple[bool, int]:
         """File what `buffer` holds for at most `budget_s` seconds (None: until it is empty, without
         yielding), skipping records made on `own` threads; then, with `collect`, what the tallies
@@ -69,7 +69,7 @@ class Filing:
                 filed += self.file_counted(self._clock())
         return not buffer, filed
 
-    def file(self, item: Captured, now: float, own: tuple[int, ...] = ()) -> bool:
+    def file(self, item: Captured, now: float, own: Collection[int] = ()) -> bool:
         """Count one captured record in its group (a group's first record becomes its sample); False
         for a record made on one of the `own` threads (httpx logging our requests): never fed back."""
         try:

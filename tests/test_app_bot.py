@@ -483,8 +483,8 @@ def test_when_no_recipient_can_be_reached_the_destination_stops_with_the_fix(
     assert "Feishu cannot deliver to open_id ou_intern (230013" in lines[0]
     assert "other recipients" not in lines[0]
     assert "no recipient of this app bot can be reached" in lines[1]
-    assert "Alerts to this destination stop until the configuration is fixed" in lines[1]
-    assert len(app.message_requests) == 1 and handler.stats().dropped == 3
+    assert "Alerts to this destination wait (kept as a summary) until it is fixed" in lines[1]
+    assert len(app.message_requests) == 1 and handler.stats().pending == 3
 
 
 @pytest.mark.parametrize(("receive_id_type", "granted", "app_options", "words"), [
@@ -510,7 +510,7 @@ def test_app_wide_problems_stop_the_destination_naming_what_to_grant(
 
     [line] = chatlog_lines(capsys.readouterr().err)
     assert words in line and app.app_secret not in line
-    assert len(app.message_requests) == 1 and handler.stats().dropped == 2
+    assert len(app.message_requests) == 1 and handler.stats().pending == 2
 
 
 def test_wrong_app_secret_is_reported_without_the_secret(
@@ -527,7 +527,7 @@ def test_wrong_app_secret_is_reported_without_the_secret(
     assert ("Feishu refused the app credentials (10014 app secret invalid): check the app id and app secret "
             "(developer console → Credentials & Basic Info)") in line
     assert "a-wrong-app-secret" not in line and app.app_id in line
-    assert app.message_requests == [] and handler.stats().dropped == 1
+    assert app.message_requests == [] and handler.stats().pending == 1
 
 
 def test_chatlog_send_explains_an_unreachable_recipient_and_exits_1(
@@ -732,3 +732,16 @@ def test_app_secret_stays_out_of_urls_in_masked_form() -> None:
                           "@open_id/ou_a").destination
     assert destination.secrets == ("s3cr/et@x",)
     assert "s3cr" not in destination.masked() and "s3cr" not in repr(destination)
+
+
+def test_an_app_bot_behind_a_relay_path_sends_to_the_api_paths_under_it(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    app = fake_platforms.add_app(recipients={"open_id": ["ou_alice"]})
+    relay = fake_platforms.relay("/relay/feishu-app", "")
+    handler = make_handler(relay, platform="feishu-app", app_id=app.app_id, app_secret=app.app_secret,
+                           receive_id_type="open_id", receive_ids=["ou_alice"])
+    app_logger.addHandler(handler)
+    send_digest(handler, app_logger, "through the relay")
+    assert [m.receive_id for m in app.messages] == ["ou_alice"]
+    assert "through the relay" in app.texts("ou_alice")[0]

@@ -128,7 +128,8 @@ def test_demo_prints_one_line_per_message_and_a_summary_that_adds_up() -> None:
     rows = {m[0]: m for m in re.findall(r"^  (\S+) +300 +(\d+) +0   300 / (\d+)", out, re.M)}
     assert sorted(rows) == sorted(platforms), out
     for platform, messages, naive_refused in rows.values():
-        assert int(messages) <= 6 and int(naive_refused) > 200, (platform, out)
+        # refused for sending too fast, not for what a message holds: the first ones get through
+        assert int(messages) <= 6 and 200 < int(naive_refused) < 300, (platform, out)
     # DingTalk and WeCom take 20 messages a minute; DingTalk then blocks the bot for 10 minutes.
     assert rows["dingtalk"][2] == "280" and rows["wecom"][2] == "280"
     assert re.search(r"^  dingtalk .* then blocked 10 more min$", out, re.M)

@@ -648,7 +648,7 @@ def test_add_bot_refuses_impossible_settings(fake: FakePlatforms) -> None:
     fake.add_bot("feishu", token="same")
 
     with pytest.raises(ValueError, match="unknown platform"):
-        fake.add_bot("slack")
+        fake.add_bot("matrix")
     with pytest.raises(ValueError, match="exists already"):
         fake.add_bot("lark", token="same")
     with pytest.raises(ValueError, match="no secret"):

@@ -90,8 +90,7 @@ FEISHU_BAD_SIGN = {"code": 19021,
 
 
 def test_feishu_send_signs_in_the_body_at_the_clock_time() -> None:
-    bot = feishu.Feishu("TOKEN", secret="chatlog-test-secret")
-    bot.clock = lambda: 1700000000.9
+    bot = feishu.Feishu("TOKEN", secret="chatlog-test-secret", clock=lambda: 1700000000.9)
     recorder = Recorder(answer(FEISHU_OK))
     outcome = bot.send(recorder.client(), {"msg_type": "text", "content": {"text": "hi"}})
     assert outcome.ok
@@ -110,9 +109,8 @@ def test_feishu_send_leaves_the_callers_payload_unsigned() -> None:
 
 
 def test_feishu_signature_rejection_is_signed_again_once_then_succeeds() -> None:
-    bot = feishu.Feishu("TOKEN", secret="s3cret")
     times = iter([1000.0, 2000.0])
-    bot.clock = lambda: next(times)
+    bot = feishu.Feishu("TOKEN", secret="s3cret", clock=lambda: next(times))
     recorder = Recorder(answer(FEISHU_BAD_SIGN), answer(FEISHU_OK))
     outcome = bot.send(recorder.client(), {"msg_type": "text", "content": {"text": "hi"}})
     assert outcome.ok
@@ -137,8 +135,8 @@ def test_feishu_without_a_secret_does_not_resend_on_a_signature_rejection() -> N
 
 
 def test_dingtalk_send_puts_token_timestamp_and_quoted_sign_in_the_query() -> None:
-    bot = dingtalk.DingTalk("TOKEN", secret="SECchatlogtestsecret0123456789abcdef")
-    bot.clock = lambda: 1700000000.0
+    bot = dingtalk.DingTalk("TOKEN", secret="SECchatlogtestsecret0123456789abcdef",
+                            clock=lambda: 1700000000.0)
     recorder = Recorder(answer({"errcode": 0, "errmsg": "ok"}))
     assert bot.send(recorder.client(), {"msgtype": "text", "text": {"content": "hi"}}).ok
     url = recorder.requests[0].url

@@ -14,9 +14,7 @@ import time
 import urllib.parse
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, ClassVar
 
 from chatlog.digest import Digest
 from chatlog.platforms._answers import outcome_of, trimmed
@@ -30,6 +28,9 @@ from chatlog.platforms._base import (
     is_official,
     target_origin,
 )
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 
 class Webhook(Destination):
@@ -48,9 +49,10 @@ class Webhook(Destination):
     """False for a platform without signing secrets (the token is the only credential)."""
 
     def __init__(self, token: str, *, secret: str | None = None, keyword: str | None = None,
-                 platform: str | None = None, origin: str | None = None, path: str | None = None) -> None:
+                 platform: str | None = None, origin: str | None = None, path: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         """`origin` (``scheme://host[:port]``) replaces the platform's own host, e.g. a local inbox; `path`
-        its webhook path (a relay's own path)."""
+        its webhook path (a relay's own path); `clock` (Unix seconds) dates the signatures."""
         platform = platform or self.names[0]
         if platform not in self.names:
             raise ValueError(f"platform must be {' or '.join(map(repr, self.names))}, not {platform!r}"
@@ -64,8 +66,7 @@ class Webhook(Destination):
         self.origin = origin or self.origins[self.names.index(platform)]
         self.path = path or self.paths[0]
         self.endpoint = f"{self.origin}{self.path}" + ("" if self.token_param else token)
-        self.clock: Callable[[], float] = time.time
-        """Seconds for signatures (replaceable in tests)."""
+        self.clock = clock
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         # A webhook module's four names are its class's parts: LIMITS, render, classify (and sign).

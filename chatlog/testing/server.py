@@ -51,6 +51,14 @@ def _json_reply(status: int, obj: object, headers: tuple[tuple[str, str], ...] =
     return _Reply("answer", status, json.dumps(obj, ensure_ascii=False).encode(), (content_type, *headers))
 
 
+def _answer_reply(answer: Answer) -> _Reply:
+    if answer.text is None:
+        return _json_reply(answer.status, answer.body, answer.headers)
+    typed = any(name.lower() == "content-type" for name, _ in answer.headers)
+    content_type = (("Content-Type", "text/plain; charset=utf-8"),) if answer.text and not typed else ()
+    return _Reply("answer", answer.status, answer.text.encode(), (*content_type, *answer.headers))
+
+
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body.decode("utf-8"))
@@ -196,9 +204,9 @@ class FakePlatforms:
         E.g. ``fake.relay("/relay/dingtalk", "/robot/send")``: a DingTalk destination on that URL needs
         ``platform="dingtalk"``, since its path is no platform's own.
         """
-        if not path.startswith("/") or not to.startswith("/"):
-            raise ValueError(f"relay paths start with '/', e.g. relay('/relay/dingtalk', '/robot/send'); "
-                             f"got {path!r} and {to!r}")
+        if not path.startswith("/") or not (to.startswith("/") or to == ""):
+            raise ValueError(f"relay paths start with '/', e.g. relay('/relay/dingtalk', '/robot/send') "
+                             f"or relay('/relay/app', '') for a prefix; got {path!r} and {to!r}")
         with self._changed:
             self._relays[path] = to
         return f"{self.base_url}{path}"
@@ -295,7 +303,7 @@ class FakePlatforms:
         if answer.accepted and receiver is not None and receiver._loses_answer(request):
             self._record(request, target, NO_ANSWER, accepted=True)
             return NO_ANSWER
-        reply = _json_reply(answer.status, answer.body, answer.headers)
+        reply = _answer_reply(answer)
         self._record(request, target, reply, accepted=answer.accepted)
         return reply
 
