@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from chatlog.testing import dingtalk, feishu, feishu_app, wecom
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
+from chatlog.testing.callbacks import Callbacks, FakeChat
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
 from chatlog.testing.inbox import inbox_html, inbox_json
@@ -84,6 +85,7 @@ class FakePlatforms:
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server = _Server(self, port)
+        self._callbacks = Callbacks(self._changed, clock, lambda: self.base_url)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(POLL_S,), name="chatlog-fake-platforms", daemon=True
         )
@@ -185,6 +187,11 @@ class FakePlatforms:
             self._apps[settings.app_id] = app
         return app
 
+    def add_chat(self, platform: str, url: str, keys: Mapping[str, str], *, app: FakeApp | None = None,
+                 bot: FakeBot | None = None, chat_id: str | None = None) -> FakeChat:
+        """A chat where fake people type to a receiver at `url`; see ``chatlog.testing.callbacks``."""
+        return self._callbacks.add_chat(platform, url, keys, app=app, bot=bot, chat_id=chat_id)
+
     def all_received(self) -> list[Received]:
         """Every platform request of every bot (unknown tokens too), in the order they were answered."""
         with self._changed:
@@ -222,6 +229,9 @@ class FakePlatforms:
         self._thread.join(STOP_JOIN_S)
 
     def _respond(self, request: Request) -> _Reply:
+        answered = self._callbacks.answer(request)
+        if answered is not None:
+            return _json_reply(answered.status, answered.body)
         target = self._app_target(request) if request.path in feishu_app.PATHS else self._bot_target(request)
         if target is None:
             return NOT_FOUND
