@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import httpx
 
 from chatlog._report import write_stderr
+from chatlog.chatops import listen
 from chatlog.destinations import resolve
 from chatlog.handler import ChatHandler
 from chatlog.platforms._base import redact
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the local fake platforms and web inbox until Ctrl-C")
     serve.add_argument("--port", type=int, default=8750, help="port on 127.0.0.1 (0: any free port)")
     serve.set_defaults(command="serve", run=_serve)
+    listen.add_parser(commands)
     return parser
 
 

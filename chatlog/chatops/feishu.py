@@ -94,11 +94,14 @@ def app_of(platform: str, value: object, example: str) -> App:
                          f"use {example}")
     url = urllib.parse.urlsplit(value)
     query = dict(urllib.parse.parse_qsl(url.query))
-    if url.scheme not in _SCHEMES or not url.username or not url.password or set(query) - {"base_url"}:
+    # The alert destination's form (…@chat_id/oc_…) is accepted too: the part after "@" is not needed.
+    credentials = url.netloc.rpartition("@")[0] if "@" in url.netloc else url.netloc
+    app_id, _, app_secret = credentials.partition(":")
+    if url.scheme not in _SCHEMES or not app_id or not app_secret or set(query) - {"base_url"}:
         raise ValueError(f"{platform}= 'app' must look like feishu-app://cli_a1b2:APP_SECRET "
                          f"(or lark-app://…), optionally ?base_url=http://127.0.0.1:8750; got {url.scheme}://***")
     origin = query.get("base_url", ORIGINS[_SCHEMES[url.scheme]]).rstrip("/")
-    return App(urllib.parse.unquote(url.username), urllib.parse.unquote(url.password), origin)
+    return App(urllib.parse.unquote(app_id), urllib.parse.unquote(app_secret), origin)
 
 
 def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | Inbound | None:
