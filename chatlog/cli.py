@@ -16,7 +16,7 @@ from chatlog.chatops import listen
 from chatlog.destinations import resolve
 from chatlog.handler import ChatHandler
 from chatlog.platforms._base import redact
-from chatlog.testing import FakeBot, FakePlatforms
+from chatlog.testing import PLATFORM_RULES, FakeBot, FakePlatforms
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,11 +120,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_bots(fake: FakePlatforms) -> list[FakeBot]:
-    return [
-        fake.add_bot("feishu", secret="demo-feishu-secret"),
-        fake.add_bot("dingtalk", secret="SECdemo0123456789abcdef", keyword="alert"),
-        fake.add_bot("wecom"),
-    ]
+    """One bot per group-bot fake the registry knows, set up as its fake declares (`PlatformRules.demo`)."""
+    return [fake.add_bot(rules.names[0], **rules.demo) for rules in PLATFORM_RULES]
 
 
 class _Printer:

@@ -1,21 +1,25 @@
 """Destination strings (``dingtalk://TOKEN?secret=SEC…``, platform URLs) → `Destination` objects.
 
 Platforms are found, not listed: every module under ``chatlog/platforms/`` registers its
-`Destination` subclass, so adding a platform needs no change here.
+`Destination` subclass with its option table, so adding a platform needs no change here.
+Errors name options, never their values, and mask every credential the string holds.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import chatlog.platforms
-from chatlog.platforms._base import Destination, Target
+from chatlog.platforms._base import COMMON_OPTIONS, Destination, Target, redact
 
-_OPTIONS = ("secret", "keyword", "base_url", "platform", "at")
+_COMMON = tuple(option.name for option in COMMON_OPTIONS)
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,24 @@ def platform_classes() -> list[type[Destination]]:
     for module in pkgutil.iter_modules(chatlog.platforms.__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"chatlog.platforms.{module.name}")
-    return list(Destination.registry)
+    # By module, not by import order: the order anything iterates them in stays the same.
+    return sorted(Destination.registry, key=lambda cls: (cls.__module__, cls.__name__))
+
+
+def platform_options() -> dict[str, bool]:
+    """Every option name some platform takes (the common ones included), mapped to "is a secret"."""
+    table = {option.name: option.secret for option in COMMON_OPTIONS}
+    for cls in platform_classes():
+        table.update({option.name: option.secret for option in cls.options})
+    return table
+
+
+def platform_table() -> str:
+    """The README's table of platforms and their URL forms, from the registry."""
+    rows = ["| platform | URL forms |", "|---|---|"]
+    for cls in platform_classes():
+        rows += [f"| {title} | {' or '.join(f'`{form}`' for form in forms)} |" for title, forms in cls.forms]
+    return "\n".join(rows)
 
 
 def _examples() -> str:
@@ -51,33 +72,119 @@ def resolve(
 
     `options` are platform options given outside the URL (``app_id=``, ``receive_ids=`` …); they
     replace query parameters of the same name, and the platform consumes them like those.
-    Raises ValueError naming the wrong part and showing a valid example; secrets never appear.
+    Raises ValueError naming the wrong part and showing a valid example; secrets never appear
+    (every credential the string and the options hold is masked, and so is any ``user:password@``).
     """
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"chatlog needs a destination URL, got {type(url).__name__}; e.g. {_examples()}")
-    parts = urllib.parse.urlsplit(url.strip())
+    given = {name: value for name, value in (options or {}).items() if value is not None}
+    try:
+        return _resolve(url.strip(), secret, keyword, platform, given)
+    except ValueError as exc:
+        hidden = credentials_in(url, {**given, **({"secret": secret} if secret else {})})
+        raise ValueError(mask_urls(redact(str(exc), hidden))) from None
+
+
+def _resolve(url: str, secret: str | None, keyword: str | None, platform: str | None,
+             given: Mapping[str, str]) -> Resolved:
+    parts = urllib.parse.urlsplit(url)
     query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    query.update({name: value for name, value in (options or {}).items() if value is not None})
-    options = {name: query.pop(name) for name in _OPTIONS if name in query}
-    chosen = _check_platform(platform or options.get("platform"))
+    query.update(given)
+    common = {name: query.pop(name) for name in _COMMON if name in query}
+    chosen = _check_platform(platform or common.get("platform"))
     cls, name = _pick_class(parts, chosen)
+    _refuse_unknown(cls, name, parts.query, set(query) - set(given), set(given))
+    _refuse_padded_secrets(cls, parts, {**query, **common, **({"secret": secret} if secret else {})})
     target = Target(
         url=parts,
         query=query,
         platform=name,
-        secret=_text_option("secret", secret, options),
-        keyword=_text_option("keyword", keyword, options),
-        base_url=_base_url(options.get("base_url"), cls),
+        secret=_text_option("secret", secret, common),
+        keyword=_text_option("keyword", keyword, common),
+        base_url=_base_url(common.get("base_url"), cls),
+        relay=parts.scheme.lower() in ("http", "https") and not _own_path(parts.path, cls),
     )
     destination = cls.from_target(target)
-    if target.query:
-        unknown = ", ".join(sorted(target.query))
-        raise ValueError(
-            f"unknown option(s) for a {name} destination: {unknown}. "
-            f"Known options: {', '.join(_OPTIONS + cls.options)}; e.g. {cls.example}"
-        )
-    at = tuple(part.strip() for part in options.get("at", "").split(",") if part.strip())
+    if target.query:  # a platform that left one of its own options unconsumed: still an error
+        _refuse_unknown(cls, name, "", set(target.query), set())
+    at = tuple(part.strip() for part in common.get("at", "").split(",") if part.strip())
     return Resolved(destination, target.keyword, at)
+
+
+def credentials_in(url: object, options: Mapping[str, object] | None = None) -> tuple[str, ...]:
+    """Every credential a destination string and its options hold, as the registry declares them:
+    the platform's `Destination.credentials` and the values of options marked secret. Works on
+    strings that do not resolve, so errors about them can mask what they hold."""
+    if not isinstance(url, str):
+        return ()
+    parts = urllib.parse.urlsplit(url.strip())
+    secret_names = {name for name, secret in platform_options().items() if secret}
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    found = [value for name, value in query if name in secret_names]
+    found += [str(value) for name, value in (options or {}).items() if name in secret_names and value]
+    try:
+        classes = [_pick_class(parts, None)[0]]
+    except ValueError:
+        classes = platform_classes()  # unknown form: mask what any platform would read as a credential
+    for cls in classes:
+        found += cls.credentials(parts)
+    return tuple(dict.fromkeys(value for value in found if value))
+
+
+def mask_urls(text: str) -> str:
+    """`text` with the ``user:password@`` of every URL in it replaced by ``***@``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def _refuse_unknown(cls: type[Destination], name: str, raw_query: str, in_url: set[str],
+                    outside: set[str]) -> None:
+    names = [option.name for option in cls.option_table()]
+    known = set(names)
+    unknown = (in_url | outside) - known
+    if not unknown:
+        return
+    suspects = _maybe_part_of_a_value(raw_query, known)
+    shown = sorted(option for option in unknown if _NAME.fullmatch(option) and option not in suspects)
+    hidden = len(unknown) - len(shown)
+    parts = [", ".join(shown)] if shown else []
+    if hidden:
+        parts.append(f"{hidden} not shown (a '&' or '=' inside a secret? URL-quote it: & is %26, = is %3D)")
+    raise ValueError(
+        f"unknown option(s) for a {name} destination: {'; '.join(parts)}. "
+        f"Known options: {', '.join(names)}; e.g. {cls.example}"
+    )
+
+
+def _maybe_part_of_a_value(raw_query: str, known: set[str]) -> set[str]:
+    """Unknown query names right after a secret's value: the tail of a secret that held an ``&``."""
+    secret_names = {name for name, secret in platform_options().items() if secret}
+    suspects: set[str] = set()
+    after_secret = False
+    for piece in raw_query.split("&"):
+        option = urllib.parse.unquote_plus(piece.partition("=")[0])
+        if option in known:
+            after_secret = option in secret_names
+        elif after_secret:
+            suspects.add(option)
+    return suspects
+
+
+def _refuse_padded_secrets(cls: type[Destination], parts: urllib.parse.SplitResult,
+                           values: Mapping[str, str]) -> None:
+    secret_names = {option.name for option in cls.option_table() if option.secret}
+    padded = [name for name, value in values.items() if name in secret_names and _padded(value)]
+    if any(_padded(value) for value in cls.credentials(parts)):
+        padded.append("the credential in the URL")
+    if padded:
+        raise ValueError(
+            f"{', '.join(sorted(padded))}: the value starts or ends with whitespace or holds a line break, "
+            "which a secret never does (copied with a newline?); remove it, e.g. "
+            f"{cls.example}"
+        )
+
+
+def _padded(value: object) -> bool:
+    return isinstance(value, str) and (value != value.strip() or "\n" in value or "\r" in value)
 
 
 def _text_option(name: str, given: str | None, options: dict[str, str]) -> str | None:
@@ -91,25 +198,40 @@ def _check_platform(platform: str | None) -> str | None:
     if platform is None:
         return None
     names = [name for cls in platform_classes() for name in cls.names]
-    if platform.lower() not in names:
+    if not isinstance(platform, str) or platform.lower() not in names:
         raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(names)}")
     return platform.lower()
 
 
+def _own_path(path: str, cls: type[Destination]) -> bool:
+    return any(path.startswith(prefix) or path.rstrip("/") == prefix.rstrip("/") for prefix in cls.paths)
+
+
 def _pick_class(parts: urllib.parse.SplitResult, chosen: str | None) -> tuple[type[Destination], str]:
+    """The platform a string names. ``platform=`` wins on a path no platform owns; a scheme or a path
+    that names another platform is a contradiction, refused naming both."""
     scheme = parts.scheme.lower()
     classes = platform_classes()
     if scheme not in ("http", "https"):
-        for cls in classes:
-            if scheme in cls.names:
-                return cls, scheme
-        shown = f"{scheme}://" if scheme else "a URL without a scheme"
-        raise ValueError(f"unknown destination {shown}: use a platform's webhook URL or e.g. {_examples()}")
-    for cls in classes:
-        if chosen is not None and chosen in cls.names:
-            return cls, chosen
+        cls = next((cls for cls in classes if scheme in cls.names), None)
+        if cls is None:
+            shown = f"{scheme}://" if scheme else "a URL without a scheme"
+            raise ValueError(f"unknown destination {shown}: use a platform's webhook URL "
+                             f"or e.g. {_examples()}")
+        if chosen is not None and chosen != scheme:
+            raise ValueError(f"platform={chosen!r} contradicts the destination's scheme {scheme}://: "
+                             f"drop one of them; e.g. {cls.example}")
+        return cls, scheme
     host = (parts.hostname or "").lower()
-    on_path = [cls for cls in classes if any(parts.path.startswith(prefix) for prefix in cls.paths)]
+    on_path = [cls for cls in classes if _own_path(parts.path, cls)]
+    if chosen is not None:
+        owner = next((cls for cls in classes if chosen in cls.names), None)
+        if on_path and owner not in on_path:
+            own = on_path[0]
+            raise ValueError(f"platform={chosen!r} contradicts the URL's path {parts.path}, which is "
+                             f"{own.names[0]}'s: drop platform= or fix the URL; e.g. {own.example}")
+        if owner is not None:
+            return owner, chosen
     on_host = [cls for cls in classes if host in cls.hosts]
     for cls in [c for c in on_host if c in on_path] + on_host:  # one host may serve several platforms
         index = cls.hosts.index(host)
@@ -128,7 +250,7 @@ def _base_url(value: str | None, cls: type[Destination]) -> str | None:
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
-            f"base_url= must look like http://127.0.0.1:8080 (scheme and host), got {value!r}; "
+            f"base_url= must look like http://127.0.0.1:8080 (scheme and host), got {mask_urls(value)!r}; "
             f"e.g. {cls.example} with base_url=http://127.0.0.1:8080"
         )
     return f"{parts.scheme}://{parts.netloc}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import random
 import socket
@@ -34,7 +33,11 @@ from chatlog.entry import (
     replay,
     safe_snapshot,
 )
-from chatlog.platforms._base import Destination, Outcome, Payload
+from chatlog.pacing import Backoff, SendWindow
+from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.timing import BatchSchedule, ClockWatch, Timing
+
+__all__ = ["ChatStats", "Courier", "Dispatcher", "SendWindow", "Timing"]
 
 Item = Captured
 """What the front end queues: `chatlog.entry.capture` of the record, its message formatted at log time."""
@@ -74,63 +77,16 @@ class ChatStats:
     messages_failed: int
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """When batches go out, in seconds (DESIGN section 4: Alertmanager's knobs)."""
-
-    group_wait: float = 5.0
-    group_interval: float = 60.0
-    repeat_interval: float = 3600.0
-    close_timeout: float = 5.0
-    max_queue: int = 10_000
-    max_groups: int = 200
-    poll_interval: float = 0.05
-    max_backoff: float = 300.0
-    request_timeout: float = 10.0
-
-
-class SendWindow:
-    """Sliding-window rate limiter: never more than the limits within any 60 s or 1 s window.
-
-    A token bucket would allow a full burst plus a minute's refill inside one 60 s window, which
-    is exactly what DingTalk punishes with a 10-minute block; a window of send times cannot.
-    """
-
-    def __init__(self, per_minute: int, per_second: float | None) -> None:
-        """Limits as in `Limits`."""
-        self._per_minute = max(1, per_minute)
-        self._per_second = per_second
-        self._sent: deque[float] = deque()
-
-    def wait(self, now: float) -> float:
-        """Seconds until a send is allowed (0.0 when allowed now)."""
-        sent = self._sent
-        while sent and (now - sent[0] >= 60.0 or sent[0] > now):
-            sent.popleft()  # also forgets sends "in the future" after the clock jumped back
-        waits = [0.0]
-        if len(sent) >= self._per_minute:
-            waits.append(sent[-self._per_minute] + 60.0 - now)
-        if self._per_second is not None:
-            burst = max(1, int(self._per_second))
-            if len(sent) >= burst:
-                waits.append(sent[-burst] + 1.0 - now)
-        return max(waits)
-
-    def record(self, now: float) -> None:
-        """Remember one send at `now`."""
-        self._sent.append(now)
-
-
 class Courier:
     """Carries one request at a time on its own thread, so the dispatcher keeps draining and grouping
     while a platform is slow or hangs (a 10 s request would otherwise let the buffer overflow)."""
 
-    def __init__(self, deliver: Callable[[Payload], Outcome], done: Callable[[], None]) -> None:
+    def __init__(self, deliver: Callable[[Payloads], Outcome], done: Callable[[], None]) -> None:
         """`deliver` sends one payload (never raises); `done` is called after each answer."""
         self._deliver = deliver
         self._done = done
         self._cond = threading.Condition()
-        self._job: Payload | None = None
+        self._job: Payloads | None = None
         self._result: Outcome | None = None
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -147,10 +103,10 @@ class Courier:
         self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
         self._thread.start()
 
-    def submit(self, payload: Payload) -> None:
-        """Hand over the next payload (one at a time: the previous answer was taken)."""
+    def submit(self, payloads: Payloads) -> None:
+        """Hand over the next digest's payloads (one at a time: the previous answer was taken)."""
         with self._cond:
-            self._job, self._result = payload, None
+            self._job, self._result = payloads, None
             self._cond.notify_all()
 
     def take(self) -> Outcome | None:
@@ -231,7 +187,10 @@ class Dispatcher:
         self._groups = GroupTable(
             max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
         )
+        self._schedule = BatchSchedule(self.timing.group_wait, self.timing.group_interval)
+        self._clock_watch = ClockWatch()
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
+        self._backoff = Backoff()
         self._context = replace(self._base_context, host=socket.gethostname(), pid=os.getpid())
         self._client = httpx.Client(timeout=self.timing.request_timeout, trust_env=False)
         self._overflow = 0
@@ -241,22 +200,12 @@ class Dispatcher:
         self._delivered = 0
         self._sent = 0
         self._failed = 0
-        self._first_unsent: float | None = None
-        self._sent_level = logging.NOTSET
-        """Most severe level of the last delivered message."""
-        self._escalated_at: float | None = None
-        """When a record more severe than `_sent_level` arrived (it waits group_wait, not group_interval)."""
-        self._last_send: float | None = None
-        self._retry_at = -math.inf
-        self._paused_until = -math.inf
-        self._last_now: float | None = None
         self._sends_started = 0
         self._in_flight = 0
         """Number of the send waiting for the platform's answer now (0: none)."""
         self._outwaited = 0
         """The send that a timed-out flush() already waited for: close() does not wait for it again."""
         self._report_from_thread = False
-        self._attempts = 0
         self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
         self._batch_number = 0
         self._disabled_reason = ""
@@ -294,7 +243,7 @@ class Dispatcher:
         done = threading.Event()
         with self._lock:
             self._waiters.append((self._clock() + timeout, done))
-            self._retry_at = -math.inf  # flush() means "try now", even during a backoff
+            self._backoff = self._backoff.retry_now()  # flush() means "try now", even during a backoff
         self._wake.set()
         if not done.wait(timeout):
             self._outwaited = self._in_flight
@@ -365,7 +314,7 @@ class Dispatcher:
                 if 0.0 < wait <= self.timing.close_timeout / 2:
                     time.sleep(wait)
                     wait = 0.0
-                if wait == 0.0 and now >= self._paused_until:
+                if wait == 0.0 and now >= self._backoff.paused_until:
                     self._launch(self._clock())
                     self._await_flight(deadline)
         except Exception as exc:
@@ -407,33 +356,18 @@ class Dispatcher:
         return self.timing.poll_interval
 
     def _follow_clock(self, now: float) -> None:
-        """After the clock stepped back, move every deadline back with it: a wait keeps its length
-        instead of growing by the jump. (A step forward needs nothing: deadlines just pass.)"""
-        last, self._last_now = self._last_now, now
-        if last is None or now >= last:
+        """After the clock stepped back, move every deadline back with it (see `ClockWatch`)."""
+        shift = self._clock_watch.step_back(now)
+        if not shift:
             return
-        shift = now - last
-        if self._first_unsent is not None:
-            self._first_unsent += shift
-        if self._escalated_at is not None:
-            self._escalated_at += shift
-        if self._last_send is not None:
-            self._last_send += shift
-        self._retry_at += shift
-        self._paused_until += shift
+        self._schedule.shift(shift)
+        self._backoff = self._backoff.shifted(shift)
         with self._lock:
             self._waiters = [(deadline + shift, event) for deadline, event in self._waiters]
 
     def _due_at(self, *, forced: bool) -> float:
-        if forced:
-            return max(self._paused_until, self._retry_at)
-        first = self._first_unsent if self._first_unsent is not None else self._clock()
-        due = first + self.timing.group_wait
-        if self._last_send is not None:
-            due = max(due, self._last_send + self.timing.group_interval)
-        if self._escalated_at is not None:  # worse news than the last message: do not hold it back
-            due = min(due, self._escalated_at + self.timing.group_wait)
-        return max(due, self._retry_at, self._paused_until)
+        ready = self._backoff.ready_at()
+        return ready if forced else max(self._schedule.due_at(), ready)
 
     def _drain(self) -> None:
         buffer = self.buffer
@@ -451,16 +385,13 @@ class Dispatcher:
                     self._add(item)
 
     def _add(self, item: Captured) -> None:
-        if self._groups.unsent == 0:
-            self._first_unsent = self._clock()
         self._processed += 1
         try:
             key = captured_fingerprint(item)
         except Exception:
             key = (item[C_LEVEL], str(item[C_NAME]), "<unreadable record>", "", "")
         level = item[C_LEVEL] if isinstance(item[C_LEVEL], int) else logging.ERROR
-        if level > self._sent_level and self._escalated_at is None and self._last_send is not None:
-            self._escalated_at = self._clock()
+        self._schedule.record_filed(self._clock(), level)
         self._groups.add(key, item[C_CREATED],
                          lambda: safe_snapshot(replay(item), item[C_MESSAGE], self._context_fields),
                          level)
@@ -470,19 +401,20 @@ class Dispatcher:
         digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
         digest = replace(digest, mentions=self._mentions_for(digest.level),
                          batch=f"{self._batch_seed}-{self._batch_number}")
-        payload = self._render(digest)
-        self._window.record(now)
+        payloads = self._render(digest)
+        for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
+            self._window.record(now)
         self._sends_started += 1
         self._in_flight = self._sends_started
         self._flight = digest
         if self._courier.running:
-            self._courier.submit(payload)
+            self._courier.submit(payloads)
         else:
-            self._land(self._deliver(payload))
+            self._land(self._deliver(payloads))
 
-    def _deliver(self, payload: Payload) -> Outcome:
+    def _deliver(self, payloads: Payloads) -> Outcome:
         try:
-            return self.destination.send(self._client, payload)
+            return self.destination.send_all(self._client, payloads)
         except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
             return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
 
@@ -499,14 +431,12 @@ class Dispatcher:
         if digest is not None:
             self._settle(digest, outcome, self._clock())
 
-    def _render(self, digest: Digest) -> Payload:
+    def _render(self, digest: Digest) -> Payloads:
         try:
-            return self.destination.render(digest)
+            return self.destination.render_all(digest)
         except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
             self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            text = f"{digest.level_name} ×{digest.total}: " + "; ".join(
-                g.sample.message[:200] for g in digest.groups[:5])
-            return self.destination.render_text(text)
+            return (self.destination.render_fallback(digest),)
 
     def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         with self._lock:
@@ -516,13 +446,8 @@ class Dispatcher:
                 self._dropped_reported += digest.dropped
                 self._sent += 1
                 self._batch_number += 1
-                self._last_send = now
-                self._sent_level = digest.level
-                self._escalated_at = None
-                self._attempts = 0
-                self._retry_at = -math.inf
-                if self._groups.unsent == 0:
-                    self._first_unsent = None
+                self._schedule.delivered(now, digest.level, unsent_left=self._groups.unsent > 0)
+                self._backoff = self._backoff.after_success()
                 return
             self._failed += 1
         if outcome.kind == "retry":
@@ -538,22 +463,18 @@ class Dispatcher:
             self._groups.mark_sent(digest, now, shown=False)
             self._undeliverable += digest.total
             self._batch_number += 1
-            self._last_send = now
-            self._attempts = 0
-            if self._groups.unsent == 0:
-                self._first_unsent = None
+            self._schedule.refused(now, unsent_left=self._groups.unsent > 0)
+            self._backoff = self._backoff.after_success()
         self.reporter.report("rejected", f"{outcome.reason or 'the platform refused the message'}; "
                              f"its {digest.total} records are counted as dropped, later alerts still go out")
 
     def _schedule_retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
-        self._attempts += 1
-        backoff = min(self.timing.max_backoff, 2.0 ** (self._attempts - 1)) * random.uniform(0.5, 1.0)
-        self._retry_at = now + max(backoff, outcome.retry_after)
-        if outcome.retry_after:
-            self._paused_until = now + outcome.retry_after
+        self._backoff = self._backoff.after_failure(
+            now, retry_after=outcome.retry_after, max_backoff=self.timing.max_backoff,
+            jitter=random.uniform(0.5, 1.0))
         self.reporter.report(
             "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
-            f"retrying in {self._retry_at - now:.0f} s",
+            f"retrying in {self._backoff.retry_at - now:.0f} s",
         )
 
     def _disable(self, outcome: Outcome) -> None:
@@ -565,7 +486,7 @@ class Dispatcher:
     def _discard_unsent(self) -> None:
         with self._lock:
             self._undeliverable += self._groups.discard_unsent()
-            self._first_unsent = None
+            self._schedule.discarded()
 
     def _mentions_for(self, level: int) -> tuple[str, ...]:
         ids: list[str] = []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Mapping, Sequence
 
-from chatlog.destinations import resolve
+from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import capture, format_message
@@ -23,10 +24,12 @@ class ChatHandler(logging.Handler):
     platform's rate limits. ``url`` is a destination string such as
     ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
     ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
-    ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20). ``app_id``,
-    ``app_secret``, ``receive_id_type`` and ``receive_ids`` configure a Feishu/Lark app bot
-    outside the URL. Usable from
-    ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
+    ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20).
+    ``platform_options`` are the options a platform declares (`chatlog.platforms._base.Option`),
+    e.g. ``app_id``, ``app_secret``, ``receive_id_type`` and ``receive_ids`` of a Feishu/Lark app
+    bot: a string, or a list of strings for a list option; an option no platform declares fails here,
+    naming the valid ones. Usable from ``logging.config.dictConfig`` with
+    ``"class": "chatlog.ChatHandler"`` and these keys.
     """
 
     def __init__(
@@ -47,22 +50,13 @@ class ChatHandler(logging.Handler):
         mentions: Mapping[str | int, Sequence[str]] | None = None,
         max_groups: int = 200,
         context_fields: Sequence[str] | None = None,
-        app_id: str | None = None,
-        app_secret: str | None = None,
-        receive_id_type: str | None = None,
-        receive_ids: str | Sequence[str] | None = None,
+        **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
         # Validate before Handler.__init__: it registers the handler with logging.shutdown(),
         # and a half-built handler there would break every later dictConfig() and exit.
-        platform_options = {
-            "app_id": _optional_text("app_id", app_id),
-            "app_secret": _optional_text("app_secret", app_secret),
-            "receive_id_type": _optional_text("receive_id_type", receive_id_type),
-            "receive_ids": _joined("receive_ids", receive_ids),
-        }
         resolved = resolve(url, secret=secret, keyword=keyword, platform=platform,
-                           options={k: v for k, v in platform_options.items() if v is not None})
+                           options=_platform_options(platform_options))
         timing = Timing(
             group_wait=_seconds("group_wait", group_wait),
             group_interval=_seconds("group_interval", group_interval),
@@ -160,12 +154,24 @@ def _optional_text(name: str, value: object) -> str | None:
     raise TypeError(f"{name} must be a string, e.g. {name}='checkout'; got {type(value).__name__}")
 
 
+def _platform_options(given: Mapping[str, str | Sequence[str] | None]) -> dict[str, str]:
+    """Options a platform declares, as strings (lists comma-joined); TypeError for a name no platform has."""
+    known = platform_options()
+    unknown = sorted(name for name in given if name not in known)
+    if unknown:
+        mine = [name for name in inspect.signature(ChatHandler.__init__).parameters if name != "self"]
+        raise TypeError(f"ChatHandler got unknown option(s) {', '.join(unknown)}: its options are "
+                        f"{', '.join(mine[:-1])}, and platform options {', '.join(sorted(known))}")
+    return {name: text for name, value in given.items() if (text := _joined(name, value)) is not None}
+
+
 def _joined(name: str, value: str | Sequence[str] | None) -> str | None:
     if value is None or isinstance(value, str):
         return value or None
-    if all(isinstance(item, str) and item for item in value):
+    if isinstance(value, Sequence) and all(isinstance(item, str) and item for item in value):
         return ",".join(value)
-    raise TypeError(f"{name} must be ids, e.g. {name}=['ou_a', 'ou_b'] or {name}='ou_a,ou_b'")
+    raise TypeError(f"{name} must be a string or a list of strings, e.g. {name}=['ou_a', 'ou_b'] or "
+                    f"{name}='ou_a,ou_b'; got {type(value).__name__}")
 
 
 def _field_names(value: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -26,7 +26,7 @@ import chatlog.cli
 import chatlog.destinations
 import chatlog.handler
 from chatlog import ChatHandler, ChatStats
-from chatlog.destinations import platform_classes
+from chatlog.destinations import credentials_in, platform_classes
 from chatlog.testing import FakePlatforms
 
 
@@ -118,20 +118,9 @@ def scan(where: str, text: object) -> None:
 
 
 def _secrets_in_destination(url: object, options: dict[str, Any]) -> list[object]:
-    """Every part of a destination string or handler argument that is a credential."""
-    values: list[object] = [options.get("secret"), options.get("app_secret")]
-    if not isinstance(url, str):
-        return values
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    values += [query.get(name) for name in ("secret", "access_token", "key", "app_secret")]
-    if parts.scheme not in ("http", "https"):
-        # dingtalk://TOKEN, wecom://KEY; feishu-app://APP_ID:APP_SECRET@... (the app id is no secret)
-        values.append(parts.netloc.rpartition("@")[0].partition(":")[2] if "@" in parts.netloc
-                      else parts.netloc)
-    elif "/hook/" in parts.path:
-        values.append(parts.path.rstrip("/").rpartition("/")[2])
-    return values
+    """Every part of a destination string or handler argument that is a credential, as the platform
+    registry declares it (secret options, `Destination.credentials`): a new platform is scanned too."""
+    return list(credentials_in(url, options))
 
 
 def _registering_add_bot(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from chatlog.destinations import resolve
-from chatlog.dispatcher import Dispatcher, SendWindow, Timing
+from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.entry import capture
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from tests.conftest import assert_accounting
@@ -132,37 +132,6 @@ def test_network_failures_back_off_and_the_backlog_arrives_as_one_summary(
     dispatcher.step()
     assert len(bot.messages) == 1
     assert dispatcher.stats().delivered_records == 201 and dispatcher.stats().pending == 0
-
-
-def test_send_window_never_allows_more_than_the_limit_in_any_minute() -> None:
-    window = SendWindow(per_minute=18, per_second=None)
-    sends: list[float] = []
-    now = 0.0
-    while now < 600.0:
-        if window.wait(now) == 0.0:
-            window.record(now)
-            sends.append(now)
-        now += 0.25
-    for start in sends:
-        assert sum(1 for t in sends if start <= t < start + 60.0) <= 18
-    assert len(sends) >= 18 * 9
-
-
-def test_send_window_limits_bursts_per_second() -> None:
-    window = SendWindow(per_minute=90, per_second=4)
-    for _ in range(4):
-        assert window.wait(10.0) == 0.0
-        window.record(10.0)
-    assert window.wait(10.0) == pytest.approx(1.0)
-
-
-def test_send_window_survives_clock_jumps() -> None:
-    window = SendWindow(per_minute=18, per_second=None)
-    for i in range(18):
-        window.record(5000.0 + i)
-    assert window.wait(5020.0) > 0
-    assert window.wait(100.0) == 0.0  # the clock went back hours: old sends are not "in the future" forever
-    assert window.wait(5000.0 + 3 * 3600) == 0.0
 
 
 def test_repeat_interval_shows_a_group_in_full_again(bot: FakeBot, clock: Clock) -> None:

@@ -273,3 +273,20 @@ def test_records_keep_being_grouped_while_a_request_hangs(
     assert handler.flush(timeout=10.0)
     stats = handler.stats()
     assert (stats.delivered_records, stats.dropped, stats.pending) == (5001, 0, 0)
+
+
+def test_wecom_mentions_of_all_and_of_phone_numbers_notify(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    # WeCom markdown notifies only <@userid>: @all and phones go in one extra text message, when due.
+    bot = fake_platforms.add_bot("wecom")
+    handler = make_handler(bot.url, mentions={"CRITICAL": ["all", "13800000001"], "ERROR": ["zhangsan"]})
+    app_logger.addHandler(handler)
+    app_logger.error("disk almost full")
+    assert handler.flush(timeout=5.0)
+    assert bot.notified() == ["zhangsan"] and len(bot.messages) == 1
+    app_logger.critical("database down")
+    assert handler.flush(timeout=5.0)
+    assert sorted(bot.notified()) == ["13800000001", "all", "zhangsan", "zhangsan"]
+    assert len(bot.messages) == 3 and all(r.accepted for r in bot.received)
+    assert handler.stats().messages_sent == 2

@@ -30,9 +30,9 @@ from chatlog.destinations import resolve
 from chatlog.digest import Context, Digest, GroupSummary
 from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.entry import Entry, capture, format_message
-from chatlog.platforms import dingtalk, feishu, wecom
 from chatlog.platforms._base import Payload
-from chatlog.testing import FakePlatforms
+from chatlog.testing import PLATFORM_RULES, FakePlatforms
+from tests import registry
 from tests.conftest import assert_accounting, attach_only
 
 # --- what "inert" means, per platform -----------------------------------------------------------------------
@@ -65,109 +65,20 @@ def expected_mentions(configured: tuple[str, ...]) -> list[str]:
     return ids
 
 
-def _keys(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _keys(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _keys(item)
-
-
-def _tags(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        if isinstance(value.get("tag"), str):
-            yield value["tag"]
-        for item in value.values():
-            yield from _tags(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _tags(item)
-
-
-def assert_no_markup_left(text: str) -> None:
-    assert "<" not in text, text
-    assert _NO_LINK.search(text) is None, text
-
-
-_FEISHU_CARD_AT = re.compile(r"<at id=([\w.@+-]+)></at>")
-_FEISHU_TEXT_AT = re.compile(r'<at user_id="([\w.@+-]+)">(?:所有人)?</at>')
-
-
-def feishu_mentions(payload: Payload) -> list[str]:
-    """The mentions a Feishu payload triggers; fails if it holds any other active element."""
-    assert not _LIVE_KEYS & set(_keys(payload))
-    if payload["msg_type"] == "text":
-        text = payload["content"]["text"]
-        assert_no_markup_left(_FEISHU_TEXT_AT.sub("", text))
-        return _FEISHU_TEXT_AT.findall(text)
-    assert payload["msg_type"] == "interactive" and set(payload) == {"msg_type", "card"}
-    card = payload["card"]
-    assert set(card) == {"config", "header", "elements"}
-    assert set(_tags(card)) <= {"markdown", "hr", "note", "plain_text"}
-    found: list[str] = []
-    for element in card["elements"]:
-        if element["tag"] == "markdown":
-            content = element["content"]
-            assert content.count("```") % 2 == 0, content
-            found += _FEISHU_CARD_AT.findall(content)
-            assert_no_markup_left(_FEISHU_CARD_AT.sub("", content))
-    return found
-
-
-def dingtalk_mentions(payload: Payload) -> list[str]:
-    """The mentions a DingTalk payload triggers (text ``@id`` backed by ``at``); fails on other markup."""
-    kind = payload["msgtype"]
-    assert kind in ("markdown", "text") and set(payload) <= {"msgtype", kind, "at"}
-    assert not _LIVE_KEYS & set(_keys(payload))
-    body = payload[kind]["text"] if kind == "markdown" else payload[kind]["content"]
-    at = payload.get("at", {"atMobiles": [], "atUserIds": [], "isAtAll": False})
-    people = [*at["atMobiles"], *at["atUserIds"]]
-    for person in people:
-        assert body.count(f"@{person}") == 1, body
-        body = body.replace(f"@{person}", "")
-    assert "@" not in body, body
-    assert_no_markup_left(body)
-    if kind == "markdown":
-        assert_no_markup_left(payload[kind]["title"])
-    return (["all"] if at["isAtAll"] else []) + people
-
-
-_WECOM_OWN = re.compile(r'<font color="(?:warning|comment|info)">|</font>|<@([\w.@+-]+)>')
-
-
-def wecom_mentions(payload: Payload) -> list[str]:
-    """The mentions a WeCom payload triggers; fails if it holds any other active element."""
-    kind = payload["msgtype"]
-    assert kind in ("markdown", "text") and set(payload) == {"msgtype", kind}
-    if kind == "markdown":
-        content = payload[kind]["content"]
-        assert set(payload[kind]) == {"content"}
-        assert_no_markup_left(_WECOM_OWN.sub("", content))
-        return [m for m in _WECOM_OWN.findall(content) if m]
-    body = payload[kind]
-    assert set(body) <= {"content", "mentioned_list", "mentioned_mobile_list"}
-    assert_no_markup_left(body["content"])
-    listed: list[str] = body.get("mentioned_list", [])
-    mobiles: list[str] = body.get("mentioned_mobile_list", [])
-    return (["all"] if "@all" in listed else []) + [m for m in listed if m != "@all"] + mobiles
-
-
-MENTIONS_OF: dict[str, Callable[[Payload], list[str]]] = {
-    "feishu": feishu_mentions, "dingtalk": dingtalk_mentions, "wecom": wecom_mentions,
-}
-MODULES: dict[str, ModuleType] = {"feishu": feishu, "dingtalk": dingtalk, "wecom": wecom}
-
-
 def assert_well_formed(module: ModuleType, payload: Payload) -> None:
-    """Valid JSON, strict UTF-8 (no lone surrogate), within the platform's size limits."""
+    """Valid JSON, strict UTF-8 (no lone surrogate), taken by the fake platform (sizes, shape), inert."""
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     assert json.loads(body) == payload
-    assert len(body) <= module.LIMITS.body_bytes
-    if module is wecom:
-        kind = payload["msgtype"]
-        assert len(payload[kind]["content"].encode("utf-8")) <= (4_096 if kind == "markdown" else 2_048)
+    assert registry.refusal(module, payload) == ""
+    assert registry.live_markup(module, payload) == []
+
+
+def module_named(platform: str) -> ModuleType:
+    """The platform module serving a platform name."""
+    return next(module for module in registry.MODULES if platform in registry.class_of(module).names)
+
+
+BOT_PLATFORMS = [rules.names[0] for rules in PLATFORM_RULES]
 
 
 # --- any digest, any text -----------------------------------------------------------------------------------
@@ -207,25 +118,32 @@ def hostile_digests(draw: st.DrawFn) -> Digest:
                   dropped=draw(st.integers(0, 10**6)), mentions=tuple(draw(st.lists(MENTION, max_size=4))))
 
 
+DESTINATIONS = {module: resolve(registry.class_of(module).example).destination for module in registry.MODULES}
+
+
 @settings(max_examples=120, deadline=None)
 @given(one=hostile_digests())
 def test_any_digest_renders_inert_well_formed_payloads_with_only_the_configured_mentions(one: Digest) -> None:
-    for platform, module in MODULES.items():
-        payload = module.render(one)
-        assert_well_formed(module, payload)
-        assert sorted(MENTIONS_OF[platform](payload)) == sorted(expected_mentions(one.mentions)), platform
+    for module, destination in DESTINATIONS.items():
+        payloads = destination.render_all(one)
+        notified: list[str] = []
+        for payload in payloads:
+            assert_well_formed(module, payload)
+            notified += registry.notified(module, payload)
+        assert sorted(set(notified)) == sorted(expected_mentions(one.mentions)), module.__name__
+        assert len(notified) == len(set(notified)), module.__name__
 
 
 # --- the same through the whole pipeline: logger → handler → fake platform ----------------------------------
 
 
-@pytest.mark.parametrize("platform", ["feishu", "dingtalk", "wecom"])
+@pytest.mark.parametrize("platform", BOT_PLATFORMS)
 @pytest.mark.parametrize("configured", [(), ("ou_abc", "13800000000")], ids=["no-mentions", "two-mentions"])
 def test_injections_in_log_records_reach_the_platform_inert(
     fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger,
     platform: str, configured: tuple[str, ...],
 ) -> None:
-    bot = fake_platforms.add_bot(platform, keyword="alert" if platform == "dingtalk" else None)
+    bot = fake_platforms.add_bot(platform, **registry.rules_of(module_named(platform)).demo)  # type: ignore[union-attr]
     handler = make_handler(bot.url, mentions={"ERROR": list(configured)} if configured else None,
                            service=INJECTIONS[0], environment=INJECTIONS[7])
     attach_only(app_logger, handler)
@@ -239,8 +157,8 @@ def test_injections_in_log_records_reach_the_platform_inert(
     assert handler.flush(timeout=5.0)
     assert bot.messages and all(r.accepted for r in bot.received)
     for payload in bot.messages:
-        assert_well_formed(MODULES[platform], payload)
-        assert sorted(MENTIONS_OF[platform](payload)) == sorted(expected_mentions(configured))
+        assert_well_formed(module_named(platform), payload)
+    assert sorted(set(bot.notified())) == sorted(expected_mentions(configured))
     assert handler.stats().delivered_records == len(INJECTIONS) + 2
 
 

@@ -489,3 +489,82 @@ def test_text_message_cannot_mention_anyone() -> None:
     assert "<" not in feishu.Feishu("T").render_text(hostile)["content"]["text"]
     assert "<" not in wecom.WeCom("T").render_text(hostile)["text"]["content"]
     assert "at" not in dingtalk.DingTalk("T").render_text("@13800000000 hi")
+
+
+# --- the registry drives everything that iterates over platforms ------------------------------------------
+
+
+def test_every_platform_declares_its_parts_and_has_a_fake() -> None:
+    from chatlog.testing import PLATFORM_RULES
+    from tests import registry
+
+    bot_names = {name for rules in PLATFORM_RULES for name in rules.names}
+    for module in registry.MODULES:
+        cls = registry.class_of(module)
+        assert cls.names and cls.example and cls.forms, cls
+        assert cls.escape("<at id=all></at>") != "<at id=all></at>", cls
+        assert isinstance(module.LIMITS.body_bytes, int) and callable(module.render), module
+        fake = registry.fake_of(module)
+        assert callable(fake.text_of) and callable(fake.notified) and callable(fake.live_markup), fake
+        assert registry.rules_of(module) is None or set(cls.names) <= bot_names, cls
+
+
+def test_demo_and_serve_create_a_bot_for_every_group_bot_fake() -> None:
+    import chatlog.cli
+    from chatlog.testing import PLATFORM_RULES, FakePlatforms
+
+    with FakePlatforms() as fake:
+        bots = chatlog.cli._demo_bots(fake)
+    assert {bot.platform for bot in bots} == {rules.names[0] for rules in PLATFORM_RULES}
+
+
+def test_readme_platform_table_is_the_registrys() -> None:
+    from pathlib import Path
+
+    from chatlog.destinations import platform_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert platform_table() in readme
+
+
+def test_platform_options_reach_the_platform_without_the_handler_naming_them() -> None:
+    import inspect
+
+    from chatlog import ChatHandler
+
+    handler_source = inspect.getsource(ChatHandler)
+    for option in ("app_id", "app_secret", "receive_id_type", "receive_ids"):
+        assert option not in handler_source.split('"""', 2)[2]  # only the docstring may mention them
+    handler = ChatHandler("feishu-app://cli_a:S3CRETVALUE@open_id/ou_a", receive_ids=["ou_b", "ou_c"])
+    try:
+        assert "ou_b,ou_c" in repr(handler)
+    finally:
+        handler.close()
+
+
+def test_an_option_no_platform_has_fails_naming_the_valid_ones() -> None:
+    from chatlog import ChatHandler
+
+    with pytest.raises(TypeError, match=r"recieve_ids.*group_wait.*receive_ids"):
+        ChatHandler("feishu-app://cli_a:S@open_id/ou_a", recieve_ids=["ou_b"])
+
+
+def test_an_option_of_another_platform_fails_naming_this_platforms() -> None:
+    from chatlog import ChatHandler
+
+    with pytest.raises(ValueError, match=r"app_id\. Known options: .*access_token"):
+        ChatHandler("dingtalk://TOKEN", app_id="cli_a")
+
+
+def test_sink_takes_the_handlers_options_with_the_same_signature() -> None:
+    import inspect
+
+    from chatlog import ChatHandler
+    from chatlog.loguru import sink
+
+    assert inspect.signature(sink).parameters == inspect.signature(ChatHandler).parameters
+    made = sink("feishu-app://cli_a:S3CRETVALUE@open_id/ou_a", receive_ids="ou_z", group_wait=1.0)
+    try:
+        assert "ou_z" in repr(made)
+    finally:
+        made.stop()

@@ -20,6 +20,7 @@ from chatlog.digest import Context, Digest, GroupSummary
 from chatlog.entry import Entry
 from chatlog.platforms import _text, dingtalk, feishu, wecom
 from chatlog.platforms._base import Limits, Payload
+from tests import registry
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 TRACEBACK = (
@@ -30,13 +31,8 @@ TRACEBACK = (
     "    raise ValueError(reason)\n"
     "ValueError: card declined\n"
 )
-PLATFORMS = [feishu, dingtalk, wecom]
-IDS = ["feishu", "dingtalk", "wecom"]
-ESCAPES: dict[str, Callable[[str], str]] = {
-    "chatlog.platforms.feishu": _text.inert,
-    "chatlog.platforms.dingtalk": dingtalk._escape,
-    "chatlog.platforms.wecom": _text.inert,
-}
+PLATFORMS = registry.MODULES
+IDS = registry.IDS
 
 
 def entry(message: str = "order 42 failed", *, level: int = logging.ERROR, logger: str = "app.orders",
@@ -103,10 +99,7 @@ def body_bytes(payload: Payload) -> int:
 
 def assert_within_limits(module: ModuleType, payload: Payload) -> None:
     assert body_bytes(payload) <= module.LIMITS.body_bytes
-    if module is wecom:
-        kind = payload["msgtype"]
-        content_limit = 4_096 if kind == "markdown" else 2_048
-        assert len(payload[kind]["content"].encode("utf-8")) <= content_limit
+    assert registry.refusal(module, payload) == ""
 
 
 # --- what the message says -----------------------------------------------------------------------------
@@ -221,8 +214,7 @@ def test_window_across_midnight_shows_dates(module: ModuleType) -> None:
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_keyword_is_in_the_message_when_configured(module: ModuleType) -> None:
     payload = module.render(digest(group(), keyword="chatlog-alert"))
-    assert "chatlog-alert" in "\n".join(markup(payload)) or "chatlog-alert" in shown(payload).splitlines()[-1]
-    assert "chatlog-alert" in shown(payload)
+    assert "chatlog-alert" in registry.shown(module, payload)
 
 
 def test_destination_keyword_is_used_when_the_digest_has_none() -> None:
@@ -275,9 +267,16 @@ def test_dingtalk_mentions_fill_at_and_the_text() -> None:
     assert "@13800000001" in payload["markdown"]["text"] and "@user-7" in payload["markdown"]["text"]
 
 
-def test_wecom_mentions_render_inline() -> None:
-    content = wecom.render(digest(group(), mentions=("all", "zhangsan")))["markdown"]["content"]
-    assert "<@all>" in content and "<@zhangsan>" in content
+def test_wecom_markdown_mentions_userids_and_a_text_message_notifies_all_and_phones() -> None:
+    one = digest(group(count=3), mentions=("all", "zhangsan", "13800000001"))
+    markdown, text = wecom.WeCom("KEY").render_all(one)
+    assert "<@zhangsan>" in markdown["markdown"]["content"]
+    content = markdown["markdown"]["content"]
+    assert "<@all>" not in content and "13800000001" not in content
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert text["text"]["mentioned_mobile_list"] == ["13800000001"]
+    assert "ERROR ×3" in text["text"]["content"]
+    assert wecom.WeCom("KEY").render_all(digest(group(), mentions=("zhangsan",)))[1:] == ()
 
 
 def test_mention_ids_that_could_break_markup_are_left_out() -> None:
@@ -319,13 +318,9 @@ _OWN_TAGS = re.compile(r'<font color="(?:warning|comment|info)">|</font>')
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_log_text_creates_no_mention_link_image_or_tag(module: ModuleType) -> None:
     payload = module.render(hostile_digest())
-    for text in markup(payload):
-        assert "<" not in _OWN_TAGS.sub("", text)
-        assert "](" not in text
-        assert "]:" not in text
-        assert "@13800000000" not in text or module is not dingtalk
-        assert "\ufffd" in text or module is feishu
-    assert "at" not in payload
+    assert registry.live_markup(module, payload) == []
+    assert registry.notified(module, payload) == []
+    assert "\ufffd" in registry.shown(module, payload)
 
 
 def test_feishu_card_holds_only_the_elements_chatlog_emits() -> None:
@@ -363,7 +358,7 @@ def test_hostile_text_cannot_add_to_configured_mentions() -> None:
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_multi_line_messages_stay_on_their_line(module: ModuleType) -> None:
     message = "first line\n# Resolved, ignore\r\n---\u2028last line"
-    text = "\n".join(markup(module.render(digest(group(message)))))
+    text = registry.shown(module, module.render(digest(group(message))))
     assert "first line ⏎ # Resolved, ignore ⏎ --- ⏎ last line" in text
 
 
@@ -478,7 +473,7 @@ def test_every_digest_renders_valid_utf8_within_limits_with_its_header(one: Dige
         payload = module.render(one)
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
         assert_within_limits(module, payload)
-        text = shown(payload)
-        assert _text.header_line(one, ESCAPES[module.__name__]) in text
+        text = registry.shown(module, payload)
+        assert _text.header_line(one, registry.class_of(module).escape) in text
         if one.context.keyword:
             assert one.context.keyword in text

@@ -20,6 +20,8 @@ import httpx
 from chatlog.digest import Digest
 
 Payload = dict[str, Any]
+Payloads = tuple[Payload, ...]
+"""The request bodies of one digest, in sending order (usually one)."""
 _TOKEN = re.compile(r"[^\s/?#@:]+")
 _CODE = re.compile(r"-?\d{1,12}")
 
@@ -59,6 +61,31 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """An option a platform takes by name: in the destination's query (``?app_id=…``), as a handler or
+    sink keyword (``app_id=…``), or in dictConfig. The handler validates every option against these
+    tables, so a platform's options reach it without the handler naming them."""
+
+    name: str
+    help: str
+    """What it is, with an example value (shown in errors)."""
+    secret: bool = False
+    """A credential: never shown in a repr, an error or output (the tests scan for it)."""
+    many: bool = False
+    """A list of values: a list of strings, or one comma-separated string."""
+
+
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("secret", "the signing secret, e.g. secret=SEC…", secret=True),
+    Option("keyword", "a word every message must contain, e.g. keyword=alert"),
+    Option("base_url", "send to this host instead, e.g. base_url=http://127.0.0.1:8750"),
+    Option("platform", "the platform when the URL does not tell, e.g. platform=dingtalk"),
+    Option("at", "ids mentioned in every message, e.g. at=13800000000,ou_xxx", many=True),
+)
+"""Options every destination string may carry; a platform declares its own in `Destination.options`."""
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """A parsed destination string, handed to the platform that claims it."""
 
@@ -73,6 +100,9 @@ class Target:
     keyword: str | None = None
     base_url: str | None = None
     """``scheme://host[:port]`` to send to instead of the platform's own host (local inbox, proxy)."""
+    relay: bool = False
+    """An http(s) URL whose path is no platform's own, chosen by ``platform=`` (a relay or proxy): the
+    platform sends to that URL's path instead of its own."""
 
 
 class Destination(ABC):
@@ -86,8 +116,10 @@ class Destination(ABC):
     """Path prefixes that identify the platform on any host (local inbox, proxy)."""
     example: ClassVar[str] = ""
     """One valid destination string, shown in error messages."""
-    options: ClassVar[tuple[str, ...]] = ()
-    """Query options this platform consumes besides the common ones (``app_id``, …)."""
+    forms: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+    """The README's rows for this class: what it is (``"DingTalk group bot"``) and its URL forms."""
+    options: ClassVar[tuple[Option, ...]] = ()
+    """Options this platform takes besides `COMMON_OPTIONS` (``app_id``, ``access_token``, …)."""
     registry: ClassVar[list[type[Destination]]] = []
 
     limits: Limits
@@ -98,6 +130,34 @@ class Destination(ABC):
         if cls.names:
             Destination.registry.append(cls)
 
+    @staticmethod
+    def escape(text: str) -> str:
+        """The platform's escaping rule: cleaned user text made inert in its markup (no mention, link,
+        tag, font or code span), e.g. `chatlog.platforms._text.inert`. Every platform declares one."""
+        raise NotImplementedError
+
+    @classmethod
+    def option_table(cls) -> tuple[Option, ...]:
+        """Every option this platform takes: the common ones, then its own."""
+        return COMMON_OPTIONS + cls.options
+
+    @classmethod
+    def credentials(cls, url: urllib.parse.SplitResult) -> tuple[str, ...]:
+        """The credentials written in a destination string's scheme, host and path (not its query: those
+        are the `Option` values marked secret). Read even from a string the platform would refuse, so
+        construction errors can mask them.
+
+        By default: the password of ``USER:PASSWORD@…`` or else the whole host part of a short form
+        (``dingtalk://TOKEN``), and the path after one of `paths` in an http(s) URL
+        (``…/bot/v2/hook/TOKEN``). A platform whose URL puts a credential elsewhere overrides this.
+        """
+        if url.scheme.lower() not in ("http", "https"):
+            userinfo, at, host = url.netloc.rpartition("@")
+            found = [urllib.parse.unquote(userinfo.partition(":")[2]) if at else urllib.parse.unquote(host)]
+        else:
+            found = [url.path[len(prefix):].strip("/") for prefix in cls.paths if url.path.startswith(prefix)]
+        return tuple(value for value in found if value)
+
     @classmethod
     @abstractmethod
     def from_target(cls, target: Target) -> Destination:
@@ -107,6 +167,16 @@ class Destination(ABC):
     def render(self, digest: Digest) -> Payload:
         """The request body for a digest, within `limits`, keyword included when configured."""
 
+    def render_all(self, digest: Digest) -> Payloads:
+        """Every request body for `digest`, in sending order: `render`'s, and any extra message the
+        platform needs (WeCom: a text message whose ``mentioned_list`` notifies ``@all`` and phones)."""
+        return (self.render(digest),)
+
+    def render_fallback(self, digest: Digest) -> Payload:
+        """Plain text for a digest whose `render_all` failed: a renderer bug must not cost the alert."""
+        lines = "; ".join(group.sample.message[:200] for group in digest.groups[:5])
+        return self.render_text(f"{digest.level_name} ×{digest.total}: {lines}")
+
     @abstractmethod
     def render_text(self, text: str) -> Payload:
         """The request body for one plain text (``chatlog send``), keyword included when configured."""
@@ -114,6 +184,16 @@ class Destination(ABC):
     @abstractmethod
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:
         """Sign (fresh per request), POST, and classify the answer. Never raises."""
+
+    def send_all(self, client: httpx.Client, payloads: Payloads) -> Outcome:
+        """Send a digest's payloads in order; the first answer that is not ok decides (a retry sends
+        them all again, re-rendered). Never raises."""
+        outcome = Outcome("retry", reason="nothing to send")
+        for payload in payloads:
+            outcome = self.send(client, payload)
+            if not outcome.ok:
+                break
+        return outcome
 
     @abstractmethod
     def masked(self) -> str:

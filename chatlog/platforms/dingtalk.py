@@ -26,6 +26,7 @@ from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
     Destination,
     Limits,
+    Option,
     Outcome,
     Payload,
     Target,
@@ -227,6 +228,9 @@ class DingTalk(Destination):
     hosts = ("oapi.dingtalk.com",)
     paths = (_PATH,)
     example = "dingtalk://ACCESS_TOKEN?secret=SEC..."
+    options = (Option("access_token", "the robot's access token, e.g. access_token=1a2b…", secret=True),)
+    forms = (("DingTalk group bot", ("https://oapi.dingtalk.com/robot/send?access_token=T", "dingtalk://T")),)
+    escape = staticmethod(_escape)
 
     def __init__(
         self,
@@ -235,8 +239,10 @@ class DingTalk(Destination):
         secret: str | None = None,
         keyword: str | None = None,
         origin: str | None = None,
+        path: str = _PATH,
     ) -> None:
-        """`origin` (``scheme://host[:port]``) replaces DingTalk's own host, e.g. a local inbox."""
+        """`origin` (``scheme://host[:port]``) replaces DingTalk's own host, e.g. a local inbox; `path`
+        its send path (a relay's own path)."""
         check_token(token, "access token", self.example)
         if secret and not secret.startswith("SEC"):
             raise ValueError("DingTalk signing secrets start with SEC; copy it from the robot's security "
@@ -246,7 +252,7 @@ class DingTalk(Destination):
         self.secret = secret or None
         self.keyword = keyword or None
         self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{_PATH}"
+        self.endpoint = f"{self.origin}{path}"
         self.limits = LIMITS
         self.clock: Callable[[], float] = time.time
 
@@ -257,12 +263,13 @@ class DingTalk(Destination):
         url = target.url
         token = target.query.pop("access_token", "")
         if url.scheme in ("http", "https"):
-            if url.path.rstrip("/") != _PATH:
+            if url.path.rstrip("/") != _PATH and not target.relay:
                 raise ValueError(f"a DingTalk webhook URL looks like {_ORIGIN}{_PATH}?access_token=TOKEN"
                                  f"; e.g. {cls.example}")
         else:
             token = url.netloc or token
-        return cls(token, secret=target.secret, keyword=target.keyword, origin=origin)
+        path = url.path if target.relay else _PATH
+        return cls(token, secret=target.secret, keyword=target.keyword, origin=origin, path=path)
 
     def render(self, digest: Digest) -> Payload:
         """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""

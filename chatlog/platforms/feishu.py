@@ -213,6 +213,9 @@ class Feishu(Destination):
     hosts = ("open.feishu.cn", "open.larksuite.com")
     paths = (_PATH,)
     example = "feishu://TOKEN?secret=SIGNING_SECRET"
+    forms = (("Feishu group bot", ("https://open.feishu.cn/open-apis/bot/v2/hook/TOKEN", "feishu://TOKEN")),
+             ("Lark group bot", ("https://open.larksuite.com/open-apis/bot/v2/hook/TOKEN", "lark://TOKEN")))
+    escape = staticmethod(inert)
 
     def __init__(
         self,
@@ -222,8 +225,10 @@ class Feishu(Destination):
         keyword: str | None = None,
         platform: str = "feishu",
         origin: str | None = None,
+        path: str = _PATH,
     ) -> None:
-        """`origin` (``scheme://host[:port]``) replaces the platform's own host, e.g. a local inbox."""
+        """`origin` (``scheme://host[:port]``) replaces the platform's own host, e.g. a local inbox; `path`
+        the hook path before the token (a relay's own path)."""
         check_token(token, "webhook token", self.example)
         if platform not in _ORIGINS:
             raise ValueError(f"platform must be 'feishu' or 'lark', not {platform!r}"
@@ -233,7 +238,8 @@ class Feishu(Destination):
         self.secret = secret or None
         self.keyword = keyword or None
         self.origin = origin or _ORIGINS[platform]
-        self.endpoint = f"{self.origin}{_PATH}{token}"
+        self.path = path
+        self.endpoint = f"{self.origin}{path}{token}"
         self.limits = LIMITS
         self.clock: Callable[[], float] = time.time
 
@@ -242,15 +248,20 @@ class Feishu(Destination):
         """``feishu://TOKEN``, ``lark://TOKEN``, or ``http(s)://host[:port]/open-apis/bot/v2/hook/TOKEN``."""
         origin = target_origin(target, cls.example)
         url = target.url
+        path = _PATH
         if url.scheme in ("http", "https"):
-            if not url.path.startswith(_PATH):
+            if not url.path.startswith(_PATH) and not target.relay:
                 raise ValueError(f"a Feishu webhook URL looks like https://open.feishu.cn{_PATH}TOKEN"
                                  f"; e.g. {cls.example}")
-            token = url.path[len(_PATH) :].strip("/")
+            if target.relay:  # the token is the last part of a relay's path: /relay/feishu/TOKEN
+                head, _, token = url.path.rstrip("/").rpartition("/")
+                path = f"{head}/"
+            else:
+                token = url.path[len(_PATH) :].strip("/")
         else:
             token = url.netloc
         return cls(token, secret=target.secret, keyword=target.keyword, platform=target.platform,
-                   origin=origin)
+                   origin=origin, path=path)
 
     def render(self, digest: Digest) -> Payload:
         """The card for `digest` (see `render`), with this destination's keyword when the digest has none."""
@@ -287,7 +298,7 @@ class Feishu(Destination):
         """``feishu://***`` (or ``lark://***``); the endpoint with ``***`` for a host of your own."""
         if is_official(self.origin, self.hosts):
             return f"{self.platform}://***"
-        return f"{self.origin}{_PATH}***"
+        return f"{self.origin}{self.path}***"
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from chatlog.platforms import feishu
 from chatlog.platforms._base import (
     Destination,
     Limits,
+    Option,
     Outcome,
     Payload,
     Target,
@@ -374,8 +375,16 @@ class FeishuApp(Destination):
     names = ("feishu-app", "lark-app")
     hosts = ("open.feishu.cn", "open.larksuite.com")
     paths = (MESSAGES_PATH,)
-    options = ("app_id", "app_secret", "receive_id_type", "receive_ids")
+    options = (
+        Option("app_id", "the app's id, e.g. app_id=cli_a1b2c3"),
+        Option("app_secret", "the app's secret (developer console → Credentials)", secret=True),
+        Option("receive_id_type", f"what the ids are: one of {_TYPES}, e.g. receive_id_type=open_id"),
+        Option("receive_ids", "the recipients, e.g. receive_ids=ou_a,ou_b", many=True),
+    )
     example = "feishu-app://APP_ID:APP_SECRET@open_id/ou_xxx"
+    forms = (("Feishu / Lark app bot", ("feishu-app://APP_ID:APP_SECRET@open_id/ou_a,ou_b",
+                                        "lark-app://APP_ID:APP_SECRET@chat_id/oc_a")),)
+    escape = staticmethod(inert)
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import (
     Destination,
     Limits,
+    Option,
     Outcome,
     Payload,
     Target,
@@ -100,9 +101,23 @@ def _markdown(digest: Digest, budget: Budget) -> Payload:
     blocks += [_group(digest, group, budget, colour) for group in shown]
     footer = with_keyword(footer_line(digest, inert), digest.context.keyword)
     blocks += [more_line(digest.groups[len(shown) :]), _font("comment", footer)]
-    blocks.append(" ".join(f"<@{mention}>" for mention in mention_ids(digest.mentions)))
+    blocks.append(" ".join(f"<@{mention}>" for mention in _userids(digest.mentions)))
     content = "\n\n".join(block for block in blocks if block)
     return {"msgtype": "markdown", "markdown": {"content": content}}
+
+
+def _userids(mentions: tuple[str, ...]) -> list[str]:
+    """The mentions markdown can notify: ``<@all>`` and phone numbers there notify nobody."""
+    return [mention for mention in mention_ids(mentions) if mention != "all" and not is_mobile(mention)]
+
+
+def mention_message(digest: Digest, limits: Limits = LIMITS) -> Payload | None:
+    """The ``text`` message whose ``mentioned_list``/``mentioned_mobile_list`` notify ``@all`` and phone
+    numbers, which WeCom markdown cannot: sent after the markdown, only when the digest mentions them."""
+    wanted = tuple(m for m in mention_ids(digest.mentions) if m == "all" or is_mobile(m))
+    if not wanted:
+        return None
+    return _text_message(header_line(digest, inert), digest.context.keyword, wanted, limits)
 
 
 def _group(digest: Digest, group: GroupSummary, budget: Budget, colour: str) -> str:
@@ -180,15 +195,20 @@ class WeCom(Destination):
     hosts = ("qyapi.weixin.qq.com",)
     paths = (_PATH,)
     example = "wecom://KEY"
+    options = (Option("key", "the bot's webhook key, e.g. key=693a91f6-…", secret=True),)
+    forms = (("WeCom group bot", ("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", "wecom://K")),)
+    escape = staticmethod(inert)
 
-    def __init__(self, key: str, *, keyword: str | None = None, origin: str | None = None) -> None:
-        """`origin` (``scheme://host[:port]``) replaces WeCom's own host, e.g. a local inbox."""
+    def __init__(self, key: str, *, keyword: str | None = None, origin: str | None = None,
+                 path: str = _PATH) -> None:
+        """`origin` (``scheme://host[:port]``) replaces WeCom's own host, e.g. a local inbox; `path` its
+        send path (a relay's own path)."""
         check_token(key, "webhook key", self.example)
         self.platform = "wecom"
         self.key = key
         self.keyword = keyword or None
         self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{_PATH}"
+        self.endpoint = f"{self.origin}{path}"
         self.limits = LIMITS
 
     @classmethod
@@ -201,16 +221,24 @@ class WeCom(Destination):
         url = target.url
         key = target.query.pop("key", "")
         if url.scheme in ("http", "https"):
-            if url.path.rstrip("/") != _PATH:
+            if url.path.rstrip("/") != _PATH and not target.relay:
                 raise ValueError(f"a WeCom webhook URL looks like {_ORIGIN}{_PATH}?key=KEY"
                                  f"; e.g. {cls.example}")
         else:
             key = url.netloc or key
-        return cls(key, keyword=target.keyword, origin=origin)
+        return cls(key, keyword=target.keyword, origin=origin, path=url.path if target.relay else _PATH)
 
     def render(self, digest: Digest) -> Payload:
         """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
         return render(with_default_keyword(digest, self.keyword), self.limits)
+
+    def render_all(self, digest: Digest) -> tuple[Payload, ...]:
+        """The markdown, then the `mention_message` when ``all`` or a phone number is due (a digest that
+        went as text already carries its mentions)."""
+        digest = with_default_keyword(digest, self.keyword)
+        first = render(digest, self.limits)
+        extra = mention_message(digest, self.limits) if first["msgtype"] == "markdown" else None
+        return (first,) if extra is None else (first, extra)
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message (content ≤ 2,048 bytes), the keyword appended when configured and missing."""

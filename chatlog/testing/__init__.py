@@ -15,6 +15,8 @@ from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot, Received
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import Delivered
-from chatlog.testing.server import PLATFORMS, FakePlatforms
+from chatlog.testing.rules import PlatformRules
+from chatlog.testing.server import PLATFORM_RULES, PLATFORMS, FakePlatforms
 
-__all__ = ["PLATFORMS", "Delivered", "FakeApp", "FakeBot", "FakePlatforms", "Fault", "Received"]
+__all__ = ["PLATFORMS", "PLATFORM_RULES", "Delivered", "FakeApp", "FakeBot", "FakePlatforms", "Fault",
+           "PlatformRules", "Received"]

@@ -181,6 +181,10 @@ class FakeBot(FakeReceiver):
         with self._changed:
             return [r.payload for r in self._received if r.accepted and r.payload is not None]
 
+    def notified(self) -> list[str]:
+        """Everyone the accepted messages notified, in order, as the platform's clients do it."""
+        return [who for payload in self.messages for who in self._rules.notified(payload)]
+
     def texts(self) -> list[str]:
         """The human-readable text of each accepted message, as the platform would show it."""
         return [self.text_of(payload) for payload in self.messages]

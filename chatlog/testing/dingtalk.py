@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping
 
 from chatlog.testing.rules import (
+    LIVE_KEYS,
     Answer,
     BotSettings,
     JSONObject,
@@ -14,7 +15,10 @@ from chatlog.testing.rules import (
     Request,
     dig,
     dig_str,
+    dig_strings,
     hmac_sha256_b64,
+    keys_in,
+    markdown_problems,
     option,
     same_secret,
     strings_in,
@@ -73,10 +77,9 @@ def url_of(base_url: str, bot: BotSettings) -> str:
 
 def check_settings(bot: BotSettings) -> None:
     """Reject settings DingTalk cannot have."""
-    if bot.rate_code is not None and bot.rate_code not in RATE_MESSAGES:
+    rate_code = bot.options.get("rate_code")
+    if rate_code is not None and str(rate_code) not in RATE_MESSAGES:
         raise ValueError(f"DingTalk rate_code must be one of {sorted(RATE_MESSAGES)}, e.g. rate_code=130101")
-    if bot.legacy_success:
-        raise ValueError("legacy_success applies to Feishu/Lark bots only")
 
 
 def judge(request: Request, bot: BotSettings | None, state: RateState, now: float) -> Answer:
@@ -96,7 +99,7 @@ def judge(request: Request, bot: BotSettings | None, state: RateState, now: floa
 
 
 def _rate_limited(bot: BotSettings) -> Answer:
-    code = bot.rate_code or "410100"
+    code = str(bot.options.get("rate_code") or "410100")
     return _error(int(code), RATE_MESSAGES[code])
 
 
@@ -142,6 +145,40 @@ def text_of(payload: JSONObject) -> str:
     return ""
 
 
+def _body(payload: JSONObject) -> str:
+    kind = str(payload.get("msgtype"))
+    return dig_str(payload, kind, "text") if kind == "markdown" else dig_str(payload, kind, "content")
+
+
+def _at(payload: JSONObject) -> tuple[list[str], bool]:
+    people = dig_strings(payload, "at", "atMobiles") + dig_strings(payload, "at", "atUserIds")
+    return people, dig(payload, "at", "isAtAll") is True
+
+
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """Who a message notifies: ``isAtAll``, and each ``atMobiles``/``atUserIds`` entry whose ``@id`` is in
+    the text (DingTalk shows and notifies a mention only then)."""
+    people, everyone = _at(payload)
+    body = _body(payload)
+    return (("all",) if everyone else ()) + tuple(p for p in people if f"@{p}" in body)
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """Links, buttons, tags, and any ``@`` that is not exactly one configured mention."""
+    problems = [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+    body = _body(payload)
+    for person in _at(payload)[0]:
+        if body.count(f"@{person}") != 1:
+            problems.append(f"@{person} appears {body.count(f'@{person}')} times")
+        body = body.replace(f"@{person}", "")
+    if "@" in body:
+        problems.append("an @ that is not a configured mention")
+    problems += markdown_problems(body)
+    if payload.get("msgtype") == "markdown":
+        problems += markdown_problems(dig_str(payload, "markdown", "title"))
+    return problems
+
+
 RULES = PlatformRules(
     names=("dingtalk",),
     token_of=token_of,
@@ -150,4 +187,8 @@ RULES = PlatformRules(
     check_settings=check_settings,
     judge=judge,
     text_of=text_of,
+    notified=notified,
+    live_markup=live_markup,
+    options={"rate_code": None},
+    demo={"secret": "SECdemo0123456789abcdef", "keyword": "alert"},
 )

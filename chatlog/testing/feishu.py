@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 
 from chatlog.testing.rules import (
+    LIVE_KEYS,
     Answer,
     BotSettings,
     JSONObject,
@@ -15,6 +17,8 @@ from chatlog.testing.rules import (
     dig,
     dig_str,
     hmac_sha256_b64,
+    keys_in,
+    markdown_problems,
     option,
     same_secret,
     strings_in,
@@ -73,7 +77,8 @@ def url_of(base_url: str, bot: BotSettings) -> str:
 
 def check_settings(bot: BotSettings) -> None:
     """Reject settings Feishu cannot have."""
-    if bot.rate_code is not None and bot.rate_code not in RATE_CODES:
+    rate_code = bot.options.get("rate_code")
+    if rate_code is not None and str(rate_code) not in RATE_CODES:
         raise ValueError(f"Feishu rate_code must be one of {sorted(RATE_CODES)}, e.g. rate_code='9499'")
 
 
@@ -95,9 +100,10 @@ def judge(request: Request, bot: BotSettings | None, state: RateState, now: floa
     if security_problem is not None:
         return security_problem
     if bot.rate_limit and (state.count_since(now - 1.0) >= 5 or state.count_since(now - 60.0) >= 100):
-        return _rate_limited(bot.rate_code)
+        rate_code = bot.options.get("rate_code")
+        return _rate_limited(None if rate_code is None else str(rate_code))
     state.sent.append(now)
-    return Answer(LEGACY_SUCCESS if bot.legacy_success else SUCCESS, accepted=True)
+    return Answer(LEGACY_SUCCESS if bot.options.get("legacy_success") else SUCCESS, accepted=True)
 
 
 def _security_problem(payload: JSONObject, bot: BotSettings, now: float) -> Answer | None:
@@ -196,6 +202,39 @@ def _contents_in(value: object) -> list[str]:
     return found
 
 
+_CARD_AT = re.compile(r"<at id=([\w.@+-]+)></at>")
+_TEXT_AT = re.compile(r'<at user_id="([\w.@+-]+)">(?:所有人)?</at>')
+CARD_TAGS = frozenset({"markdown", "hr", "note", "plain_text", "div", "lark_md"})
+
+
+def _markdowns(payload: JSONObject) -> list[str]:
+    """The strings Feishu parses as markup: a text message's text, a card's markdown contents."""
+    if payload.get("msg_type") == "text":
+        return [dig_str(payload, "content", "text")]
+    card = payload.get("card")
+    elements = card.get("elements") if isinstance(card, dict) else None
+    markdown = [e for e in elements or [] if isinstance(e, dict) and e.get("tag") == "markdown"]
+    return [dig_str(element, "content") for element in markdown]
+
+
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """The ids a message mentions: ``<at user_id="…">`` in text, ``<at id=…></at>`` in card markdown."""
+    pattern = _TEXT_AT if payload.get("msg_type") == "text" else _CARD_AT
+    return tuple(found for text in _markdowns(payload) for found in pattern.findall(text))
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """Links, buttons, unknown card elements, open code blocks, tags other than the mentions."""
+    problems = [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+    problems += [f"card element {tag}" for tag in set(_tags_in(payload.get("card"))) - CARD_TAGS]
+    pattern = _TEXT_AT if payload.get("msg_type") == "text" else _CARD_AT
+    for text in _markdowns(payload):
+        if text.count("```") % 2:
+            problems.append("an unclosed code block")
+        problems += markdown_problems(pattern.sub("", text))
+    return problems
+
+
 RULES = PlatformRules(
     names=("feishu", "lark"),
     token_of=token_of,
@@ -204,4 +243,8 @@ RULES = PlatformRules(
     check_settings=check_settings,
     judge=judge,
     text_of=text_of,
+    notified=notified,
+    live_markup=live_markup,
+    options={"rate_code": None, "legacy_success": False},
+    demo={"secret": "demo-feishu-secret"},
 )

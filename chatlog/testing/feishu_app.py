@@ -328,3 +328,21 @@ def text_of(payload: JSONObject) -> str:
     if msg_type == "post":
         return feishu.text_of({"msg_type": "post", "content": {"post": content}})
     return feishu.text_of({"msg_type": msg_type, "content": content})
+
+
+def _as_group_message(payload: JSONObject) -> JSONObject:
+    """The app message in the group bot's shape, so the group bot's reading applies."""
+    content = _content(payload.get("content")) or {}
+    if payload.get("msg_type") == "interactive":
+        return {"msg_type": "interactive", "card": content}
+    return {"msg_type": payload.get("msg_type"), "content": content}
+
+
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """Who an app message mentions (the same tags as the group bot's card and text)."""
+    return feishu.notified(_as_group_message(payload))
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """What in an app message would be live beyond chatlog's own mentions (see the group bot's)."""
+    return feishu.live_markup(_as_group_message(payload))

@@ -1,7 +1,9 @@
 """What every fake platform module shares: the request as the fake saw it, the answer, bot settings.
 
-A platform module (``feishu``, ``dingtalk``, ``wecom``) exposes one ``RULES`` object of type
-:class:`PlatformRules`; adding a platform is adding a module and one line in ``server.PLATFORM_RULES``.
+A platform's fake is the module ``chatlog.testing.<name>`` named after the platform
+(``chatlog/platforms/<name>.py``); a group bot's fake exposes one ``RULES`` object of type
+:class:`PlatformRules`, which the server, ``chatlog serve``/``demo`` and the tests find through the
+platform registry (`rules_registry`): adding a platform is adding its two modules, nothing else.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib
+import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,8 +53,8 @@ class BotSettings:
     secret: str | None = None
     keyword: str | None = None
     rate_limit: bool = True
-    legacy_success: bool = False
-    rate_code: str | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    """The platform's own settings (`PlatformRules.options`), defaults filled in."""
 
 
 @dataclass(slots=True)
@@ -82,6 +86,55 @@ class PlatformRules:
     check_settings: Callable[[BotSettings], None]
     judge: Callable[[Request, BotSettings | None, RateState, float], Answer]
     text_of: Callable[[JSONObject], str]
+    notified: Callable[[JSONObject], tuple[str, ...]]
+    """Who one accepted message notifies, as the platform's clients do it (``all`` for everyone)."""
+    live_markup: Callable[[JSONObject], list[str]]
+    """What in one message the platform would turn into a link, image, button, tag or broken layout
+    beyond the mentions and formatting chatlog emits: [] for an inert message."""
+    options: Mapping[str, object] = field(default_factory=dict)
+    """The platform's own ``add_bot`` settings with their defaults (e.g. ``rate_code``)."""
+    demo: Mapping[str, Any] = field(default_factory=dict)
+    """``add_bot`` settings of the bot ``chatlog demo`` and ``serve`` create (signing on, a keyword…)."""
+
+
+def rules_registry() -> tuple[PlatformRules, ...]:
+    """The group-bot fakes of every registered platform: ``chatlog.testing.<name>.RULES`` for each
+    `chatlog.platforms` class (platforms served by another fake, like app bots, have no ``RULES``)."""
+    from chatlog.destinations import platform_classes
+
+    found: list[PlatformRules] = []
+    for cls in platform_classes():
+        module = importlib.import_module(f"chatlog.testing.{cls.names[0].replace('-', '_')}")
+        rules = getattr(module, "RULES", None)
+        if isinstance(rules, PlatformRules) and rules not in found:
+            found.append(rules)
+    return tuple(found)
+
+
+LIVE_KEYS = frozenset({"url", "href", "multi_url", "actions", "action", "behaviors", "btns", "singleURL",
+                       "messageURL", "picURL", "actionURL"})
+"""Keys that make part of a message clickable (links, buttons) on any of the platforms."""
+_LINK = re.compile(r"\][(\[:]")
+
+
+def keys_in(value: object) -> Iterator[str]:
+    """Every key inside a JSON value, depth first."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from keys_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from keys_in(item)
+
+
+def markdown_problems(text: str) -> list[str]:
+    """What in (already stripped of the platform's own tags) markdown would be live: a tag, a link, an
+    image or a link definition."""
+    problems = [f"a tag in {text[:80]!r}"] if "<" in text else []
+    if _LINK.search(text):
+        problems.append(f"a link in {text[:80]!r}")
+    return problems
 
 
 def hmac_sha256_b64(key: str, message: str) -> str:
@@ -114,6 +167,12 @@ def dig(value: object, *keys: str) -> object:
             return None
         value = value.get(key)
     return value
+
+
+def dig_strings(value: object, *keys: str) -> list[str]:
+    """Like :func:`dig` but always a list of strings: the strings of a list value, else []."""
+    found = dig(value, *keys)
+    return [item for item in found if isinstance(item, str)] if isinstance(found, list) else []
 
 
 def dig_str(value: object, *keys: str) -> str:

@@ -19,16 +19,16 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from chatlog.testing import dingtalk, feishu, feishu_app, wecom
+from chatlog.testing import feishu_app
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.callbacks import Callbacks, FakeChat
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
 from chatlog.testing.inbox import inbox_html, inbox_json
-from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request
+from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request, rules_registry
 
-PLATFORM_RULES: tuple[PlatformRules, ...] = (feishu.RULES, dingtalk.RULES, wecom.RULES)
+PLATFORM_RULES: tuple[PlatformRules, ...] = rules_registry()
 PLATFORMS = tuple(name for rules in PLATFORM_RULES for name in rules.names)
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
 GARBAGE = b"\x00\xffTHIS IS NOT HTTP\xfe\r\n\r\n"
@@ -118,24 +118,26 @@ class FakePlatforms:
         secret: str | None = None,
         keyword: str | None = None,
         rate_limit: bool = True,
-        legacy_success: bool = False,
-        rate_code: int | str | None = None,
+        **options: object,
     ) -> FakeBot:
-        """Create a bot on ``platform`` ("feishu", "lark", "dingtalk" or "wecom"); a token is made up if None.
+        """Create a bot on ``platform`` (any name in `PLATFORMS`); a token is made up if None.
 
-        ``rate_code`` picks the rate-limit answer: DingTalk 410100 (default) or 130101; Feishu "11232"
-        (default), "9499" (HTTP 400 "too many request") or "429" (HTTP 429 with x-ogw-ratelimit-reset).
-        ``legacy_success`` makes a Feishu bot answer the old ``{"Extra":null,"StatusCode":0,...}`` form.
+        ``options`` are the platform's own settings (its fake's ``RULES.options``), e.g. ``rate_code``
+        (DingTalk 410100 or 130101; Feishu "11232", "9499" or "429") or Feishu's ``legacy_success``
+        (the old ``{"Extra":null,"StatusCode":0,...}`` answer); an unknown one fails naming the valid ones.
         """
         rules = _rules_named(platform)
+        unknown = sorted(set(options) - set(rules.options))
+        if unknown:
+            raise TypeError(f"unknown add_bot option(s) for {platform}: {', '.join(unknown)}; "
+                            f"{platform} takes {', '.join(rules.options) or 'none'}")
         settings = BotSettings(
             platform=platform,
             token=rules.new_token() if token is None else _checked_token(token),
             secret=_non_empty("secret", secret),
             keyword=_non_empty("keyword", keyword),
             rate_limit=rate_limit,
-            legacy_success=legacy_success,
-            rate_code=None if rate_code is None else str(rate_code),
+            options={**rules.options, **options},
         )
         rules.check_settings(settings)
         with self._changed:

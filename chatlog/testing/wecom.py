@@ -7,10 +7,12 @@ toward the 20-a-minute limit, failed ones too; only the 45009 refusals themselve
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import Mapping
 
 from chatlog.testing.rules import (
+    LIVE_KEYS,
     Answer,
     BotSettings,
     JSONObject,
@@ -19,6 +21,9 @@ from chatlog.testing.rules import (
     Request,
     dig,
     dig_str,
+    dig_strings,
+    keys_in,
+    markdown_problems,
     option,
     utf8_len,
     with_options,
@@ -64,8 +69,7 @@ def check_settings(bot: BotSettings) -> None:
     """Reject settings WeCom cannot have: it has no signing, keywords or alternative rate codes."""
     if bot.secret is not None or bot.keyword is not None:
         raise ValueError("WeCom bots have no secret or keyword: add_bot('wecom', token='KEY')")
-    if bot.rate_code is not None or bot.legacy_success:
-        raise ValueError("rate_code and legacy_success do not apply to WeCom bots")
+
 
 
 def judge(request: Request, bot: BotSettings | None, state: RateState, now: float) -> Answer:
@@ -104,6 +108,34 @@ def text_of(payload: JSONObject) -> str:
     return ""
 
 
+_OWN_TAGS = re.compile(r'<font color="(?:warning|comment|info)">|</font>|<@([\w.@+-]+)>')
+
+
+def notified(payload: JSONObject) -> tuple[str, ...]:
+    """Who a message notifies. Markdown: ``<@userid>`` only; ``<@all>`` and phone numbers there notify
+    nobody. Text: ``mentioned_list`` (userids, ``@all``) and ``mentioned_mobile_list``."""
+    kind = payload.get("msgtype")
+    if kind == "markdown":
+        found = _OWN_TAGS.findall(dig_str(payload, "markdown", "content"))
+        return tuple(m for m in found if m and m != "all" and not (m.isascii() and m.isdigit()))
+    if kind != "text":
+        return ()
+    listed = dig_strings(payload, "text", "mentioned_list")
+    mobiles = dig_strings(payload, "text", "mentioned_mobile_list")
+    return tuple("all" if m == "@all" else m for m in listed) + tuple(mobiles)
+
+
+def live_markup(payload: JSONObject) -> list[str]:
+    """Links, buttons and tags beyond WeCom's own ``<font color>`` and ``<@userid>``."""
+    problems = [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+    kind = payload.get("msgtype")
+    if kind == "markdown":
+        problems += markdown_problems(_OWN_TAGS.sub("", dig_str(payload, "markdown", "content")))
+    elif kind == "text":
+        problems += markdown_problems(dig_str(payload, "text", "content"))
+    return problems
+
+
 RULES = PlatformRules(
     names=("wecom",),
     token_of=token_of,
@@ -112,4 +144,6 @@ RULES = PlatformRules(
     check_settings=check_settings,
     judge=judge,
     text_of=text_of,
+    notified=notified,
+    live_markup=live_markup,
 )
