@@ -101,7 +101,8 @@ def test_ack_is_stored_with_who(room: Room) -> None:
 
 def test_status_lists_what_fired_and_what_is_muted(room: Room) -> None:
     now = time.time()
-    room.store.publish([Shown(SCOPE, "a3f2", "ERROR", "order <*> failed: database unavailable", 12, now, now)])
+    title = "order <*> failed: database unavailable"
+    room.store.publish([Shown(SCOPE, "a3f2", "ERROR", title, 12, now, now)])
     ask(room.chat, "ou_alice", "mute #a3f2 1h")
     reply = ask(room.chat, "ou_alice", "status")
     assert "#a3f2 ERROR ×12 order <*> failed: database unavailable" in reply
@@ -153,7 +154,8 @@ def test_store_file_is_owner_only_wal_and_shared_between_processes(tmp_path: Pat
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert store._query("PRAGMA journal_mode")[0][0] == "wal"
     code = ("import sys; from chatlog.state import ControlStore; "
-            "s = ControlStore(sys.argv[1]); s.mute(s.scopes_for(['wecom:key:abc']), 'a3f2', 2e9, 'zhangsan', 1.0)")
+            "s = ControlStore(sys.argv[1]); "
+            "s.mute(s.scopes_for(['wecom:key:abc']), 'a3f2', 2e9, 'zhangsan', 1.0)")
     subprocess.run([sys.executable, "-c", code, f"sqlite:///{path}"], check=True, timeout=60,
                    env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     mute = store.controls("s1", 1.5e9).muted("a3f2")
