@@ -362,3 +362,20 @@ def test_wrong_options_fail_at_construction_with_an_example() -> None:
 def test_secret_characters_do_not_matter_to_the_seed_length() -> None:
     for secret in ("a", string.ascii_letters, "密钥"):
         assert len(crypto.qq_seed(secret)) == 32
+
+
+def test_replay_memory_is_bounded() -> None:
+    bounded = ReplayGuard(lambda: 1000.0, max_entries=3)
+    for nonce in "abcde":
+        bounded.remember(nonce)
+    assert len(bounded._seen) == 3
+    with pytest.raises(Refused, match="replayed"):
+        bounded.remember("e")
+
+
+def test_wecom_and_qq_refuse_stale_timestamps() -> None:
+    with pytest.raises(Refused, match="window"):
+        wecom.handle(wecom_post(WC_XML), WC_OPTS, guard(1409659813 + 301))
+    body = b'{"op":13,"d":{"plain_token":"Arq0D5A61EgUu4OxUvOp","event_ts":"1725442341"}}'
+    with pytest.raises(Refused, match="window"):
+        qq.handle(qq_request(body), QQ_OPTS, guard(1725442341 - 301))
