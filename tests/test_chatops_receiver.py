@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -26,9 +26,6 @@ WECOM = {"token": "QDG6eK", "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkA
 DINGTALK = {"app_secret": "chatlog-app-secret"}
 QQ = {"app_id": "102012345", "secret": "DG5g3B4j9X2KOErG"}
 
-Host = Callable[[Receiver], "contextmanager[str]"]
-
-
 class _QuietWSGI(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -36,21 +33,10 @@ class _QuietWSGI(WSGIRequestHandler):
 
 @contextmanager
 def under_uvicorn(receiver: Receiver) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(ASGIApp(receiver), log_level="error", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start within 10 s"
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with under_uvicorn_app(ASGIApp(receiver)) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
         receiver.close()
 
 
@@ -244,3 +230,58 @@ def test_feishu_card_button_is_answered_in_the_callback_with_a_toast(fake: FakeP
     toast = answer.json()["toast"]
     assert toast["type"] == "success" and "open_id: ou_alice" in toast["content"]
     assert json.loads(answer.body)  # a JSON answer, within the same request
+
+
+def test_readme_talk_back_example_builds_a_receiver() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", text.split("## Talk back", 1)[1], re.S)
+    assert block is not None
+    namespace: dict[str, object] = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    receiver = namespace["receiver"]
+    assert isinstance(receiver, ASGIApp)
+    assert receiver.receiver.routes == ["/dingtalk", "/feishu", "/qq", "/wecom"]
+
+
+def test_mounted_in_fastapi_and_flask_the_routes_keep_their_names(fake: FakePlatforms) -> None:
+    import fastapi
+    import flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    api = fastapi.FastAPI()
+    api.mount("/chatlog", asgi_app(dingtalk=DINGTALK, state="memory"))
+    flask_app = flask.Flask("host")
+    mounted = DispatcherMiddleware(flask_app, {"/chatlog": wsgi_app(dingtalk=DINGTALK, state="memory")})
+    server = make_server("127.0.0.1", 0, mounted, handler_class=_QuietWSGI)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        with under_uvicorn_app(api) as asgi_url:
+            for base in (f"{asgi_url}/chatlog", f"http://127.0.0.1:{server.server_port}/chatlog"):
+                chat = fake.add_chat("dingtalk", f"{base}/dingtalk", DINGTALK)
+                assert chat.say("staff-1", "whoami").status == 200, base
+                assert "staff_id: staff-1" in chat.wait_replies(1)[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def under_uvicorn_app(app: object) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start within 10 s"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
