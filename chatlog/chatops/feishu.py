@@ -126,11 +126,16 @@ def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | In
     event_id = text_of(dig(event, "header", "event_id"))
     if event_id and not guard.first(f"{opts.platform}:event:{event_id}", EVENT_WINDOW_S):
         return ACK  # Feishu delivers at least once: a retry is answered, not acted on twice
+    return inbound_of(event, opts.platform)
+
+
+def inbound_of(event: Mapping[str, object], platform: str) -> Inbound | None:
+    """The `Inbound` of a verified, decrypted schema 2.0 event (request URL or long connection)."""
     kind = dig(event, "header", "event_type")
     if kind == "im.message.receive_v1":
-        return _message(event, opts)
+        return _message(event, platform)
     if kind == "card.action.trigger":
-        return _card_action(event, opts)
+        return _card_action(event, platform)
     return None
 
 
@@ -167,7 +172,7 @@ def _ids(value: object) -> tuple[tuple[str, str], ...]:
     return tuple((kind, text_of(dig(value, kind))) for kind in kinds if text_of(dig(value, kind)))
 
 
-def _message(event: Mapping[str, object], opts: Options) -> Inbound | None:
+def _message(event: Mapping[str, object], platform: str) -> Inbound | None:
     message = dig(event, "event", "message")
     if dig(message, "message_type") != "text":
         return None
@@ -177,25 +182,25 @@ def _message(event: Mapping[str, object], opts: Options) -> Inbound | None:
         raise Refused(400, "message content is not valid JSON") from None
     sender = _ids(dig(event, "event", "sender", "sender_id"))
     chat_id, message_id = text_of(dig(message, "chat_id")), text_of(dig(message, "message_id"))
-    keys = [f"{opts.platform}-app:chat_id:{chat_id}"]
+    keys = [f"{platform}-app:chat_id:{chat_id}"]
     if dig(message, "chat_type") == "p2p":
-        keys += [f"{opts.platform}-app:{kind}:{value}" for kind, value in sender]
+        keys += [f"{platform}-app:{kind}:{value}" for kind, value in sender]
     return Inbound(
-        platform=opts.platform, text=command_text(text_of(dig(content, "text"))), sender=sender,
+        platform=platform, text=command_text(text_of(dig(content, "text"))), sender=sender,
         sender_name="", chat_id=chat_id, chat_keys=tuple(keys), message_id=message_id,
         reply_to=FeishuReplyTo(message_id) if message_id else None, ack=ACK,
     )
 
 
-def _card_action(event: Mapping[str, object], opts: Options) -> Inbound | None:
+def _card_action(event: Mapping[str, object], platform: str) -> Inbound | None:
     value = dig(event, "event", "action", "value")
     if not isinstance(value, dict) or not isinstance(value.get("command"), str):
         return None
     chat_id = text_of(dig(event, "event", "context", "open_chat_id"))
     return Inbound(
-        platform=opts.platform, text=command_text(value["command"]),
+        platform=platform, text=command_text(value["command"]),
         sender=_ids(dig(event, "event", "operator")), sender_name="", chat_id=chat_id,
-        chat_keys=(f"{opts.platform}-app:chat_id:{chat_id}",),
+        chat_keys=(f"{platform}-app:chat_id:{chat_id}",),
         message_id=text_of(dig(event, "event", "context", "open_message_id")),
         reply_to=None, answer=card_answer,
     )

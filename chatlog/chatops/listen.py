@@ -25,6 +25,7 @@ _FLAGS = {
     "qq-app-id": ("qq", "app_id"),
     "qq-secret": ("qq", "secret"),
 }
+_WS_VARIABLE = "CHATLOG_FEISHU_WS"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +41,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     for flag in _FLAGS:
         variable = "CHATLOG_" + flag.upper().replace("-", "_")
         listen.add_argument(f"--{flag}", default=os.environ.get(variable), help=f"(or ${variable})")
+    listen.add_argument("--feishu-ws", default=os.environ.get(_WS_VARIABLE), metavar="feishu-app://ID:SECRET",
+                        help="receive this app's events over Feishu's long connection: no public URL needed "
+                        f"(needs chatlog[feishu-ws]; or ${_WS_VARIABLE})")
     listen.set_defaults(command="listen", run=run)
 
 
@@ -56,18 +60,28 @@ def options_of(args: argparse.Namespace) -> dict[str, dict[str, str]]:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; exit code 2 for a configuration mistake."""
     try:
-        receiver = Receiver(**options_of(args), state=args.state, allow=args.allow)  # type: ignore[arg-type]
-        server = HTTPReceiver(receiver, args.host, args.port)
+        receiver = Receiver(**options_of(args), feishu_ws=args.feishu_ws,  # type: ignore[arg-type]
+                            state=args.state, allow=args.allow)
+        server = HTTPReceiver(receiver, args.host, args.port) if receiver.routes else None
     except (ValueError, OSError) as exc:
         write_stderr(f"chatlog listen: {exc}")
         return 2
-    print(f"chatlog listen: {server.url}  routes {', '.join(receiver.routes)}  (Ctrl-C stops)", flush=True)
-    server.serve_in_thread()
+    if server is not None:
+        routes = ", ".join(receiver.routes)
+        print(f"chatlog listen: {server.url}  routes {routes}  (Ctrl-C stops)", flush=True)
+        server.serve_in_thread()
+    if receiver.long_connection is not None:
+        print(f"chatlog listen: {receiver.long_connection.platform} long connection (no port needed)",
+              flush=True)
+    receiver.start()
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("stopped")
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
+        else:
+            receiver.close()
     return 0

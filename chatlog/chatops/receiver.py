@@ -25,9 +25,11 @@ from chatlog.chatops._http import (
     ReplayGuard,
     Request,
     Response,
+    dig,
 )
 from chatlog.chatops.commands import COMMANDS, Commands
 from chatlog.chatops.events import Inbound
+from chatlog.chatops.longconn import LongConnection
 from chatlog.chatops.replies import Replier, ReplyThread
 from chatlog.state.controls import ControlStore
 
@@ -44,7 +46,9 @@ class Receiver:
     whose platform is not configured answers 404. ``state`` is the control store (``"memory"``, None for
     the default file, ``"sqlite:///path"``, or a `ControlStore`). ``allow`` lists the ids (open_id,
     user_id, …) who may use the controlling commands everywhere; by default whoever is in a chat the
-    alerts go to may control them there. ``clock`` (Unix seconds) and ``transport`` are for tests.
+    alerts go to may control them there. ``feishu_ws`` (``feishu-app://ID:SECRET`` or ``lark-app://…``)
+    receives that app's events over the long connection instead of a request URL (`start` opens it).
+    ``clock`` (Unix seconds) and ``transport`` are for tests.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Receiver:
         wecom: Mapping[str, object] | None = None,
         dingtalk: Mapping[str, object] | None = None,
         qq: Mapping[str, object] | None = None,
+        feishu_ws: str | None = None,
         state: str | ControlStore | None = None,
         allow: Iterable[str] | None = None,
         commands: Commands | None = None,
@@ -73,7 +78,13 @@ class Receiver:
                 if opts.app is not None:
                     apps[name] = opts.app
         qq_opts = self._add_others(wecom, dingtalk, qq, secrets)
-        if not self._routes:
+        ws_app = None if feishu_ws is None else feishu_module.app_of(
+            "feishu_ws", feishu_ws, "feishu_ws='feishu-app://cli_a1b2:APP_SECRET'")
+        ws_platform = "lark" if str(feishu_ws).startswith("lark-app:") else "feishu"
+        if ws_app is not None:
+            apps.setdefault(ws_platform, ws_app)
+            secrets.append(ws_app.app_secret)
+        if not self._routes and ws_app is None:
             raise ValueError("configure at least one platform, e.g. asgi_app(dingtalk={'app_secret': '…'})")
         self._store = state if isinstance(state, ControlStore) else ControlStore(_state(state))
         self._allow = _allow_list(allow)
@@ -83,6 +94,9 @@ class Receiver:
         self._reporter = Reporter("chatops", tuple(secrets))
         self._replier = Replier(apps, qq_opts, self._reporter, transport)
         self._replies = ReplyThread(self._reporter)
+        self.long_connection = None if ws_app is None else LongConnection(
+            ws_platform, ws_app, self.handle_event, self._reporter)
+        """The long connection of ``feishu_ws``, or None."""
 
     def __repr__(self) -> str:
         return f"Receiver(routes={sorted(self._routes)}, store={self._store!r})"
@@ -148,8 +162,26 @@ class Receiver:
         return self._commands.run(inbound, self._store, allow=self._allow, now=self._clock(),
                                   reporter=self._reporter)
 
+    def start(self) -> None:
+        """Open the long connection, if one is configured (the HTTP routes need no start)."""
+        if self.long_connection is not None:
+            self.long_connection.start()
+
+    def handle_event(self, platform: str, event: dict[str, object]) -> None:
+        """One Feishu/Lark event from the long connection (authenticated by the connection itself):
+        a message is answered on the reply thread; a retry of an event already seen is ignored."""
+        event_id = dig(event, "header", "event_id")
+        if isinstance(event_id, str) and event_id and not self._guard.first(
+                f"{platform}:event:{event_id}", feishu_module.EVENT_WINDOW_S):
+            return
+        inbound = feishu_module.inbound_of(event, platform)
+        if inbound is not None and inbound.reply_to is not None:
+            self._replies.submit(lambda: self._reply(inbound))
+
     def close(self) -> None:
         """Send the replies still queued (a few seconds at most), then release the HTTP client."""
+        if self.long_connection is not None:
+            self.long_connection.stop()
         self._replies.close()
         self._replier.close()
 

@@ -30,6 +30,7 @@ import httpx
 from chatlog.chatops import crypto
 from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot
+from chatlog.testing.callbacks_ws import ENDPOINT_PATH, FakeLongConnections
 from chatlog.testing.feishu_app import bearer, judge_unknown_token
 from chatlog.testing.rules import Answer, Request, dig_str
 
@@ -66,8 +67,9 @@ class FakeChat:
     """One chat on a fake platform, wired to a receiver URL; create it with ``FakePlatforms.add_chat``."""
 
     def __init__(self, hub: Callbacks, platform: str, url: str, keys: Mapping[str, str], *,
-                 app: FakeApp | None, bot: FakeBot | None, chat_id: str) -> None:
+                 app: FakeApp | None, bot: FakeBot | None, chat_id: str, transport: str = "http") -> None:
         self._hub = hub
+        self.transport = transport
         self.platform = platform
         self.url = url
         self.chat_id = chat_id
@@ -163,6 +165,8 @@ class FakeChat:
         return self._feishu_post(event, signed=True)
 
     def _feishu_post(self, event: Mapping[str, object], *, signed: bool) -> Delivery:
+        if self.transport == "ws" and self._app is not None:
+            return Delivery(*self._hub.ws.push(self._app.app_id, json.dumps(event).encode()))
         key = self._keys["encrypt_key"]
         encrypt = crypto.feishu_encrypt(json.dumps(event).encode(), key, secrets.token_bytes(16))
         body = json.dumps({"encrypt": encrypt}).encode()
@@ -285,10 +289,18 @@ class Callbacks:
         self.chats: list[FakeChat] = []
         self.sessions: dict[str, tuple[FakeChat, float]] = {}
         self._qq_tokens: dict[str, str] = {}
+        self.ws = FakeLongConnections(changed, self._ws_known)
+
+    def _ws_known(self, app_id: str, app_secret: str) -> bool:
+        return any(c.transport == "ws" and c._app is not None and c._app.app_id == app_id
+                   and c._app.app_secret == app_secret for c in self.chats)
 
     def add_chat(self, platform: str, url: str, keys: Mapping[str, str], *, app: FakeApp | None = None,
-                 bot: FakeBot | None = None, chat_id: str | None = None) -> FakeChat:
-        """A chat on `platform` whose callbacks go to `url`, signed with `keys` (the receiver's options)."""
+                 bot: FakeBot | None = None, chat_id: str | None = None, transport: str = "http") -> FakeChat:
+        """A chat on `platform` whose callbacks go to `url`, signed with `keys` (the receiver's options);
+        ``transport="ws"`` (Feishu/Lark, with ``app=``) delivers over the fake long connection instead."""
+        if transport == "ws":
+            return self._ws_chat(platform, app, chat_id)
         if platform not in CHAT_PLATFORMS:
             raise ValueError(f"chats exist on {', '.join(CHAT_PLATFORMS)}, e.g. add_chat('feishu', …); "
                              f"got {platform!r}")
@@ -306,9 +318,26 @@ class Callbacks:
             self.chats.append(chat)
         return chat
 
+    def _ws_chat(self, platform: str, app: FakeApp | None, chat_id: str | None) -> FakeChat:
+        if platform not in ("feishu", "lark") or app is None:
+            raise ValueError("only Feishu/Lark have the long connection: add_chat('feishu', '', {}, app=app, "
+                             "transport='ws')")
+        self.ws.start()
+        chat = FakeChat(self, platform, "", {"verification_token": ""}, app=app, bot=None,
+                        chat_id=chat_id or f"oc_{secrets.token_hex(12)}", transport="ws")
+        with self.changed:
+            self.chats.append(chat)
+        return chat
+
+    def close(self) -> None:
+        """Stop the long-connection server."""
+        self.ws.stop()
+
     def answer(self, request: Request) -> Answer | None:
         """The answer when `request` is one of the reply endpoints, else None."""
         path, now = request.path, self.clock()
+        if path == ENDPOINT_PATH:
+            return self.ws.endpoint(request)
         if path.startswith(REPLY_PREFIX) and path.endswith("/reply"):
             return self._feishu_reply(request, path[len(REPLY_PREFIX):-len("/reply")], now)
         if path == "/robot/sendBySession":

@@ -190,9 +190,10 @@ class FakePlatforms:
         return app
 
     def add_chat(self, platform: str, url: str, keys: Mapping[str, str], *, app: FakeApp | None = None,
-                 bot: FakeBot | None = None, chat_id: str | None = None) -> FakeChat:
+                 bot: FakeBot | None = None, chat_id: str | None = None, transport: str = "http") -> FakeChat:
         """A chat where fake people type to a receiver at `url`; see ``chatlog.testing.callbacks``."""
-        return self._callbacks.add_chat(platform, url, keys, app=app, bot=bot, chat_id=chat_id)
+        return self._callbacks.add_chat(platform, url, keys, app=app, bot=bot, chat_id=chat_id,
+                                        transport=transport)
 
     def all_received(self) -> list[Received]:
         """Every platform request of every bot (unknown tokens too), in the order they were answered."""
@@ -223,6 +224,7 @@ class FakePlatforms:
             self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        self._callbacks.close()
         with self._changed:
             connections = list(self._connections)
         for connection in connections:
