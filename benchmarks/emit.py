@@ -2,11 +2,13 @@
 
 Every candidate runs in this one process, in interleaved rounds (a fresh random order each round),
 so slow moments of a shared machine hit all of them alike. Each round times, for each candidate, a
-batch of ``logger.error("order %s failed", i)``, a batch of ``logger.exception(...)`` inside an
-``except`` block, and a batch of single calls timed one by one (for p99/p99.9). Between batches the
+batch of ``logger.error("order %s failed", i)``, the same with three ``extra=`` fields, a batch where
+every call is a new group (an f-string message with extras: the full capture path), a batch of
+``logger.exception(...)`` inside an ``except`` block, and a batch of single calls timed one by one
+(for p99/p99.9). Between batches the
 candidate's background thread is let to catch up, untimed, so a batch never overflows a bounded
-buffer. Ratios are taken within a round (candidate / QueueHandler of the same round), then the
-median over rounds is reported.
+buffer. Ratios are taken within a round (candidate / QueueHandler, or / NullHandler, of the same
+round), then the median over rounds is reported.
 
     python benchmarks/emit.py            # the issue's numbers (>= 200k records per candidate and mode)
     python benchmarks/emit.py --quick    # smoke run, a few seconds
@@ -33,7 +35,7 @@ import _common as common
 from chatlog import ChatHandler
 from chatlog.testing import FakePlatforms, Fault
 
-MODES = ("error", "exception", "latency")
+MODES = ("error", "extras", "fresh", "exception", "latency")
 SLOW_CALL_NS = 1_000_000
 NOISE_CALLS = 3
 """Calls over 1 ms that the scheduler of a shared 2-core machine causes anyway (no handler has 0-3)."""
@@ -137,7 +139,7 @@ def make_loguru() -> Candidate | None:
     return Candidate("loguru enqueue=True", logger.error, logger.exception, template="order {} failed",
                      settle=logger.complete, close=lambda: logger.remove(sink_id),
                      note="default format; 1/10 of the calls (1/100 for exception)",
-                     scale={"error": 0.1, "latency": 0.1, "exception": 0.01})
+                     scale={"error": 0.1, "extras": 0.1, "fresh": 0.1, "latency": 0.1, "exception": 0.01})
 
 
 def _buffered(handler: ChatHandler) -> int:
@@ -196,6 +198,22 @@ def time_errors(log: Callable[..., Any], template: str, start: int, n: int) -> i
     return clock() - began
 
 
+def time_extras(log: Callable[..., Any], template: str, start: int, n: int) -> int:
+    clock = time.perf_counter_ns
+    began = clock()
+    for i in range(start, start + n):
+        log(template, i, extra={"request_id": i, "user": "alice", "cart": ("apple", "pear")})
+    return clock() - began
+
+
+def time_fresh(log: Callable[..., Any], template: str, start: int, n: int) -> int:
+    clock = time.perf_counter_ns
+    began = clock()
+    for i in range(start, start + n):
+        log(f"order {i} failed at step {i % 7}", extra={"request_id": i, "user": "alice"})
+    return clock() - began
+
+
 def time_exceptions(log: Callable[..., Any], template: str, start: int, n: int) -> int:
     try:
         _fail(start)
@@ -232,6 +250,10 @@ def run_batch(candidate: Candidate, mode: str, start: int, batch: int) -> None:
     n = max(1, int(batch * candidate.scale.get(mode, 1.0)))
     if mode == "error":
         elapsed = time_errors(candidate.error, candidate.template, start, n)
+    elif mode == "extras":
+        elapsed = time_extras(candidate.error, candidate.template, start, n)
+    elif mode == "fresh":
+        elapsed = time_fresh(candidate.error, candidate.template, start, n)
     elif mode == "exception":
         elapsed = time_exceptions(candidate.exception, candidate.template, start, n)
     else:
@@ -302,6 +324,7 @@ def _round_ratios(candidate: Candidate, reference: Candidate, mode: str) -> list
 def summarise(candidates: list[Candidate], args: argparse.Namespace, overhead: float,
               dropped: dict[str, int], seconds: float, stderr_text: str) -> dict[str, Any]:
     reference = next(c for c in candidates if c.name == QUEUE)
+    null = next(c for c in candidates if c.name == NULL)
     rows = []
     for c in candidates:
         lat = c.latencies
@@ -310,7 +333,13 @@ def summarise(candidates: list[Candidate], args: argparse.Namespace, overhead: f
             "note": c.note,
             "error_ns": common.median(c.results["error"]),
             "error_ratio": common.median(_round_ratios(c, reference, "error")),
+            "error_null_ratio": common.median(_round_ratios(c, null, "error")),
             "error_spread": common.spread(c.results["error"]),
+            "extras_ns": common.median(c.results["extras"]),
+            "extras_ratio": common.median(_round_ratios(c, reference, "extras")),
+            "extras_null_ratio": common.median(_round_ratios(c, null, "extras")),
+            "fresh_ns": common.median(c.results["fresh"]),
+            "fresh_ratio": common.median(_round_ratios(c, reference, "fresh")),
             "exception_ns": common.median(c.results["exception"]),
             "exception_ratio": common.median(_round_ratios(c, reference, "exception")),
             "exception_spread": common.spread(c.results["exception"]),
@@ -351,6 +380,10 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
          "limit": "≤ 0.75", "pass": ok["error_ratio"] <= 0.75},
         {"target": "logger.exception(): ChatHandler / QueueHandler", "measured": ok["exception_ratio"],
          "limit": "≤ 0.35", "pass": ok["exception_ratio"] <= 0.35},
+        {"target": "logger.error(): ChatHandler / NullHandler (the logging framework's own cost)",
+         "measured": ok["error_null_ratio"], "limit": "≤ 1.25", "pass": ok["error_null_ratio"] <= 1.25},
+        {"target": "logger.error(extra=...): ChatHandler / QueueHandler", "measured": ok["extras_ratio"],
+         "limit": "≤ 0.75", "pass": ok["extras_ratio"] <= 0.75},
         {"target": f"p99 latency: worst ChatHandler ({worst_p99['name']}) / NullHandler",
          "measured": worst_p99["p99_ns"] / null["p99_ns"], "limit": "≤ 1.5",
          "pass": worst_p99["p99_ns"] / null["p99_ns"] <= 1.5},
@@ -372,10 +405,13 @@ def report(result: dict[str, Any]) -> str:
             f"latencies per single call include ~{result['timer_overhead_ns']:.0f} ns of timer overhead. "
             f"{common.machine_line(result['machine'])}.")
     main = common.table(
-        ["handler", "error() ns", "×Queue", "exception() ns", "×Queue", "p50 ns", "p99 ns", "p99.9 ns",
-         "max µs", "calls >1 ms", "dropped"],
-        [[r["name"], r["error_ns"], r["error_ratio"], r["exception_ns"], r["exception_ratio"], r["p50_ns"],
-          r["p99_ns"], r["p999_ns"], r["max_ns"] / 1000, r["slow_calls"], r["dropped"]] for r in rows],
+        ["handler", "error() ns", "×Queue", "×Null", "extras ns", "×Queue", "×Null", "new group ns", "×Queue",
+         "exception() ns", "×Queue", "p50 ns", "p99 ns", "p99.9 ns", "max µs", "calls >1 ms", "dropped"],
+        [[r["name"], r["error_ns"], r["error_ratio"], r["error_null_ratio"], r["extras_ns"],
+          r["extras_ratio"], r["extras_null_ratio"], r["fresh_ns"], r["fresh_ratio"], r["exception_ns"],
+          r["exception_ratio"],
+          r["p50_ns"], r["p99_ns"], r["p999_ns"], r["max_ns"] / 1000, r["slow_calls"], r["dropped"]]
+         for r in rows],
     )
     goals = common.targets_table(result["targets"])
     return f"{head}\n\n{main}\n\n{goals}\n"

@@ -42,7 +42,7 @@ from chatlog.testing.rules import BotSettings, PlatformRules, RateState, Request
 from chatlog.testing.server import PLATFORM_RULES
 
 try:  # what ChatHandler.emit queues, when the front end snapshots records (proposed for issue #6)
-    from chatlog.entry import capture as _queued
+    from chatlog.capture import capture as _queued
 except ImportError:  # the front end queues the record itself, with its formatted message
 
     def _queued(record: logging.LogRecord, message: str) -> Any:
@@ -210,7 +210,7 @@ def run_platform(platform: str, events: list[Event], counts: dict[str, int], clo
             clock.now = round(clock.now + TICK_S, 6)
             while next_event < len(events) and events[next_event].at <= clock.now:
                 event = events[next_event]
-                dispatcher.buffer.append(_queued(event.record, event.message))
+                dispatcher.queue(_queued(event.record, event.message))
                 next_event += 1
             dispatcher.step()
         seconds = time.monotonic() - began

@@ -107,31 +107,38 @@ class GroupTable:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
-            level: int = logging.WARNING) -> None:
-        """Count one record under `key`; `make_sample` is called only for a group's first record.
+    def add(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
+            level: int = logging.WARNING, count: int = 1) -> None:
+        """Count `count` records under `key`; `make_sample` is called only for a group's first record.
 
-        `level` is the record's: it picks the "other" bucket when the table is full.
+        `level` is the records': it picks the "other" bucket when the table is full, or when
+        `make_sample` has no sample to give.
         """
         group = self._groups.get(key)
         if group is None:
             group = self._new_group(key, created, make_sample, level)
         elif group.unsent == 0:
             self._idle.pop(key, None)
-        group.total += 1
+        group.total += count
         if group.unsent == 0:
             group.unsent_first = created
-        group.unsent += 1
+        group.unsent += count
         group.last_seen = created
-        self.unsent += 1
+        self.unsent += count
 
-    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry],
+    def sample_of(self, key: Hashable) -> Entry | None:
+        """The sample that the group of `key` shows; None when its records went to an "other" bucket."""
+        group = self._groups.get(key)
+        return group.sample if group is not None and key not in self._buckets else None
+
+    def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
                    level: int) -> _Group:
         full = len(self._groups) - len(self._buckets) >= self._max_groups
         if full and self._idle:
             self._forget(next(iter(self._idle)))
             full = False
-        if full:
+        sample = None if full else make_sample()
+        if sample is None:
             bucket = (OTHER_GROUP, level)
             other = self._groups.get(bucket)
             if other is None:
@@ -140,7 +147,7 @@ class GroupTable:
             if len(other.merged) < 100_000:
                 other.merged.add(hash(key))
             return other
-        group = self._groups[key] = _Group(make_sample(), first_seen=created)
+        group = self._groups[key] = _Group(sample, first_seen=created)
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: tuple[str, ...]) -> Digest:

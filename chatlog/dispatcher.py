@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -21,32 +22,24 @@ from dataclasses import dataclass, replace
 import httpx
 
 from chatlog._report import Reporter
+from chatlog.capture import Captured, created_of, fingerprint, key_of, level_of, sample, thread_of
 from chatlog.digest import Context, Digest, GroupTable
-from chatlog.entry import (
-    C_CREATED,
-    C_LEVEL,
-    C_MESSAGE,
-    C_NAME,
-    C_THREAD,
-    Captured,
-    captured_fingerprint,
-    replay,
-    safe_snapshot,
-)
+from chatlog.entry import Entry
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
 __all__ = ["ChatStats", "Courier", "Dispatcher", "SendWindow", "Timing"]
-
-Item = Captured
-"""What the front end queues: `chatlog.entry.capture` of the record, its message formatted at log time."""
 
 _DRAIN_BATCH = 256
 """Records filed per hold of the GIL: about half a millisecond of work, then `time.sleep(0)` lets a
 waiting application thread run; without it, a log call made while the dispatcher drains waits for the
 interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
 yielding: in a storm, dropping records is worse than a slower call."""
+ROUND_BUDGET_S = 0.02
+"""The longest one round files records before it looks at the clock: however fast records arrive,
+a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
 
 _own_thread = threading.local()
 """``active`` is True on chatlog's dispatcher threads."""
@@ -169,7 +162,9 @@ class Dispatcher:
         self._clock = clock
         self._context_fields = context_fields
         self.reporter = Reporter(destination.masked(), destination.secrets)
-        self.buffer: deque[Item] = deque()
+        self.buffer: deque[Captured] = deque()
+        self.tallies = Tallies()
+        """Counters of known groups' records, incremented on the application thread (`chatlog.tally`)."""
         self._overflow_lock = threading.Lock()
         self._closed = False
         self._reset_state()
@@ -182,6 +177,9 @@ class Dispatcher:
         """Everything that belongs to one process (called again in a forked child)."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self.idle = False
+        """True while the thread sleeps with nothing queued: the next record must `wake` it."""
+        self.tallies.clear()
         self._waiters: list[tuple[float, threading.Event]] = []
         self._closing = False
         self._groups = GroupTable(
@@ -221,10 +219,27 @@ class Dispatcher:
         with self._overflow_lock:
             self._overflow += 1
 
+    def queue(self, item: Captured) -> None:
+        """Queue one captured record and wake the thread if it sleeps (the handler inlines this)."""
+        self.buffer.append(item)
+        if self.idle:
+            self.wake()
+
+    def wake(self) -> None:
+        """Start a round now (a record arrived while the thread slept with nothing to do)."""
+        self.idle = False
+        self._wake.set()
+
+    @property
+    def own_thread_ids(self) -> tuple[int | None, int | None]:
+        """Idents of chatlog's own threads for this handler: their records are never fed back."""
+        return self._thread_ident, self._courier.ident
+
     def stats(self) -> ChatStats:
         """A consistent snapshot of the accounting."""
         with self._lock:
-            queued = len(self.buffer)
+            self._file_counted(self._clock())
+            queued = len(self.buffer) + self.tallies.owed
             dropped = self._overflow + self._undeliverable
             return ChatStats(
                 accepted=self._overflow + self._processed + queued,
@@ -279,7 +294,8 @@ class Dispatcher:
 
     def _is_empty(self) -> bool:
         with self._lock:
-            return not self.buffer and self._groups.unsent == 0
+            self._file_counted(self._clock())
+            return not self.buffer and self._groups.unsent == 0 and not self.tallies.owed
 
     # ---- background thread --------------------------------------------------------------
 
@@ -294,14 +310,29 @@ class Dispatcher:
         while True:
             try:
                 delay = self.step()
-            except Exception as exc:  # the loop must survive anything; say so and go on
+            except BaseException as exc:
                 self.reporter.report("internal", f"internal error, continuing: {type(exc).__name__}: {exc}")
                 delay = self.timing.poll_interval
             if self._closing:
                 break
-            self._wake.wait(delay)
+            if delay > self.timing.poll_interval and not self._go_idle():
+                delay = 0.0  # a record arrived just before the flag was up: file it now
+            self._wake.wait(None if delay == math.inf else delay)
             self._wake.clear()
+            self.idle = False
         self._final_flush()
+
+    def _go_idle(self) -> bool:
+        """Raise `idle` before a long sleep; False (and `idle` lowered again) when records came meanwhile.
+
+        The application appends (or counts) first and reads `idle` second; this thread raises `idle`
+        first and looks second. Under the GIL one of the two sees the other: no record waits for a
+        deadline, and no log call pays for a wake-up unless this thread really sleeps."""
+        self.idle = True
+        if self.buffer or self._drain(budget_s=ROUND_BUDGET_S)[1]:
+            self.idle = False
+            return False
+        return True
 
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.timing.close_timeout
@@ -327,33 +358,50 @@ class Dispatcher:
                 self._client.close()
 
     def step(self) -> float:
-        """One round: drain the buffer, send if a batch is due. Returns seconds until the next round."""
-        self._drain()
+        """One round: file queued records (for at most `ROUND_BUDGET_S`), send if a batch is due.
+
+        Returns seconds until the next round is needed; ``inf`` when only a record, an answer or
+        flush()/close() can make one necessary (the thread then sleeps until woken).
+        """
+        emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if self._thread_ident is not None else None)
         now = self._clock()
         self._follow_clock(now)
-        if self._flight is not None:  # a request is out: keep draining until its answer comes
+        wait = self._send_if_due(now)
+        if not emptied:
+            return 0.0
+        if filed:  # records are arriving: file the next ones within a poll interval
+            wait = min(wait, self.timing.poll_interval)
+        return min(wait, self._waiter_wait(self._clock()))
+
+    def _send_if_due(self, now: float) -> float:
+        """Settle an answer that came, start a send that is due; seconds until something is due."""
+        if self._flight is not None:  # a request is out: its answer wakes the thread
             outcome = self._courier.take()
             if outcome is None:
                 self._release_waiters(now=now)
-                return self.timing.poll_interval
+                return math.inf
             self._land(outcome)
             now = self._clock()
         self._release_waiters(now=now)
         if self._disabled_reason:
             self._discard_unsent()
             self._release_waiters(force=True)
-            return self.timing.poll_interval
+            return math.inf
         if not self._groups.unsent:
             self._release_waiters(force=True)
-            return self.timing.poll_interval
+            return math.inf
         due = self._due_at(forced=bool(self._waiters))
         if now < due:
-            return min(self.timing.poll_interval, due - now)
+            return due - now
         wait = self._window.wait(now)
         if wait > 0:
-            return min(self.timing.poll_interval, wait)
+            return wait
         self._launch(now)
-        return self.timing.poll_interval
+        return math.inf if self._flight is not None else 0.0
+
+    def _waiter_wait(self, now: float) -> float:
+        with self._lock:
+            return min((deadline - now for deadline, _ in self._waiters), default=math.inf)
 
     def _follow_clock(self, now: float) -> None:
         """After the clock stepped back, move every deadline back with it (see `ClockWatch`)."""
@@ -369,32 +417,58 @@ class Dispatcher:
         ready = self._backoff.ready_at()
         return ready if forced else max(self._schedule.due_at(), ready)
 
-    def _drain(self) -> None:
+    def _drain(self, budget_s: float | None = None) -> tuple[bool, int]:
+        """File queued and counted records, for at most `budget_s` (None: until the buffer is empty).
+
+        Returns whether the buffer was emptied and how many records were filed."""
         buffer = self.buffer
-        own = (self._thread_ident, self._courier.ident)
+        own = self.own_thread_ids
         threaded = self._thread_ident is not None
         catch_up = self.timing.max_queue // 2
+        stop_at = math.inf if budget_s is None else time.perf_counter() + budget_s
+        filed = 0
         while buffer:
-            if threaded and len(buffer) < catch_up:
-                time.sleep(0)  # hands the GIL to the application thread when it waits for it
+            if threaded:
+                if time.perf_counter() >= stop_at:
+                    break
+                if len(buffer) < catch_up:
+                    time.sleep(0)  # hands the GIL to the application thread when it waits for it
             with self._lock:
+                now = self._clock()
                 for _ in range(min(len(buffer), _DRAIN_BATCH)):
                     item = buffer.popleft()
-                    if item[C_THREAD] in own:
+                    if thread_of(item) in own:
                         continue  # our own thread (httpx logging our requests): never feed ourselves
-                    self._add(item)
+                    self._file(item, now)
+                    filed += 1
+        with self._lock:
+            filed += self._file_counted(self._clock())
+        return not buffer, filed
 
-    def _add(self, item: Captured) -> None:
+    def _file(self, item: Captured, now: float) -> None:
+        """Count one captured record in its group (the group's first record becomes its sample)."""
         self._processed += 1
+        level = level_of(item)
         try:
-            key = captured_fingerprint(item)
-        except Exception:
-            key = (item[C_LEVEL], str(item[C_NAME]), "<unreadable record>", "", "")
-        level = item[C_LEVEL] if isinstance(item[C_LEVEL], int) else logging.ERROR
-        self._schedule.record_filed(self._clock(), level)
-        self._groups.add(key, item[C_CREATED],
-                         lambda: safe_snapshot(replay(item), item[C_MESSAGE], self._context_fields),
-                         level)
+            key = fingerprint(item)
+        except BaseException:
+            key = (level, "?", "<unreadable record>", "", "")
+        self._schedule.record_filed(now, level)
+        self._groups.add(key, created_of(item), lambda: _safe_sample(item), level)
+        tally_key = key_of(item)
+        if tally_key is not None:
+            self.tallies.link(tally_key, key, self._groups.sample_of(key), level, now)
+
+    def _file_counted(self, now: float) -> int:
+        """Count the records the application only counted (`chatlog.tally`) in their groups."""
+        filed = 0
+        created = time.time()
+        for tally, count in self.tallies.collect(now):
+            self._processed += count
+            filed += count
+            self._schedule.record_filed(now, tally.level)
+            self._groups.add(tally.fingerprint, created, _given(tally.sample), tally.level, count=count)
+        return filed
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
@@ -519,6 +593,19 @@ class Dispatcher:
         self._thread = None
         if was_running:
             self._start_thread()
+
+
+def _given(entry: Entry | None) -> Callable[[], Entry | None]:
+    return lambda: entry
+
+
+def _safe_sample(item: Captured) -> Entry:
+    try:
+        return sample(item)
+    except BaseException as exc:
+        return Entry(created=created_of(item), level=level_of(item), level_name="?", logger="?",
+                     message=f"[chatlog could not read this record: {type(exc).__name__}]",
+                     pathname="?", lineno=0, func="?")
 
 
 def _holds_logging_lock() -> bool:

@@ -1,7 +1,7 @@
-"""What chatlog keeps of one log record: the `Entry` snapshot and its fingerprint.
+"""What chatlog shows of one log record (`Entry`), and text made safely from application values.
 
-The application thread only formats the message and queues ``(record, message)``;
-everything here runs on the dispatcher thread.
+`safe_str` and `format_message` run on the application thread at log time (see `chatlog.capture`);
+`render_traceback` runs on the dispatcher, once per group.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
@@ -21,40 +20,6 @@ TRACEBACK_LINE_LIMIT_CHARS = 1_000
 EXTRA_VALUE_LIMIT_CHARS = 200
 TEMPLATE_LIMIT_CHARS = 500
 """A fingerprint keeps this much of a message template (groups live up to ``repeat_interval``)."""
-
-Fingerprint = tuple[int, str, str, str, str]
-"""(level, logger name, message template, exception type, innermost frame "file:line")."""
-
-Captured = tuple[
-    str, float, int, str, str, object, bool, str, int, str, int | None, object, str | None, str | None,
-    tuple[tuple[Any, object], ...],  # extra={1: ...} puts a non-str key into __dict__
-]
-"""What ``ChatHandler.emit`` queues (`capture`): message, created, levelno, levelname, name, msg, whether
-it had args, pathname, lineno, funcName, thread, exc_info, exc_text, stack_info, extra (name, value) pairs."""
-
-# Positions in a `Captured` tuple (a plain tuple, not a NamedTuple: only exact tuples are untracked by gc).
-C_MESSAGE: Final = 0
-C_CREATED: Final = 1
-C_LEVEL: Final = 2
-C_LEVELNAME: Final = 3
-C_NAME: Final = 4
-C_MSG: Final = 5
-C_HAS_ARGS: Final = 6
-C_PATHNAME: Final = 7
-C_LINENO: Final = 8
-C_FUNC: Final = 9
-C_THREAD: Final = 10
-C_EXC_INFO: Final = 11
-C_EXC_TEXT: Final = 12
-C_STACK_INFO: Final = 13
-C_EXTRA: Final = 14
-_RECORD_ATTR_COUNT = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
-
-_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message",
-    "asctime",
-    "taskName",
-}
 
 _VARIABLE_PARTS = re.compile(
     r"""'[^']*'|"[^"]*"                                   # quoted values
@@ -97,15 +62,29 @@ def normalize(message: str) -> str:
     return _VARIABLE_PARTS.sub("<*>", message[:500])
 
 
+PROPAGATED: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
+"""Exceptions that application code raising inside a log call keeps raising, as with the stdlib's own
+handlers: Ctrl-C and a signal handler's ``sys.exit()`` arrive this way, and swallowing them would keep
+running a process that was told to stop. Every other exception, `BaseException` subclasses such as
+``CancelledError`` and ``GeneratorExit`` included, becomes text that says what happened."""
+
+
 def safe_str(value: object, limit: int = MESSAGE_LIMIT_CHARS) -> str:
-    """``str(value)`` that never raises and never returns more than `limit` characters."""
+    """``str(value)`` that returns at most `limit` characters and raises nothing but `PROPAGATED`."""
     try:
-        text = value if isinstance(value, str) else str(value)
+        text = value if type(value) is str else str(value)
         if not isinstance(text, str):
             raise TypeError(f"__str__ returned {type(text).__name__}")
-    except Exception as exc:
-        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    except PROPAGATED:
+        raise
+    except BaseException as exc:
+        text = f"<unprintable {_type_name(value)}: {_type_name(exc)}>"
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} chars cut]"
+
+
+def _type_name(value: object) -> str:
+    name = getattr(type(value), "__name__", "?")
+    return name if isinstance(name, str) else "?"
 
 
 def format_message(record: logging.LogRecord) -> str:
@@ -116,7 +95,9 @@ def format_message(record: logging.LogRecord) -> str:
     """
     try:
         message = _capped_message(record) if _has_huge_part(record) else record.getMessage()
-    except Exception as exc:
+    except PROPAGATED:
+        raise
+    except BaseException as exc:
         message = _describe_unformattable(record, exc)
     if not isinstance(message, str):
         return safe_str(message)
@@ -166,137 +147,54 @@ def _capped_message(record: logging.LogRecord) -> str:
     return message
 
 
-def _describe_unformattable(record: logging.LogRecord, exc: Exception) -> str:
+def _describe_unformattable(record: logging.LogRecord, exc: BaseException) -> str:
     msg = safe_str(record.msg, 500)
     args = safe_str(_safe_repr(record.args), 500)
-    return f"{msg} [chatlog could not format this message with args {args}: {type(exc).__name__}: {exc}]"
+    return (f"{msg} [chatlog could not format this message with args {args}: "
+            f"{_type_name(exc)}: {safe_str(exc, 500)}]")
 
 
 def _safe_repr(value: object) -> str:
     try:
         return repr(value)
-    except Exception as exc:
-        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    except PROPAGATED:
+        raise
+    except BaseException as exc:
+        return f"<unrepresentable {_type_name(value)}: {_type_name(exc)}>"
 
 
-def _innermost(tb: TracebackType | None) -> str:
-    if tb is None:
-        return ""
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-
-
-def _exc_type_name(exc_type: type[BaseException] | None) -> str:
+def exception_type_name(exc_type: object) -> str:
+    """``"ValueError"``, ``"requests.exceptions.Timeout"``: how an alert names an exception's type."""
     if exc_type is None:
         return ""
     module = getattr(exc_type, "__module__", "")
     name = getattr(exc_type, "__qualname__", "?")
-    return name if module in ("builtins", "__main__", "") else f"{module}.{name}"
+    name = name if isinstance(name, str) else "?"
+    if not isinstance(module, str) or module in ("builtins", "__main__", ""):
+        return name
+    return f"{module}.{name}"
 
 
-def fingerprint(record: logging.LogRecord, message: str) -> Fingerprint:
-    """The group a record belongs to; records that differ only in their arguments share it."""
-    return _fingerprint(record.levelno, record.name, record.msg, bool(record.args), message, record.exc_info)
+def render_traceback(exc_info: tuple[Any, Any, Any] | None, exc_text: str | None,
+                     stack_info: str | None) -> tuple[str | None, str | None]:
+    """``(exception type name, capped traceback text)`` of a record; never raises.
 
-
-def captured_fingerprint(item: Captured) -> Fingerprint:
-    """`fingerprint` of a `capture`d record."""
-    return _fingerprint(item[C_LEVEL], item[C_NAME], item[C_MSG], item[C_HAS_ARGS], item[C_MESSAGE],
-                        item[C_EXC_INFO])
-
-
-def _fingerprint(
-    level: int, name: str, msg: object, has_args: bool, message: str, exc_info: object
-) -> Fingerprint:
-    if has_args:
-        template = msg[:TEMPLATE_LIMIT_CHARS] if isinstance(msg, str) else safe_str(msg, TEMPLATE_LIMIT_CHARS)
-    else:
-        template = normalize(message)
-    if isinstance(exc_info, tuple) and exc_info and exc_info[0] is not None:
-        return (level, name, template, _exc_type_name(exc_info[0]), _innermost(exc_info[2]))
-    return (level, name, template, "", "")
-
-
-def capture(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Captured:
-    """What the application thread keeps of a record: its values in a plain tuple, not the record.
-
-    A queued LogRecord keeps three or four container objects alive until the dispatcher drains it
-    (up to a poll interval later); thousands of them survive collections, get promoted, and make the
-    garbage collector run 1-11 ms generation-1/2 collections on the application thread. A tuple of
-    strings and numbers is untracked by the first collection it meets, and the record is freed at once.
+    Runs on the dispatcher for a group's first record. Formatting calls the exception's own
+    ``__str__`` (application code): anything it raises, `BaseException` included, becomes a note.
     """
-    attrs = record.__dict__
-    if fields is not None:
-        extra = tuple((key, attrs[key]) for key in fields if key in attrs)
-    elif len(attrs) > _RECORD_ATTR_COUNT:  # extra={...}, or a formatter added message/asctime
-        extra = tuple((k, v) for k, v in attrs.items() if k not in _STANDARD_ATTRS)  # record_extra filters
-    else:
-        extra = ()
-    return (message, record.created, record.levelno, record.levelname, record.name, record.msg,
-            bool(record.args), record.pathname, record.lineno, record.funcName, record.thread,
-            record.exc_info, record.exc_text, record.stack_info, extra)
-
-
-def replay(item: Captured) -> logging.LogRecord:
-    """A LogRecord with a `capture`d record's values, for `snapshot` (once per group; no ``__init__``)."""
-    record = logging.LogRecord.__new__(logging.LogRecord)
-    attrs = record.__dict__
-    (_, attrs["created"], attrs["levelno"], attrs["levelname"], attrs["name"], attrs["msg"], _,
-     attrs["pathname"], attrs["lineno"], attrs["funcName"], attrs["thread"], attrs["exc_info"],
-     attrs["exc_text"], attrs["stack_info"], extra) = item
-    attrs["args"] = ()
-    attrs.update(extra)
-    return record
-
-
-def snapshot(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Entry:
-    """The `Entry` for a record, with its traceback rendered and capped; `fields` picks the extras."""
-    exc_type, tb_text = _render_exception(record)
-    if record.stack_info:
-        tb_text = ((tb_text or "") + "\n" + record.stack_info).strip()
-    return Entry(
-        created=record.created,
-        level=record.levelno,
-        level_name=record.levelname,
-        logger=record.name,
-        message=message,
-        pathname=record.pathname,
-        lineno=record.lineno,
-        func=record.funcName or "?",
-        exc_type=exc_type,
-        traceback=_cap_traceback(tb_text),
-        extra=record_extra(record, fields),
-    )
-
-
-def safe_snapshot(record: logging.LogRecord, message: str, fields: tuple[str, ...] | None = None) -> Entry:
-    """`snapshot`, or for a record it cannot read, an `Entry` that says so: the record still counts."""
-    try:
-        return snapshot(record, message, fields)
-    except Exception as exc:
-        return Entry(
-            created=record.created if isinstance(record.created, (int, float)) else 0.0,
-            level=record.levelno if isinstance(record.levelno, int) else logging.ERROR,
-            level_name=safe_str(record.levelname, 40),
-            logger=safe_str(record.name, 200),
-            message=f"{safe_str(message)} [chatlog could not read this record: {type(exc).__name__}]",
-            pathname=safe_str(record.pathname, 500),
-            lineno=record.lineno if isinstance(record.lineno, int) else 0,
-            func=safe_str(record.funcName, 200),
-        )
-
-
-def _render_exception(record: logging.LogRecord) -> tuple[str | None, str | None]:
-    exc_info = record.exc_info
+    exc_type: str | None = None
     if not exc_info or exc_info[0] is None:
-        return None, record.exc_text or None
-    try:
-        # Cut each piece first: a huge exception message would otherwise fill the whole kept tail.
-        text = "".join(_cap_line(piece) for piece in traceback.format_exception(*exc_info))
-    except Exception as exc:
-        text = f"<traceback could not be rendered: {type(exc).__name__}>"
-    return _exc_type_name(exc_info[0]), text
+        text = exc_text or None
+    else:
+        exc_type = exception_type_name(exc_info[0])
+        try:
+            # Cut each piece first: a huge exception message would otherwise fill the whole kept tail.
+            text = "".join(_cap_line(piece) for piece in traceback.format_exception(*exc_info))
+        except BaseException as exc:
+            text = f"<traceback could not be rendered: {_type_name(exc)}>"
+    if stack_info:
+        text = ((text or "") + "\n" + stack_info).strip()
+    return exc_type, _cap_traceback(text)
 
 
 def _cap_line(piece: str) -> str:
@@ -311,23 +209,3 @@ def _cap_traceback(text: str | None) -> str | None:
         return text
     cut = len(text) - TRACEBACK_LIMIT_CHARS
     return f"[{cut} chars of traceback cut]\n" + text[cut:]
-
-
-def record_extra(
-    record: logging.LogRecord, names: tuple[str, ...] | None = None
-) -> tuple[tuple[str, str], ...]:
-    """Fields that the caller added with ``extra={...}``, as short ``(key, value)`` strings.
-
-    With `names`, only those fields, in that order (standard attributes such as ``funcName`` too).
-    """
-    attrs = record.__dict__
-    if names is not None:
-        return tuple((key, safe_str(attrs[key], EXTRA_VALUE_LIMIT_CHARS)) for key in names if key in attrs)
-    fields: list[tuple[str, str]] = []
-    for key, value in attrs.items():
-        # extra={1: ...} is accepted by logging and lands in __dict__ with a non-str key
-        if not isinstance(key, str):
-            key = safe_str(key, EXTRA_VALUE_LIMIT_CHARS)
-        if key not in _STANDARD_ATTRS and not key.startswith("_"):
-            fields.append((key, safe_str(value, EXTRA_VALUE_LIMIT_CHARS)))
-    return tuple(fields[:20])

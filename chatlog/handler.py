@@ -5,12 +5,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 
+from chatlog.capture import Captured, capture
 from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
-from chatlog.entry import capture, format_message
+from chatlog.entry import format_message
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -78,6 +79,7 @@ class ChatHandler(logging.Handler):
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
                                       context_fields=self._context_fields)
         self._buffer = self._dispatcher.buffer
+        self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
         self._close_timeout = timing.close_timeout
 
@@ -95,14 +97,40 @@ class ChatHandler(logging.Handler):
         return bool(rv)
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue the record with its message formatted now (arguments as they are at log time)."""
+        """Count the record when its group is known already, else capture it: the message formatted and
+        the extras rendered now, as they are at log time (`chatlog.capture`, `chatlog.tally`)."""
+        dispatcher = self._dispatcher
+        try:
+            key = _tally_key(record)
+            counter = self._counters.get(key) if key is not None else None
+            if counter is not None:
+                next(counter)  # atomic: one C call under the GIL
+            elif len(self._buffer) < self._max_queue:
+                item = capture(record, format_message(record), self._context_fields, key)
+                if key is not None and record.thread not in dispatcher.own_thread_ids:
+                    dispatcher.tallies.register(key)  # before the append: the thread links it when filing
+                self._buffer.append(item)
+            else:
+                dispatcher.count_overflow()
+            if dispatcher.idle:
+                dispatcher.wake()
+        except Exception:
+            dispatcher.count_overflow()  # never raise into the application; the loss is counted
+
+    @property
+    def context_fields(self) -> tuple[str, ...] | None:
+        """The ``extra`` / ``bind()`` fields an alert shows (None: all, up to 20)."""
+        return self._context_fields
+
+    def enqueue(self, item: Captured) -> None:
+        """Queue a record another front end captured (the loguru sink); never blocks or raises."""
         try:
             if len(self._buffer) < self._max_queue:
-                self._buffer.append(capture(record, format_message(record), self._context_fields))
+                self._dispatcher.queue(item)
             else:
                 self._dispatcher.count_overflow()
         except Exception:
-            self._dispatcher.count_overflow()  # never raise into the application; the loss is counted
+            self._dispatcher.count_overflow()
 
     def stats(self) -> ChatStats:
         """Accounting: accepted, dropped, pending, delivered_records, messages_sent, messages_failed."""
@@ -118,10 +146,30 @@ class ChatHandler(logging.Handler):
     def close(self) -> None:
         """Deliver what is pending within ``close_timeout``, stop the thread. Idempotent."""
         self._max_queue = 0  # records logged after close are counted as dropped
+        self._counters = {}
         try:
             self._dispatcher.close(self._close_timeout)
         finally:
             super().close()
+
+
+def _tally_key(record: logging.LogRecord) -> Hashable:
+    """What makes a record's fingerprint, cheaply and exactly: the ``%``-template object, level, logger,
+    whether it had arguments, and for an exception its type and innermost frame. None: not countable."""
+    msg = record.msg
+    if type(msg) is not str:
+        return None
+    exc_info = record.exc_info
+    if exc_info is None:
+        return (msg, record.levelno, record.name, not record.args)
+    if type(exc_info) is not tuple or len(exc_info) != 3:
+        return None
+    tb = exc_info[2]
+    if tb is None:
+        return (msg, record.levelno, record.name, not record.args, exc_info[0])
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return (msg, record.levelno, record.name, not record.args, exc_info[0], tb.tb_frame.f_code, tb.tb_lineno)
 
 
 def _seconds(name: str, value: object) -> float:

@@ -1,8 +1,9 @@
 """The loguru front end: ``logger.add(chatlog.loguru.sink(url, level=...))``.
 
-Each loguru message becomes a `logging.LogRecord` built from loguru's own record (level, name,
-file, line, function, exception, ``extra``), not from the formatted string, and goes to a
-`ChatHandler`; grouping, tracebacks and accounting are therefore the same as for stdlib records.
+Each loguru message becomes the same capture a stdlib record becomes (`chatlog.capture`), built from
+loguru's own record (level, name, file, line, function, exception, ``extra``), not from the formatted
+string, and goes to a `ChatHandler`; grouping, tracebacks and accounting are the same as for stdlib
+records.
 Needs the ``loguru`` extra (``pip install 'chatlog[loguru]'``); ``import chatlog`` never imports this.
 """
 
@@ -11,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from chatlog.capture import Captured, capture_values, mapping_text
 from chatlog.dispatcher import ChatStats
+from chatlog.entry import safe_str
 from chatlog.handler import ChatHandler
 
 if TYPE_CHECKING:
@@ -23,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["Sink", "sink"]
 
 _UNAWAITED_COMPLETE = r"coroutine 'Sink\.complete' was never awaited"
-_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 class Sink:
@@ -48,15 +52,17 @@ class Sink:
 
     def write(self, message: Message) -> None:
         """Queue one loguru message (called by loguru under its handler lock); never blocks or raises."""
+        handler = self._handler
         try:
-            record = _log_record(message.record)
+            if message.record["level"].no < handler.level:
+                return
+            item = _captured(message.record, handler.context_fields)
         except Exception as exc:  # a record we cannot read still counts, with the text loguru formatted
-            record = logging.LogRecord(
-                "loguru", logging.ERROR, "?", 0, f"{message.strip()} [chatlog could not read the loguru "
-                f"record: {type(exc).__name__}]", None, None,
-            )
-        if record.levelno >= self._handler.level:
-            self._handler.handle(record)
+            text = (f"{safe_str(message).strip()} [chatlog could not read the loguru record: "
+                    f"{type(exc).__name__}]")
+            item = capture_values(text, time.time(), logging.ERROR, "ERROR", "loguru", None, "?", 0, "?",
+                                  threading.get_ident(), None, None, None, ())
+        handler.enqueue(item)
 
     def stop(self) -> None:
         """Deliver what is pending within ``close_timeout`` and stop (loguru's ``logger.remove``)."""
@@ -92,8 +98,8 @@ def sink(url: str, **options: Any) -> Sink:
 sink.__signature__ = inspect.signature(ChatHandler).replace(return_annotation=Sink)  # type: ignore[attr-defined]
 
 
-def _log_record(record: Record) -> logging.LogRecord:
-    """The `logging.LogRecord` for a loguru record: same level number, location, exception and extras.
+def _captured(record: Record, fields: tuple[str, ...] | None) -> Captured:
+    """The capture of a loguru record: same level number, location, exception and extras as loguru's.
 
     The message is loguru's, already formatted, so chatlog groups it by its normalised text.
     """
@@ -101,29 +107,12 @@ def _log_record(record: Record) -> logging.LogRecord:
     exc_info = None
     if exception is not None and exception.type is not None and exception.value is not None:
         exc_info = (exception.type, exception.value, exception.traceback)
-    log_record = logging.LogRecord(
-        record["name"] or "loguru",
-        record["level"].no,
-        record["file"].path,
-        record["line"],
-        record["message"],
-        None,
-        exc_info,
-        func=record["function"],
+    level = record["level"]
+    return capture_values(
+        safe_str(record["message"]), record["time"].timestamp(), level.no, level.name,
+        record["name"] or "loguru", None, record["file"].path, record["line"], record["function"],
+        record["thread"].id, exc_info, None, None, mapping_text(record["extra"], fields),
     )
-    created = record["time"].timestamp()
-    log_record.levelname = record["level"].name
-    log_record.module = record["module"]
-    log_record.created = created
-    log_record.msecs = (created - int(created)) * 1000
-    log_record.thread = record["thread"].id
-    log_record.threadName = record["thread"].name
-    log_record.process = record["process"].id
-    log_record.processName = record["process"].name
-    for key, value in record["extra"].items():
-        name = str(key)
-        log_record.__dict__[f"{name}_" if name in _RESERVED else name] = value
-    return log_record
 
 
 def _level_number(level: int | str) -> int | str:

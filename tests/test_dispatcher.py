@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatlog.capture import capture
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.entry import capture
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from tests.conftest import assert_accounting
 
@@ -45,7 +45,7 @@ def dispatcher(bot: FakeBot, clock: Clock) -> Iterator[Dispatcher]:
 
 def log(dispatcher: Dispatcher, message: str = "order %s failed", *args: object) -> None:
     record = logging.LogRecord("shop", logging.ERROR, "shop.py", 1, message, args or (1,), None)
-    dispatcher.buffer.append(capture(record, record.getMessage()))
+    dispatcher.queue(capture(record, record.getMessage()))
 
 
 def test_first_batch_waits_group_wait_for_related_records(dispatcher: Dispatcher, bot: FakeBot,
@@ -176,7 +176,7 @@ def test_worse_news_than_the_last_message_waits_group_wait_not_group_interval(
     dispatcher: Dispatcher, bot: FakeBot, clock: Clock
 ) -> None:
     warning = logging.LogRecord("shop", logging.WARNING, "shop.py", 1, "slow query %s", (1,), None)
-    dispatcher.buffer.append(capture(warning, warning.getMessage()))
+    dispatcher.queue(capture(warning, warning.getMessage()))
     dispatcher.step()
     clock.now += 5.0
     dispatcher.step()

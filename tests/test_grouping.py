@@ -8,8 +8,9 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatlog.capture import capture, fingerprint, sample
 from chatlog.digest import Context, GroupTable
-from chatlog.entry import fingerprint, format_message, normalize, snapshot
+from chatlog.entry import format_message, normalize
 
 
 def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = "app",
@@ -24,7 +25,7 @@ def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = 
 
 
 def _key(record: logging.LogRecord) -> object:
-    return fingerprint(record, format_message(record))
+    return fingerprint(capture(record, format_message(record)))
 
 
 def test_records_that_differ_only_in_arguments_share_a_group() -> None:
@@ -62,7 +63,7 @@ def test_unformattable_messages_are_described_not_raised() -> None:
 
 def test_snapshot_renders_the_traceback_of_the_sample() -> None:
     record = _record("failed %s", 1, exc=True)
-    entry = snapshot(record, format_message(record))
+    entry = sample(capture(record, format_message(record)))
     assert entry.exc_type == "ValueError"
     assert entry.traceback is not None and "ValueError: boom" in entry.traceback
     assert entry.location == "/app/orders.py:42 in pay"
@@ -71,14 +72,15 @@ def test_snapshot_renders_the_traceback_of_the_sample() -> None:
 def test_extra_fields_are_kept_as_short_strings() -> None:
     record = _record("x")
     record.__dict__.update(request_id="r-1", user={"id": 7})
-    entry = snapshot(record, "x")
+    entry = sample(capture(record, "x"))
     assert ("request_id", "r-1") in entry.extra
     assert ("user", "{'id': 7}") in entry.extra
 
 
 def _add(table: GroupTable, record: logging.LogRecord, at: float) -> None:
     message = format_message(record)
-    table.add(fingerprint(record, message), at, lambda: snapshot(record, message))
+    item = capture(record, message)
+    table.add(fingerprint(item), at, lambda: sample(item))
 
 
 def test_storm_of_one_template_becomes_one_group_with_its_count() -> None:

@@ -26,10 +26,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlog import ChatHandler
+from chatlog.capture import capture
 from chatlog.destinations import resolve
 from chatlog.digest import Context, Digest, GroupSummary
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.entry import Entry, capture, format_message
+from chatlog.entry import Entry, format_message
 from chatlog.platforms._base import Payload
 from chatlog.testing import PLATFORM_RULES, FakePlatforms
 from tests import registry
@@ -290,7 +291,7 @@ def test_storm_of_distinct_long_templates_keeps_memory_bounded_and_every_record_
                     # f-string templates: each record brings its own 3,000-character template
                     template = f"job {chunk * 1_000 + n:05d} failed: " + "detail " * 430 + "%s"
                     record = logging.LogRecord("jobs", logging.ERROR, "jobs.py", 9, template, (n,), None)
-                    dispatcher.buffer.append(capture(record, format_message(record)))
+                    dispatcher.queue(capture(record, format_message(record)))
                 dispatcher.step()
 
         retained = _retained_by(storm)
@@ -321,7 +322,7 @@ def test_per_group_memory_is_bounded_whatever_a_record_carries(fake_platforms: F
                 record = logging.LogRecord("app", logging.ERROR, "app.py", n, f"kind {n} " + megabyte, None,
                                            exc_info, "handler", megabyte)
                 record.__dict__.update(extra)
-                dispatcher.buffer.append(capture(record, format_message(record)))
+                dispatcher.queue(capture(record, format_message(record)))
                 if n % 10 == 0:
                     dispatcher.step()
             dispatcher.step()
@@ -342,13 +343,13 @@ def test_new_error_after_many_delivered_ones_is_shown_on_its_own(fake_platforms:
         for kind in range(12):
             record = logging.LogRecord("app", logging.ERROR, "app.py", kind, f"known failure {kind} %s",
                                        (1,), None)
-            dispatcher.buffer.append(capture(record, record.getMessage()))
+            dispatcher.queue(capture(record, record.getMessage()))
         dispatcher.step()
         clock.now += 5.0
         dispatcher.step()
         assert len(bot.messages) == 1
         record = logging.LogRecord("app", logging.ERROR, "app.py", 99, "disk %s is full", ("/var",), None)
-        dispatcher.buffer.append(capture(record, record.getMessage()))
+        dispatcher.queue(capture(record, record.getMessage()))
         clock.now += 60.0
         dispatcher.step()
         clock.now += 5.0
@@ -373,7 +374,7 @@ def test_overflowing_critical_records_keep_their_level_and_their_mention(
             level = logging.WARNING if n < 5 else logging.CRITICAL
             text = f"slow query {n}" if n < 5 else f"shard {n} lost"
             record = logging.LogRecord("db", level, "db.py", n, text + " %s", (n,), None)
-            dispatcher.buffer.append(capture(record, record.getMessage()))
+            dispatcher.queue(capture(record, record.getMessage()))
         dispatcher.step()
         clock.now += 5.0
         dispatcher.step()
