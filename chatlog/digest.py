@@ -22,7 +22,6 @@ class Context:
     environment: str | None = None
     host: str = ""
     pid: int = 0
-    keyword: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +37,26 @@ class GroupSummary:
     """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
     merged_groups: int = 0
     """For the overflow bucket: how many distinct groups were merged into it."""
+    template: str = ""
+    """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
+    its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """Who a digest mentions: `always` (the destination's ``at=``), then the ids of every level in
+    `by_level` (``mentions=``, sorted by level) that the digest's level reaches."""
+
+    by_level: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    always: tuple[str, ...] = ()
+
+    def for_level(self, level: int) -> tuple[str, ...]:
+        """The ids a digest of `level` mentions, in order, each once."""
+        ids = list(dict.fromkeys(self.always))
+        for threshold, names in self.by_level:
+            if level >= threshold:
+                ids.extend(name for name in names if name not in ids)
+        return tuple(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +101,7 @@ class _Group:
     last_seen: float = 0.0
     unsent_first: float = 0.0
     shown_full_at: float | None = None
+    template: str = ""
     merged: set[int] = field(default_factory=set)
     """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
 
@@ -147,14 +167,17 @@ class GroupTable:
             if len(other.merged) < 100_000:
                 other.merged.add(hash(key))
             return other
-        group = self._groups[key] = _Group(sample, first_seen=created)
+        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key))
         return group
 
-    def digest(self, now: float, context: Context, dropped: int, mentions: tuple[str, ...]) -> Digest:
-        """The digest of everything not yet sent; the table is unchanged until `mark_sent`."""
+    def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
+               batch: str = "") -> Digest:
+        """The digest of everything not yet sent, complete: its mentions for its level, its `batch`
+        name. The table is unchanged until `mark_sent`."""
         live = [group for group in self._groups.values() if group.unsent]
         live.sort(key=lambda g: (-g.sample.level, -g.unsent, g.first_seen))
         summaries = tuple(self._summary(group, now) for group in live)
+        level = max((group.sample.level for group in summaries), default=logging.ERROR)
         return Digest(
             groups=summaries,
             level_counts=_level_counts(live),
@@ -162,7 +185,8 @@ class GroupTable:
             window_end=max((g.last_seen for g in live), default=0.0),
             context=context,
             dropped=dropped,
-            mentions=mentions,
+            mentions=(mentions or Mentions()).for_level(level),
+            batch=batch,
         )
 
     def _summary(self, group: _Group, now: float) -> GroupSummary:
@@ -174,6 +198,7 @@ class GroupTable:
             last_seen=group.last_seen,
             repeat=self._within_repeat(group, now),
             merged_groups=len(group.merged),
+            template=group.template,
         )
 
     def mark_sent(self, digest: Digest, now: float, *, shown: bool = True) -> None:
@@ -242,3 +267,10 @@ def _other_sample(created: float, level: int) -> Entry:
         lineno=0,
         func="-",
     )
+
+
+def _template_of_key(key: Hashable) -> str:
+    # A fingerprint is (level, logger, template, exception type, frame); other keys (tests) have none.
+    if isinstance(key, tuple) and len(key) > 2 and isinstance(key[2], str):
+        return key[2]
+    return ""

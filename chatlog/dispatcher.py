@@ -16,14 +16,14 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import httpx
 
 from chatlog._report import Reporter
 from chatlog.capture import Captured, created_of, fingerprint, key_of, level_of, sample, thread_of
-from chatlog.digest import Context, Digest, GroupTable
+from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.entry import Entry
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
@@ -145,12 +145,12 @@ class Dispatcher:
         *,
         timing: Timing | None = None,
         context: Context | None = None,
-        mentions: Mapping[int, Sequence[str]] | None = None,
+        mentions: Mentions | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
     ) -> None:
-        """`mentions` maps a level to ids mentioned when a digest reaches that level;
+        """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
@@ -158,7 +158,7 @@ class Dispatcher:
         self.destination = destination
         self.timing = timing or Timing()
         self._base_context = context or Context()
-        self._mentions = {level: tuple(ids) for level, ids in (mentions or {}).items()}
+        self._mentions = mentions or Mentions()
         self._clock = clock
         self._context_fields = context_fields
         self.reporter = Reporter(destination.masked(), destination.secrets)
@@ -256,11 +256,14 @@ class Dispatcher:
         if self._closed or thread is None or not thread.is_alive() or timeout <= 0 or _holds_logging_lock():
             return self._is_empty()
         done = threading.Event()
+        deadline = self._clock() + timeout
         with self._lock:
-            self._waiters.append((self._clock() + timeout, done))
+            self._waiters.append((deadline, done))
             self._backoff = self._backoff.retry_now()  # flush() means "try now", even during a backoff
         self._wake.set()
-        if not done.wait(timeout):
+        # Timed out, or released by the loop at the deadline just before the wait would have: the send
+        # still out has been waited for, and close() does not wait for it again.
+        if not done.wait(timeout) or self._clock() >= deadline:
             self._outwaited = self._in_flight
         return self._is_empty()
 
@@ -472,9 +475,9 @@ class Dispatcher:
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
-        digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
-        digest = replace(digest, mentions=self._mentions_for(digest.level),
-                         batch=f"{self._batch_seed}-{self._batch_number}")
+        dropped = self._overflow - self._dropped_reported
+        digest = self._groups.digest(now, self._context, dropped, self._mentions,
+                                     batch=f"{self._batch_seed}-{self._batch_number}")
         payloads = self._render(digest)
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self._window.record(now)
@@ -510,7 +513,7 @@ class Dispatcher:
             return self.destination.render_all(digest)
         except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
             self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            return (self.destination.render_fallback(digest),)
+            return self.destination.render_fallback(digest)
 
     def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         with self._lock:
@@ -561,13 +564,6 @@ class Dispatcher:
         with self._lock:
             self._undeliverable += self._groups.discard_unsent()
             self._schedule.discarded()
-
-    def _mentions_for(self, level: int) -> tuple[str, ...]:
-        ids: list[str] = []
-        for threshold, names in sorted(self._mentions.items()):
-            if level >= threshold:
-                ids.extend(name for name in names if name not in ids)
-        return tuple(ids)
 
     def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
         with self._lock:

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from chatlog.templates import template_of
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
@@ -21,15 +22,6 @@ EXTRA_VALUE_LIMIT_CHARS = 200
 TEMPLATE_LIMIT_CHARS = 500
 """A fingerprint keeps this much of a message template (groups live up to ``repeat_interval``)."""
 
-_VARIABLE_PARTS = re.compile(
-    r"""'[^']*'|"[^"]*"                                   # quoted values
-    |\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b  # UUIDs
-    |\b0x[0-9a-fA-F]+\b                                  # hex literals
-    |\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b               # long hex ids, hashes
-    |-?\d+(?:[.:]\d+)*                                   # numbers, versions, times
-    """,
-    re.VERBOSE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +47,11 @@ class Entry:
 
 
 def normalize(message: str) -> str:
-    """The template of an already formatted message: numbers, ids and quoted values become ``<*>``.
+    """The template of an already formatted message (`chatlog.templates.template_of`): values become ``<*>``.
 
     ``"order 123 failed"`` and ``"order 456 failed"`` normalise to the same string.
     """
-    return _VARIABLE_PARTS.sub("<*>", message[:500])
+    return template_of(message)
 
 
 PROPAGATED: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)

@@ -9,7 +9,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 from chatlog.capture import Captured, capture
 from chatlog.destinations import platform_options, resolve
-from chatlog.digest import Context
+from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
 
@@ -37,19 +37,17 @@ class ChatHandler(logging.Handler):
         self,
         url: str,
         *,
-        secret: str | None = None,
-        keyword: str | None = None,
-        platform: str | None = None,
-        level: int | str = logging.NOTSET,
-        service: str | None = None,
-        environment: str | None = None,
-        group_wait: float = 5.0,
-        group_interval: float = 60.0,
-        repeat_interval: float = 3600.0,
-        max_queue: int = 10_000,
-        close_timeout: float = 5.0,
+        # where to send (the platform's own options arrive in platform_options)
+        secret: str | None = None, keyword: str | None = None, platform: str | None = None,
+        level: int | str = logging.ERROR,
+        # who is speaking
+        service: str | None = None, environment: str | None = None,
+        # when batches go out
+        group_wait: float = 5.0, group_interval: float = 60.0, repeat_interval: float = 3600.0,
+        # bounds
+        max_queue: int = 10_000, close_timeout: float = 5.0, max_groups: int = 200,
+        # what an alert shows
         mentions: Mapping[str | int, Sequence[str]] | None = None,
-        max_groups: int = 200,
         context_fields: Sequence[str] | None = None,
         **platform_options: str | Sequence[str] | None,
     ) -> None:
@@ -67,16 +65,14 @@ class ChatHandler(logging.Handler):
             max_groups=_count("max_groups", max_groups),
         )
         levels = _mention_levels(mentions)
-        if resolved.at:
-            levels[logging.NOTSET] = list(resolved.at)
+        who = Mentions(tuple((level, tuple(levels[level])) for level in sorted(levels)), resolved.at)
         context = Context(
             service=_optional_text("service", service),
             environment=_optional_text("environment", environment),
-            keyword=resolved.keyword,
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
-        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
+        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
                                       context_fields=self._context_fields)
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters

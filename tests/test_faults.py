@@ -778,3 +778,30 @@ def test_dictconfig_applied_twice_delivers_the_replaced_handlers_records(
                                    "loggers": {name: {"handlers": [], "propagate": True}}})
         for handler in (first, *logger.handlers):
             handler.close()
+
+
+@needs_fork
+def test_an_app_bots_stderr_reporter_works_in_a_child_forked_while_its_lock_was_held(
+    fake_platforms: FakePlatforms, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = fake_platforms.add_app(recipients={"open_id": ["ou_alice"]})
+    destination = resolve(app.url("open_id", ["ou_alice", "ou_gone"])).destination
+    with httpx.Client(timeout=5.0) as client:  # ou_gone is unreachable: reported on the app's own reporter
+        assert destination.send_all(client, destination.render_text_all("hello")).ok
+    reporter = destination._reporter  # type: ignore[attr-defined]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with reporter._lock:  # a thread of the parent's, in the middle of a report, at the fork
+            held.set()
+            release.wait(10.0)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(5.0)
+    try:
+        assert run_in_child(lambda: 0 if reporter.report("child", "reported from the child") else 3) == 0
+    finally:
+        release.set()
+        holder.join(5.0)
+    assert "reported from the child" in capfd.readouterr().err

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from chatlog.digest import Digest, GroupSummary
@@ -100,13 +100,6 @@ def with_keyword(text: str, keyword: str | None, separator: str = " · ") -> str
     if not keyword or keyword in text:
         return text
     return f"{text}{separator}{clean(keyword)}" if text else clean(keyword)
-
-
-def with_default_keyword(digest: Digest, keyword: str | None) -> Digest:
-    """`digest` with a destination's own `keyword` in its context when the context has none."""
-    if not keyword or digest.context.keyword:
-        return digest
-    return replace(digest, context=replace(digest.context, keyword=keyword))
 
 
 def mention_ids(mentions: Sequence[str]) -> tuple[str, ...]:
@@ -268,6 +261,8 @@ class GroupView:
     traceback: tuple[str, ...]
     repeat: bool
     merged_groups: int
+    template: str = ""
+    """``"template: order <*> failed"`` when the group's records varied from its sample, else ``""``."""
 
 
 def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
@@ -285,7 +280,24 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
         traceback=traceback_tail(sample.traceback, budget.traceback_lines, escape) if full else (),
         repeat=group.repeat,
         merged_groups=group.merged_groups,
+        template=_template(group, budget, escape) if full else "",
     )
+
+
+_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
+
+
+def _template(group: GroupSummary, budget: Budget, escape: Escape) -> str:
+    """The group's template with ``<*>`` where its records' values go; only when more than one record
+    shares it (the sample is then one of them, verbatim) and it says something the sample does not."""
+    if group.total < 2 or not group.template:
+        return ""
+    pattern = group.template
+    if "<*>" not in pattern:  # record.msg of a record with %-arguments
+        pattern = "%".join(_PLACEHOLDER.sub("<*>", part) for part in pattern.split("%%"))
+    if pattern == group.sample.message:
+        return ""
+    return "template: " + inline(pattern, budget.message_chars, escape)
 
 
 def _since(group: GroupSummary, digest: Digest) -> str:
@@ -323,7 +335,7 @@ def group_lines(view: GroupView, strong: Callable[[str], str]) -> list[str]:
         count_text = strong(f"{view.count} more since last alert")
         return [f"{count_text} · {view.level} · {view.logger} · {view.message}"]
     title = " · ".join(part for part in (strong(view.count), view.level, view.logger, view.since) if part)
-    return [line for line in (title, view.message, view.where, view.extras) if line]
+    return [line for line in (title, view.message, view.template, view.where, view.extras) if line]
 
 
 def traceback_tail(text: str | None, max_lines: int, escape: Escape) -> tuple[str, ...]:
