@@ -27,6 +27,8 @@ from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.entry import Entry
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.state.controls import ControlStore
+from chatlog.state.honour import Silencer
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
@@ -59,7 +61,7 @@ logging.getLogger("httpx").addFilter(_DROP_OWN_REQUESTS)
 
 @dataclass(frozen=True, slots=True)
 class ChatStats:
-    """A handler's accounting: ``accepted == delivered_records + dropped + pending`` always holds."""
+    """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
 
     accepted: int
     dropped: int
@@ -68,6 +70,8 @@ class ChatStats:
     delivered_records: int
     messages_sent: int
     messages_failed: int
+    muted: int = 0
+    """Records kept out of messages because their group was muted from the chat (ChatOps)."""
 
 
 class Courier:
@@ -149,9 +153,11 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
+        controls: ControlStore | None = None,
     ) -> None:
         """`mentions` says who a digest of each level mentions;
-        `context_fields` limits the ``extra`` fields kept per sample (None: all).
+        `context_fields` limits the ``extra`` fields kept per sample (None: all); `controls` is the
+        ChatOps store whose mutes and acks this destination honours (read on this thread only).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -161,6 +167,7 @@ class Dispatcher:
         self._mentions = mentions or Mentions()
         self._clock = clock
         self._context_fields = context_fields
+        self._controls = controls
         self.reporter = Reporter(destination.masked(), destination.secrets)
         self.buffer: deque[Captured] = deque()
         self.tallies = Tallies()
@@ -209,6 +216,8 @@ class Dispatcher:
         self._disabled_reason = ""
         self._thread_ident: int | None = None
         self._courier = Courier(self._deliver, self._wake.set)
+        self._silencer = None if self._controls is None else Silencer(
+            self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
 
@@ -248,6 +257,7 @@ class Dispatcher:
                 delivered_records=self._delivered,
                 messages_sent=self._sent,
                 messages_failed=self._failed,
+                muted=0 if self._silencer is None else self._silencer.muted,
             )
 
     def flush(self, timeout: float) -> bool:
@@ -475,9 +485,13 @@ class Dispatcher:
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
+        if self._silence():
+            return
         dropped = self._overflow - self._dropped_reported
         digest = self._groups.digest(now, self._context, dropped, self._mentions,
                                      batch=f"{self._batch_seed}-{self._batch_number}")
+        if self._silencer is not None:
+            digest = self._silencer.decorate(digest)
         payloads = self._render(digest)
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self._window.record(now)
@@ -488,6 +502,20 @@ class Dispatcher:
             self._courier.submit(payloads)
         else:
             self._land(self._deliver(payloads))
+
+    def _silence(self) -> bool:
+        """Take muted groups out of the batch (the store is read here: once per send at most); True when
+        nothing else was left to send."""
+        silencer = self._silencer
+        if silencer is None:
+            return False
+        silencer.refresh()
+        with self._lock:
+            silencer.take(self._groups)
+            empty = not self._groups.unsent
+        if empty:
+            self._schedule.discarded()
+        return empty
 
     def _deliver(self, payloads: Payloads) -> Outcome:
         try:
@@ -525,8 +553,12 @@ class Dispatcher:
                 self._batch_number += 1
                 self._schedule.delivered(now, digest.level, unsent_left=self._groups.unsent > 0)
                 self._backoff = self._backoff.after_success()
-                return
-            self._failed += 1
+            else:
+                self._failed += 1
+        if outcome.ok:
+            if self._silencer is not None:
+                self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
+            return
         if outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":

@@ -16,8 +16,10 @@ import httpx
 from chatlog._report import Reporter
 from chatlog.chatops import feishu, qq
 from chatlog.chatops.events import FeishuReplyTo, Inbound, QQReplyTo, WebhookReplyTo
-from chatlog.platforms import feishu_app
-from chatlog.platforms._base import Outcome, answer_code, json_body, post_json
+from chatlog.platforms import _feishu_tokens as tokens
+from chatlog.platforms._answers import answer_code, json_body
+from chatlog.platforms._base import Outcome, post_json
+from chatlog.platforms.feishu_app import TOKEN_PATH
 
 QUEUE_SIZE = 64
 TIMEOUT_S = 10.0
@@ -67,12 +69,12 @@ class Replier:
         app = self._apps.get(platform)
         if app is None:
             return f"no app configured to answer with ({platform}={{'app': 'feishu-app://ID:SECRET'}})"
-        key = feishu_app.token_key(app.origin, app.app_id, app.app_secret)
+        key = tokens.token_key(app.origin, app.app_id, app.app_secret)
         body = {"msg_type": "text", "content": json.dumps({"text": text}, ensure_ascii=False),
                 "uuid": f"chatlog-re-{target.message_id}"[:50]}
         url = f"{app.origin}/open-apis/im/v1/messages/{target.message_id}/reply"
         for _ in range(2):
-            token = feishu_app.TOKENS.get(key, lambda: self._feishu_token(app))
+            token = tokens.TOKENS.get(key, lambda: self._feishu_token(app))
             if isinstance(token, Outcome):
                 return token.reason
             answer = post_json(self._client, url, body, headers={"Authorization": f"Bearer {token}"})
@@ -82,13 +84,13 @@ class Replier:
                 return None
             if code not in (99991661, 99991663, 99991664, 99991677, 20013):
                 return _status(answer) or f"Feishu answered code {code}"
-            feishu_app.TOKENS.invalidate(key, token)
+            tokens.TOKENS.invalidate(key, token)
         return "Feishu refused the tenant token twice"
 
-    def _feishu_token(self, app: feishu.App) -> feishu_app.Fetched | Outcome:
-        answer = post_json(self._client, app.origin + feishu_app.TOKEN_PATH,
+    def _feishu_token(self, app: feishu.App) -> tokens.Fetched | Outcome:
+        answer = post_json(self._client, app.origin + TOKEN_PATH,
                            {"app_id": app.app_id, "app_secret": app.app_secret})
-        return answer if isinstance(answer, Outcome) else feishu_app.token_of(answer)
+        return answer if isinstance(answer, Outcome) else tokens.token_of(answer)
 
     def _qq_reply(self, target: QQReplyTo, text: str) -> str | None:
         if self._qq is None:
