@@ -247,3 +247,31 @@ def test_an_acknowledged_group_is_not_shown_in_full_again(fake_platforms: FakePl
         log.removeHandler(handler)
         handler.close()
         store._query("DELETE FROM acks")
+
+
+def test_who_muted_is_shown_inert_even_if_the_store_holds_markup(fake_platforms: FakePlatforms) -> None:
+    from chatlog.state import ControlStore
+    from chatlog.state.honour import scope_of
+
+    bot = fake_platforms.add_bot("feishu")
+    handler = chatlog.ChatHandler(bot.url, chatops="memory", group_wait=0.05)
+    log = logging.getLogger("inert")
+    log.propagate = False
+    log.addHandler(handler)
+    store = ControlStore("memory")
+    scope = scope_of(handler._dispatcher.destination)
+    try:
+        log.error("noisy %s", 1)
+        handler.flush(10)
+        group = GROUP_ID.search(bot.texts()[-1])
+        assert group is not None
+        store.mute([scope], group.group(1), time.time() + 60, "<at id=all></at>[x](http://evil)", time.time())
+        log.error("noisy %s", 2)
+        log.error("other %s", 1)
+        handler.flush(10)
+        sent = json.dumps(bot.messages[-1], ensure_ascii=False)
+        assert "muted by" in sent and "<at id=all>" not in sent and "](http://evil)" not in sent
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        store.unmute([scope], "*")
