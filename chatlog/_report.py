@@ -41,12 +41,14 @@ class Reporter:
         """Lines not written because of the rate limits."""
         _live_reporters.add(self)
 
-    def report(self, key: str, message: str, *, once: bool = False) -> bool:
-        """Write `message` unless `key` was reported within the interval (ever, with `once`)."""
+    def report(self, key: str, message: str, *, once: bool = False, every_s: float | None = None) -> bool:
+        """Write `message` unless `key` was reported within the interval (`every_s` when given; ever,
+        with `once`)."""
         now = self._clock()
+        interval = self._interval_s if every_s is None else every_s
         with self._lock:
             last = self._last_by_key.get(key)
-            if last is not None and (once or 0.0 <= now - last < self._interval_s):
+            if last is not None and (once or 0.0 <= now - last < interval):
                 self.suppressed += 1
                 return False
             self._recent = [t for t in self._recent if 0.0 <= now - t < 60.0]

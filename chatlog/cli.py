@@ -8,12 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import httpx
-
 from chatlog import __version__
 from chatlog._demo import Printer, Tally, simulate_incident, summary
 from chatlog._report import write_stderr
 from chatlog.chatops import listen
+from chatlog.courier import HttpOptions, make_client
 from chatlog.destinations import platform_classes, resolve
 from chatlog.handler import ChatHandler
 from chatlog.platforms._base import COMMON_OPTIONS, Option, redact
@@ -91,7 +90,7 @@ def _send(args: argparse.Namespace) -> int:
         write_stderr(f"chatlog send: {exc}")
         return 2
     destination = resolved.destination
-    with httpx.Client(timeout=args.timeout, trust_env=False) as client:
+    with make_client(HttpOptions(timeout_s=args.timeout)) as client:  # proxies and CAs as the handler's
         outcome = destination.send_all(client, destination.render_text_all(args.text))
     answer = redact(outcome.answer, destination.secrets)
     if outcome.ok:

@@ -483,8 +483,8 @@ def test_when_no_recipient_can_be_reached_the_destination_stops_with_the_fix(
     assert "Feishu cannot deliver to open_id ou_intern (230013" in lines[0]
     assert "other recipients" not in lines[0]
     assert "no recipient of this app bot can be reached" in lines[1]
-    assert "Alerts to this destination stop until the configuration is fixed" in lines[1]
-    assert len(app.message_requests) == 1 and handler.stats().dropped == 3
+    assert "Alerts to this destination wait (kept as a summary) until it is fixed" in lines[1]
+    assert len(app.message_requests) == 1 and handler.stats().pending == 3
 
 
 @pytest.mark.parametrize(("receive_id_type", "granted", "app_options", "words"), [
@@ -510,7 +510,7 @@ def test_app_wide_problems_stop_the_destination_naming_what_to_grant(
 
     [line] = chatlog_lines(capsys.readouterr().err)
     assert words in line and app.app_secret not in line
-    assert len(app.message_requests) == 1 and handler.stats().dropped == 2
+    assert len(app.message_requests) == 1 and handler.stats().pending == 2
 
 
 def test_wrong_app_secret_is_reported_without_the_secret(
@@ -527,7 +527,7 @@ def test_wrong_app_secret_is_reported_without_the_secret(
     assert ("Feishu refused the app credentials (10014 app secret invalid): check the app id and app secret "
             "(developer console → Credentials & Basic Info)") in line
     assert "a-wrong-app-secret" not in line and app.app_id in line
-    assert app.message_requests == [] and handler.stats().dropped == 1
+    assert app.message_requests == [] and handler.stats().pending == 1
 
 
 def test_chatlog_send_explains_an_unreachable_recipient_and_exits_1(

@@ -9,6 +9,7 @@ import urllib.parse
 import pytest
 
 from chatlog import ChatHandler
+from chatlog.testing import FakePlatforms
 
 SECRET = "SECdonotshow0123456789"
 
@@ -69,8 +70,11 @@ def test_unknown_keyword_argument_is_a_type_error_not_swallowed() -> None:
         ChatHandler("dingtalk://T", group_wiat=1)  # type: ignore[call-arg]
 
 
-def test_closed_handler_flushes_and_closes_at_once_and_counts_late_records() -> None:
-    handler = ChatHandler("dingtalk://T")
+def test_closed_handler_flushes_and_closes_at_once_and_starts_again_for_late_records(
+    fake_platforms: FakePlatforms,
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk")
+    handler = ChatHandler(bot.url, group_wait=60)
     handler.close()
     assert handler.flush() is True
     handler.close()
@@ -80,7 +84,9 @@ def test_closed_handler_flushes_and_closes_at_once_and_counts_late_records() -> 
     logger.error("after close")
     logger.removeHandler(handler)
     stats = handler.stats()
-    assert stats.accepted == stats.dropped == 1
+    assert stats.accepted == stats.pending == 1 and stats.dropped == 0
+    handler.close()
+    assert "after close" in bot.texts()[0]
 
 
 @pytest.mark.parametrize(("url", "options", "hidden"), [

@@ -29,7 +29,7 @@ from chatlog._report import Reporter
 from chatlog.chatops import frames
 from chatlog.chatops.feishu import App
 from chatlog.platforms._answers import json_body
-from chatlog.platforms._base import post_json
+from chatlog.platforms._http import post_json
 
 ENDPOINT_PATH = "/callback/ws/endpoint"
 _OK = json.dumps({"code": 200}).encode()

@@ -18,7 +18,8 @@ from chatlog.chatops import feishu, qq
 from chatlog.chatops.events import FeishuReplyTo, Inbound, QQReplyTo, WebhookReplyTo
 from chatlog.platforms import _feishu_tokens as tokens
 from chatlog.platforms._answers import answer_code, json_body
-from chatlog.platforms._base import Outcome, post_json
+from chatlog.platforms._base import Outcome
+from chatlog.platforms._http import post_json
 from chatlog.platforms.feishu_app import TOKEN_PATH
 
 QUEUE_SIZE = 64

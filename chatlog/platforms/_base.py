@@ -9,17 +9,17 @@ Reading answers is `chatlog.platforms._answers`; what group-bot webhooks share, 
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from chatlog.digest import Digest
+
+if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
+    import httpx
 
 Payload = dict[str, Any]
 Payloads = tuple[Payload, ...]
@@ -222,35 +222,6 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
                 text = text.replace(quoted, "***")
     return text
 
-
-def post_json(
-    client: httpx.Client,
-    url: str,
-    payload: Payload,
-    *,
-    params: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> httpx.Response | Outcome:
-    """POST `payload` as UTF-8 JSON; a network failure comes back as a retry `Outcome`.
-
-    `params` are merged into the URL's own query (httpx >= 0.28 would replace it).
-    """
-    if params:
-        url = _merge_query(url, params)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
-    all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    try:
-        return client.post(url, content=body, headers=all_headers)
-    except httpx.TimeoutException as exc:
-        return Outcome("retry", reason=f"the request timed out ({type(exc).__name__})")
-    except httpx.HTTPError as exc:
-        return Outcome("retry", reason=f"network error ({type(exc).__name__})")
-
-
-def _merge_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 def check_token(token: str, what: str, example: str) -> None:
     """Raise ValueError naming the problem (never the token) unless `token` looks like a token."""

@@ -14,9 +14,7 @@ import time
 import urllib.parse
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, ClassVar
 
 from chatlog.digest import Digest
 from chatlog.platforms._answers import outcome_of, trimmed
@@ -30,6 +28,9 @@ from chatlog.platforms._base import (
     is_official,
     target_origin,
 )
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 
 class Webhook(Destination):

@@ -16,9 +16,7 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
@@ -28,9 +26,15 @@ from chatlog.platforms._base import (
     Option,
     Outcome,
     Payload,
-    post_json,
 )
+from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/robot/send"
 _ORIGIN = "https://oapi.dingtalk.com"

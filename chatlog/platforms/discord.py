@@ -25,9 +25,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
@@ -39,8 +37,12 @@ from chatlog.platforms._answers import (
     trimmed,
     unexpected_answer,
 )
-from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, post_json, target_origin
+from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, target_origin
+from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _ORIGIN = "https://discord.com"
 _PATH = "/api/webhooks/"
@@ -315,6 +317,6 @@ class Discord(Webhook):
             self._sleep(wait)
         params = {"wait": "true", **({"thread_id": self.thread_id} if self.thread_id else {})}
         answer = post_json(client, self.endpoint, dict(payload), params=params)
-        if isinstance(answer, httpx.Response):
+        if not isinstance(answer, Outcome):  # an answer came (httpx is imported on the courier thread)
             self._bucket_refills_at = self._bucket_clock() + bucket_wait(answer)
         return answer

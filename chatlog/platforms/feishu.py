@@ -17,9 +17,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
@@ -28,9 +26,12 @@ from chatlog.platforms._base import (
     Limits,
     Outcome,
     Payload,
-    post_json,
 )
+from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/open-apis/bot/v2/hook/"
 _ORIGINS = {"feishu": "https://open.feishu.cn", "lark": "https://open.larksuite.com"}

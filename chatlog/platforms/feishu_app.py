@@ -24,8 +24,7 @@ import secrets
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import replace
-
-import httpx
+from typing import TYPE_CHECKING
 
 from chatlog._report import Reporter
 from chatlog.digest import Digest
@@ -40,16 +39,22 @@ from chatlog.platforms._base import (
     Target,
     check_token,
     is_official,
-    post_json,
     redact,
     target_origin,
 )
 from chatlog.platforms._feishu_answers import Verdict, classify, verdict
 from chatlog.platforms._feishu_tokens import TOKENS, Fetched, TenantTokens, token_key, token_of
+from chatlog.platforms._http import post_json
 from chatlog.platforms._text import fit_text, inert, no_tags, payload_bytes, plain_summary, with_keyword
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 __all__ = ["LIMITS", "MESSAGES_PATH", "RECEIVE_ID_TYPES", "TOKENS", "TOKEN_PATH", "FeishuApp", "TenantTokens",
            "classify", "message_uuid", "render", "token_key", "token_of", "verdict"]
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 MESSAGES_PATH = "/open-apis/im/v1/messages"

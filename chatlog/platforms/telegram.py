@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import answer_code, classify_http, json_body, trimmed, unexpected_answer
-from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, post_json, target_origin
+from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, target_origin
+from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _ORIGIN = "https://api.telegram.org"
 _URL = re.compile(r"/bot([^/]+)/sendMessage/?")

@@ -13,9 +13,7 @@ the digest goes as a ``text`` message (content ≤ 2,048 bytes) with ``mentioned
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
@@ -25,9 +23,12 @@ from chatlog.platforms._base import (
     Option,
     Outcome,
     Payload,
-    post_json,
 )
+from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/cgi-bin/webhook/send"
 _ORIGIN = "https://qyapi.weixin.qq.com"
