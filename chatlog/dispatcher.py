@@ -31,6 +31,8 @@ from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.state.controls import ControlStore
+from chatlog.state.honour import Silencer
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
@@ -42,7 +44,7 @@ a due message is sent (or its answer settled) at least this often, not after the
 
 @dataclass(frozen=True, slots=True)
 class ChatStats:
-    """A handler's accounting: ``accepted == delivered_records + dropped + pending`` always holds."""
+    """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
 
     accepted: int
     dropped: int
@@ -52,6 +54,8 @@ class ChatStats:
     delivered_records: int
     messages_sent: int
     messages_failed: int
+    muted: int = 0
+    """Records kept out of messages because their group was muted from the chat (ChatOps)."""
 
 
 class Dispatcher:
@@ -68,10 +72,13 @@ class Dispatcher:
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
         http: HttpOptions | None = None,
+        controls: ControlStore | None = None,
     ) -> None:
         """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
-        connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``).
+        connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``);
+        `controls` is the ChatOps store whose mutes and acks this destination honours (read on this
+        thread only).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -81,6 +88,7 @@ class Dispatcher:
         self._mentions = mentions or Mentions()
         self._clock = clock
         self._context_fields = context_fields
+        self._controls = controls
         self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
         self._secrets = (*destination.secrets, *self._http.secrets)
         self.reporter = Reporter(destination.masked(), self._secrets)
@@ -142,6 +150,8 @@ class Dispatcher:
         """Set when the thread has made its last delivery attempt after close()."""
         self._thread_ident: int | None = None
         self._courier = Courier(self.destination, self._http, self._wake.set)
+        self._silencer = None if self._controls is None else Silencer(
+            self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
 
@@ -181,6 +191,7 @@ class Dispatcher:
                 delivered_records=self._delivered,
                 messages_sent=self._sent,
                 messages_failed=self._failed,
+                muted=0 if self._silencer is None else self._silencer.muted,
             )
 
     def flush(self, timeout: float) -> bool:
@@ -412,9 +423,13 @@ class Dispatcher:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
         with self._lock:
             self._filing.file_counted(now)  # every count up to now, not up to the last collection
+        if self._silence():
+            return
         dropped = self._overflow - self._dropped_reported
         digest = self._groups.digest(now, self._context, dropped, self._mentions,
                                      batch=f"{self._batch_seed}-{self._batch_number}")
+        if self._silencer is not None:
+            digest = self._silencer.decorate(digest)
         payloads = self._render(digest)
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self._window.record(now)
@@ -425,6 +440,20 @@ class Dispatcher:
             self._courier.submit(payloads)
         else:
             self._land(self._courier.send(payloads))
+
+    def _silence(self) -> bool:
+        """Take muted groups out of the batch (the store is read here: once per send at most); True when
+        nothing else was left to send."""
+        silencer = self._silencer
+        if silencer is None:
+            return False
+        silencer.refresh()
+        with self._lock:
+            silencer.take(self._groups)
+            empty = not self._groups.unsent
+        if empty:
+            self._schedule.discarded()
+        return empty
 
     def _await_flight(self, deadline: float) -> None:
         if self._flight is not None:
@@ -461,6 +490,8 @@ class Dispatcher:
         if outcome.ok:
             if self._suspended:
                 self._end_suspension()
+            if self._silencer is not None:
+                self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
         elif outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":

@@ -15,6 +15,7 @@ from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
+from chatlog.state.controls import ControlStore
 from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
@@ -57,6 +58,7 @@ class ChatHandler(logging.Handler):
         context_fields: Sequence[str] | None = None,
         # how to connect (default: HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE from the environment)
         proxy: str | None = None, verify: bool | str = True,
+        chatops: bool | str | None = None,
         **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
@@ -82,7 +84,8 @@ class ChatHandler(logging.Handler):
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
-                                      context_fields=self._context_fields, http=http)
+                                      context_fields=self._context_fields, http=http,
+                                      controls=_controls(chatops))
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
@@ -208,6 +211,20 @@ def _tally_key(record: logging.LogRecord) -> Hashable:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return (msg, record.levelno, record.name, not record.args, exc_info[0], tb.tb_frame.f_code, tb.tb_lineno)
+
+
+def _controls(chatops: object) -> ControlStore | None:
+    """The ChatOps control store to honour: None (off), True (the host's default file), "memory", or
+    "sqlite:///path". Nothing is opened here: the dispatcher thread does that."""
+    if chatops is None or chatops is False:
+        return None
+    try:
+        if chatops is True or isinstance(chatops, str):
+            return ControlStore(None if chatops is True else chatops)
+    except ValueError:
+        pass
+    raise ValueError("chatops= is True (this host's control store), 'memory' or 'sqlite:///path', e.g. "
+                     f"chatops=True; got {chatops!r}")
 
 
 def _seconds(name: str, value: object) -> float:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from chatlog.digest import Digest, GroupSummary
+from chatlog.digest import Digest, GroupSummary, MutedNote
 from chatlog.platforms._base import Payload
 
 MARKER = "… (truncated)"
@@ -189,7 +189,17 @@ def summary_line(digest: Digest, escape: Escape) -> str:
     if len(digest.level_counts) > 1:
         levels = ", ".join(f"{inline(name, 40, escape)} {count(n)}" for name, n in digest.level_counts[:6])
         text += f" · {levels}"
+    for note in digest.muted[:5]:
+        text += f" · {muted_note(note, escape)}"
     return text
+
+
+def muted_note(note: MutedNote, escape: Escape) -> str:
+    """``"#a3f2 ×120 muted by ou_alice until 15:00 UTC"``: a muted group's records since the last
+    message."""
+    until = datetime.fromtimestamp(note.until, timezone.utc).strftime("%H:%M")
+    by = inline(note.by, 64, escape)
+    return f"#{inline(note.group_id, 8, escape)} ×{count(note.count)} muted by {by} until {until} UTC"
 
 
 def footer_line(digest: Digest, escape: Escape) -> str:
@@ -263,6 +273,8 @@ class GroupView:
     merged_groups: int
     template: str = ""
     """``"template: order <*> failed"`` when the group's records varied from its sample, else ``""``."""
+    group_id: str = ""
+    """``"#a3f2"``: what a person types to mute or acknowledge the group; "" for a merged bucket."""
 
 
 def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
@@ -281,6 +293,7 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
         repeat=group.repeat,
         merged_groups=group.merged_groups,
         template=_template(group, budget, escape) if full else "",
+        group_id=f"#{group.group_id}" if group.group_id else "",
     )
 
 
@@ -333,8 +346,10 @@ def group_lines(view: GroupView, strong: Callable[[str], str]) -> list[str]:
         return [f"{strong(view.count)} in {plural(view.merged_groups, 'other group')} (group limit reached)"]
     if view.repeat:
         count_text = strong(f"{view.count} more since last alert")
-        return [f"{count_text} · {view.level} · {view.logger} · {view.message}"]
-    title = " · ".join(part for part in (strong(view.count), view.level, view.logger, view.since) if part)
+        head = " · ".join(part for part in (count_text, view.level, view.logger, view.group_id) if part)
+        return [f"{head} · {view.message}"]
+    parts = (strong(view.count), view.level, view.logger, view.group_id, view.since)
+    title = " · ".join(part for part in parts if part)
     return [line for line in (title, view.message, view.template, view.where, view.extras) if line]
 
 
