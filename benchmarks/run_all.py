@@ -1,4 +1,4 @@
-"""Run the four benchmarks (``make bench``), each in its own process so its RSS is its own.
+"""Run the benchmarks (``make bench``), each in its own process so its RSS is its own.
 
 Each prints its table and writes ``benchmarks/results/<name>.json``; this script then prints every
 target with its verdict and writes ``benchmarks/results/summary.json``. Extra arguments (e.g.
@@ -16,7 +16,7 @@ from typing import Any
 
 import _common as common
 
-BENCHMARKS = ("emit", "storm", "incident", "grouping")
+BENCHMARKS = ("emit", "storm", "incident", "grouping", "reconfigure")
 
 
 def main(argv: list[str]) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from chatlog.platforms._base import redact
@@ -13,7 +15,8 @@ from chatlog.platforms._base import redact
 class Reporter:
     """Writes ``chatlog: <where>: <what>`` lines to stderr, at most once per key per `interval_s`.
 
-    Secrets are removed from every line before it is written. Writing never raises.
+    Secrets are removed from every line before it is written. Writing never raises. Fork-safe: a
+    forked child gets a fresh lock (the parent's could be held by a thread the child does not have).
     """
 
     def __init__(
@@ -36,13 +39,16 @@ class Reporter:
         self._lock = threading.Lock()
         self.suppressed = 0
         """Lines not written because of the rate limits."""
+        _live_reporters.add(self)
 
-    def report(self, key: str, message: str, *, once: bool = False) -> bool:
-        """Write `message` unless `key` was reported within the interval (ever, with `once`)."""
+    def report(self, key: str, message: str, *, once: bool = False, every_s: float | None = None) -> bool:
+        """Write `message` unless `key` was reported within the interval (`every_s` when given; ever,
+        with `once`)."""
         now = self._clock()
+        interval = self._interval_s if every_s is None else every_s
         with self._lock:
             last = self._last_by_key.get(key)
-            if last is not None and (once or 0.0 <= now - last < self._interval_s):
+            if last is not None and (once or 0.0 <= now - last < interval):
                 self.suppressed += 1
                 return False
             self._recent = [t for t in self._recent if 0.0 <= now - t < 60.0]
@@ -52,6 +58,18 @@ class Reporter:
             self._last_by_key[key] = now
             self._recent.append(now)
         return write_stderr(redact(f"chatlog: {self._where}: {message}", self._secrets))
+
+
+_live_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for reporter in list(_live_reporters):
+        reporter._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def write_stderr(line: str) -> bool:

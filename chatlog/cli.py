@@ -1,21 +1,34 @@
-"""The ``chatlog`` command: ``send`` one message, run the ``demo``, ``serve`` the local fake platforms."""
+"""The ``chatlog`` command: ``send`` one message, list the destination ``urls``, run the ``demo``,
+``serve`` the local fake platforms."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-import threading
-import time
 from collections.abc import Sequence
 
-import httpx
-
+from chatlog import __version__
+from chatlog._demo import Printer, Tally, simulate_incident, summary
 from chatlog._report import write_stderr
-from chatlog.destinations import resolve
+from chatlog.courier import HttpOptions, make_client
+from chatlog.destinations import platform_classes, resolve
 from chatlog.handler import ChatHandler
-from chatlog.platforms._base import redact
+from chatlog.platforms._base import COMMON_OPTIONS, Option, redact
 from chatlog.testing import PLATFORM_RULES, FakeBot, FakePlatforms
+
+# argparse prints these as written: plain text, no markup.
+DESCRIPTION = """\
+chatlog turns log records into grouped chat alerts (Feishu/Lark, DingTalk, WeCom, ...).
+This command sends one test message, lists the destination strings it understands, and runs
+local fake platforms for a demo or for trying your own code."""
+
+EPILOG = """\
+examples:
+  chatlog urls                                            every destination form, with an example
+  chatlog send "dingtalk://TOKEN?secret=SEC..." "hello"   one message to your group
+  chatlog demo                                            a simulated incident against fake platforms
+  chatlog serve                                           fake platforms and a web inbox on :8750"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,11 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chatlog", description=__doc__)
+    parser = argparse.ArgumentParser(prog="chatlog", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"chatlog {__version__}")
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(title="commands")
 
-    send = commands.add_parser("send", help="send one message and print the platform's answer")
+    send = commands.add_parser("send", help="send one message and print the platform's answer",
+                               epilog="chatlog urls lists every destination form, with an example.")
     send.add_argument("url", help='destination, e.g. "dingtalk://TOKEN?secret=SEC..."')
     send.add_argument("text", help="the message text")
     send.add_argument("--secret", help="signing secret (wins over secret= in the URL)")
@@ -43,13 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
     send.set_defaults(command="send", run=_send)
 
-    demo = commands.add_parser("demo", help="local fake platforms + a simulated incident, printed live")
+    urls = commands.add_parser("urls", help="list every destination form, with an example",
+                               description="Every destination string chatlog understands, per platform.")
+    urls.set_defaults(command="urls", run=_urls)
+
+    demo = commands.add_parser("demo", help="local fake platforms + a simulated incident, then a summary")
     demo.add_argument("--seconds", type=float, default=10.0, help="length of the simulated incident")
-    demo.add_argument("--records", type=int, default=3000, help="records logged during the incident")
+    demo.add_argument("--records", type=_positive_int, default=3000,
+                      help="records logged during the incident, the final critical one included")
+    demo.add_argument("--verbose", action="store_true", help="print each message in full, not one line each")
     demo.set_defaults(command="demo", run=_demo)
 
     serve = commands.add_parser("serve", help="run the local fake platforms and web inbox until Ctrl-C")
     serve.add_argument("--port", type=int, default=8750, help="port on 127.0.0.1 (0: any free port)")
+    kept = serve.add_mutually_exclusive_group()
+    kept.add_argument("--seed", help='derive the bot tokens from this text (default "chatlog"): '
+                      "the same URLs on every start")
+    kept.add_argument("--state", metavar="DIR",
+                      help="keep random bot tokens in DIR/chatlog-serve.json instead")
     serve.set_defaults(command="serve", run=_serve)
     return parser
 
@@ -61,8 +88,8 @@ def _send(args: argparse.Namespace) -> int:
         write_stderr(f"chatlog send: {exc}")
         return 2
     destination = resolved.destination
-    with httpx.Client(timeout=args.timeout, trust_env=False) as client:
-        outcome = destination.send(client, destination.render_text(args.text))
+    with make_client(HttpOptions(timeout_s=args.timeout)) as client:  # proxies and CAs as the handler's
+        outcome = destination.send_all(client, destination.render_text_all(args.text))
     answer = redact(outcome.answer, destination.secrets)
     if outcome.ok:
         print(f"sent to {destination.masked()}: {answer}")
@@ -74,117 +101,75 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    with FakePlatforms(port=args.port) as fake:
-        bots = _demo_bots(fake)
-        print(f"fake platforms and inbox at {fake.base_url}/  (Ctrl-C stops)")
-        for bot in bots:
-            print(f"  {bot.platform:9} {bot.url}")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopped")
-    return 0
+    from chatlog.testing import serve
+
+    return serve.run(args.port, args.state, args.seed)
 
 
 def _demo(args: argparse.Namespace) -> int:
     with FakePlatforms() as fake:
         bots = _demo_bots(fake)
-        print(f"chatlog demo: fake platforms at {fake.base_url}/ — a simulated incident, "
-              f"{args.records} records over {args.seconds:g} s\n")
+        print(f"chatlog demo: a simulated database outage, {args.records:,} records over "
+              f"{args.seconds:g} s,\nlogged to {len(bots)} fake group bots at {fake.base_url}/ "
+              "(one line per message they received):\n")
         handlers = [
             ChatHandler(bot.url, level=logging.WARNING, service="checkout", environment="demo",
                         group_wait=1.0, group_interval=3.0, mentions={"CRITICAL": ["all"]})
             for bot in bots
         ]
+        tally = Tally(logging.WARNING)
         logger = logging.getLogger("demo")
         logger.propagate = False
         logger.setLevel(logging.INFO)
-        for handler in handlers:
+        for handler in [*handlers, tally]:
             logger.addHandler(handler)
-        printer = _Printer(fake)
+        printer = Printer(fake, verbose=args.verbose)
         printer.start()
         try:
-            _simulate_incident(logger, args.seconds, args.records)
-            for handler in handlers:
+            simulate_incident(logger, args.seconds, args.records)
+            for handler in [*handlers, tally]:
                 logger.removeHandler(handler)
                 handler.close()
         finally:
             printer.stop()
-        print("\nstats:")
-        for bot, handler in zip(bots, handlers, strict=True):
-            print(f"  {bot.platform:9} {handler.stats()}")
+        stats = [handler.stats() for handler in handlers]
+        print("\n".join(summary(bots, stats, tally.records, args.seconds)))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs at least 1, got {value}")
+    return value
+
+
+def _urls(args: argparse.Namespace) -> int:
+    """Print each registered platform's destination forms and its own options, then the common options."""
+    print("Destination strings, for ChatHandler(url), CHATLOG_URL or: chatlog send URL TEXT\n")
+    for cls in platform_classes():
+        for title, forms in cls.forms or ((" / ".join(cls.names), (cls.example,)),):
+            print(title)
+            for form in forms:
+                print(f"  {form}")
+        if cls.example:
+            print(f"  e.g. {cls.example}")
+        for option in cls.options:
+            print(f"  {_option_line(option)}")
+        print()
+    print("Options every destination takes (in its query, ?secret=...&keyword=..., or as keyword arguments):")
+    for option in COMMON_OPTIONS:
+        print(f"  {_option_line(option)}")
+    return 0
+
+
+def _option_line(option: Option) -> str:
+    return f"{option.name + '=':18} {option.help}"
 
 
 def _demo_bots(fake: FakePlatforms) -> list[FakeBot]:
     """One bot per group-bot fake the registry knows, set up as its fake declares (`PlatformRules.demo`)."""
     return [fake.add_bot(rules.names[0], **rules.demo) for rules in PLATFORM_RULES]
-
-
-class _Printer:
-    """Prints each message as the fake platforms accept it."""
-
-    def __init__(self, fake: FakePlatforms) -> None:
-        self._fake = fake
-        self._stop = threading.Event()
-        self._seen = 0
-        self._thread = threading.Thread(target=self._run, name="chatlog-demo-printer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
-        self._print_new()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            self._print_new()
-
-    def _print_new(self) -> None:
-        received = self._fake.all_received()
-        bots = {(bot.platform, bot.token): bot for bot in self._fake.bots}
-        for item in received[self._seen:]:
-            stamp = time.strftime("%H:%M:%S", time.localtime(item.at))
-            verdict = "accepted" if item.accepted else f"REFUSED {item.answer}"
-            print(f"── {stamp} {item.platform} · {verdict} " + "─" * 40)
-            bot = bots.get((item.platform, item.token))
-            if bot is not None and item.payload is not None:
-                print(bot.text_of(item.payload))
-            print()
-        self._seen = len(received)
-
-
-def _simulate_incident(logger: logging.Logger, seconds: float, records: int) -> None:
-    """A database outage: a burst of alike errors with tracebacks, retries, one critical."""
-    start = time.monotonic()
-    for i in range(records):
-        target = start + seconds * i / records
-        delay = target - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        _log_one(logger, i)
-    logger.critical("payment provider unreachable for %d s, orders are failing", int(seconds))
-
-
-def _log_one(logger: logging.Logger, i: int) -> None:
-    kind = i % 10
-    if kind < 5:
-        try:
-            raise ConnectionError(f"could not connect to db-primary:5432 (attempt {i})")
-        except ConnectionError:
-            logger.exception("order %s failed: database unavailable", 10_000 + i)
-    elif kind < 8:
-        logger.warning("retrying payment %s in %d s", f"pay_{i:06d}", 2)
-    elif kind == 8:
-        logger.error(f"cache miss storm on key user:{i}:profile")  # pre-formatted: still one group
-    else:
-        try:
-            {"user": i}["order"]
-        except KeyError:
-            logger.exception("could not render receipt for user %d", i)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ def _refuse_unknown(cls: type[Destination], name: str, raw_query: str, in_url: s
     hidden = len(unknown) - len(shown)
     parts = [", ".join(shown)] if shown else []
     if hidden:
-        parts.append(f"{hidden} not shown (a '&' or '=' inside a secret? URL-quote it: & is %26, = is %3D)")
+        parts.append(f"{hidden} after a secret or not shaped like a name, not shown (it may be part of a "
+                     "secret: URL-quote '&' in a secret as %26 and '=' as %3D)")
     raise ValueError(
         f"unknown option(s) for a {name} destination: {'; '.join(parts)}. "
         f"Known options: {', '.join(names)}; e.g. {cls.example}"
@@ -228,8 +229,8 @@ def _pick_class(parts: urllib.parse.SplitResult, chosen: str | None) -> tuple[ty
         owner = next((cls for cls in classes if chosen in cls.names), None)
         if on_path and owner not in on_path:
             own = on_path[0]
-            raise ValueError(f"platform={chosen!r} contradicts the URL's path {parts.path}, which is "
-                             f"{own.names[0]}'s: drop platform= or fix the URL; e.g. {own.example}")
+            raise ValueError(f"platform={chosen!r} contradicts the URL's path, which is {own.names[0]}'s "
+                             f"({own.paths[0]}…): drop platform= or fix the URL; e.g. {own.example}")
         if owner is not None:
             return owner, chosen
     on_host = [cls for cls in classes if host in cls.hosts]

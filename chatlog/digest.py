@@ -22,7 +22,6 @@ class Context:
     environment: str | None = None
     host: str = ""
     pid: int = 0
-    keyword: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +40,23 @@ class GroupSummary:
     template: str = ""
     """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
     its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """Who a digest mentions: `always` (the destination's ``at=``), then the ids of every level in
+    `by_level` (``mentions=``, sorted by level) that the digest's level reaches."""
+
+    by_level: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    always: tuple[str, ...] = ()
+
+    def for_level(self, level: int) -> tuple[str, ...]:
+        """The ids a digest of `level` mentions, in order, each once."""
+        ids = list(dict.fromkeys(self.always))
+        for threshold, names in self.by_level:
+            if level >= threshold:
+                ids.extend(name for name in names if name not in ids)
+        return tuple(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +170,14 @@ class GroupTable:
         group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key))
         return group
 
-    def digest(self, now: float, context: Context, dropped: int, mentions: tuple[str, ...]) -> Digest:
-        """The digest of everything not yet sent; the table is unchanged until `mark_sent`."""
+    def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
+               batch: str = "") -> Digest:
+        """The digest of everything not yet sent, complete: its mentions for its level, its `batch`
+        name. The table is unchanged until `mark_sent`."""
         live = [group for group in self._groups.values() if group.unsent]
         live.sort(key=lambda g: (-g.sample.level, -g.unsent, g.first_seen))
         summaries = tuple(self._summary(group, now) for group in live)
+        level = max((group.sample.level for group in summaries), default=logging.ERROR)
         return Digest(
             groups=summaries,
             level_counts=_level_counts(live),
@@ -166,7 +185,8 @@ class GroupTable:
             window_end=max((g.last_seen for g in live), default=0.0),
             context=context,
             dropped=dropped,
-            mentions=mentions,
+            mentions=(mentions or Mentions()).for_level(level),
+            batch=batch,
         )
 
     def _summary(self, group: _Group, now: float) -> GroupSummary:

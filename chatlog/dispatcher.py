@@ -1,36 +1,40 @@
-"""The background half of a handler: buffer, thread, timing, rate limits, retries, flush/close, fork.
+"""The background half of a handler: buffer, thread, timing, rate limits, retries, flush/close.
 
-Only this module owns a thread and a clock. The application thread touches nothing here
-but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
+The dispatcher thread owns the clock; the courier (`chatlog.courier`) carries requests; process
+events (fork, child exits, restart after close) are `chatlog.lifecycle`'s. The application thread
+touches nothing here but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import os
 import random
-import socket
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import httpx
-
+from chatlog import lifecycle
 from chatlog._report import Reporter
 from chatlog.capture import Captured, created_of, fingerprint, key_of, level_of, sample, thread_of
-from chatlog.digest import Context, Digest, GroupTable
+from chatlog.courier import (
+    CHATLOG_THREADS,
+    Courier,
+    HttpOptions,
+    install_log_filter,
+    mark_own_thread,
+    unmark_own_thread,
+)
+from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.entry import Entry
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
-__all__ = ["ChatStats", "Courier", "Dispatcher", "SendWindow", "Timing"]
+__all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 
 _DRAIN_BATCH = 256
 """Records filed per hold of the GIL: about half a millisecond of work, then `time.sleep(0)` lets a
@@ -41,99 +45,18 @@ ROUND_BUDGET_S = 0.02
 """The longest one round files records before it looks at the clock: however fast records arrive,
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
 
-_own_thread = threading.local()
-"""``active`` is True on chatlog's dispatcher threads."""
-
-
-class _DropOwnRequests(logging.Filter):
-    """Drops httpx's request lines logged on chatlog's own threads: they carry the webhook URL with its
-    token (or key) in the clear, and would reach every other handler of the application."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(_own_thread, "active", False)
-
-
-_DROP_OWN_REQUESTS = _DropOwnRequests()
-logging.getLogger("httpx").addFilter(_DROP_OWN_REQUESTS)
-
-
 @dataclass(frozen=True, slots=True)
 class ChatStats:
     """A handler's accounting: ``accepted == delivered_records + dropped + pending`` always holds."""
 
     accepted: int
     dropped: int
-    """Records that will not reach the chat: buffer overflow, or a destination that refused for good."""
+    """Records that will not reach the chat: buffer overflow, or a message the platform refused for its
+    content. (A destination stopped by a configuration error keeps its records pending.)"""
     pending: int
     delivered_records: int
     messages_sent: int
     messages_failed: int
-
-
-class Courier:
-    """Carries one request at a time on its own thread, so the dispatcher keeps draining and grouping
-    while a platform is slow or hangs (a 10 s request would otherwise let the buffer overflow)."""
-
-    def __init__(self, deliver: Callable[[Payloads], Outcome], done: Callable[[], None]) -> None:
-        """`deliver` sends one payload (never raises); `done` is called after each answer."""
-        self._deliver = deliver
-        self._done = done
-        self._cond = threading.Condition()
-        self._job: Payloads | None = None
-        self._result: Outcome | None = None
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        self.ident: int | None = None
-        """The courier thread's ident (its httpx records are chatlog's own, never the app's)."""
-
-    @property
-    def running(self) -> bool:
-        """True while the courier thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the courier thread."""
-        self._thread = threading.Thread(target=self._run, name="chatlog-sender", daemon=True)
-        self._thread.start()
-
-    def submit(self, payloads: Payloads) -> None:
-        """Hand over the next digest's payloads (one at a time: the previous answer was taken)."""
-        with self._cond:
-            self._job, self._result = payloads, None
-            self._cond.notify_all()
-
-    def take(self) -> Outcome | None:
-        """The answer to the submitted payload, once it has come; None while it is out."""
-        with self._cond:
-            result, self._result = self._result, None
-            return result
-
-    def wait(self, timeout: float) -> Outcome | None:
-        """Wait up to `timeout` seconds for the answer, then `take` it."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._result is not None, max(0.0, timeout))
-        return self.take()
-
-    def stop(self) -> None:
-        """Let the thread end after the request it carries, if any."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        self.ident = threading.get_ident()
-        _own_thread.active = True
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._job is not None or self._stopped)
-                job, self._job = self._job, None
-            if job is None:
-                return
-            outcome = self._deliver(job)
-            with self._cond:
-                self._result = outcome
-                self._cond.notify_all()
-            self._done()
 
 
 class Dispatcher:
@@ -145,23 +68,27 @@ class Dispatcher:
         *,
         timing: Timing | None = None,
         context: Context | None = None,
-        mentions: Mapping[int, Sequence[str]] | None = None,
+        mentions: Mentions | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
+        http: HttpOptions | None = None,
     ) -> None:
-        """`mentions` maps a level to ids mentioned when a digest reaches that level;
-        `context_fields` limits the ``extra`` fields kept per sample (None: all).
+        """`mentions` says who a digest of each level mentions;
+        `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
+        connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
         self.destination = destination
         self.timing = timing or Timing()
         self._base_context = context or Context()
-        self._mentions = {level: tuple(ids) for level, ids in (mentions or {}).items()}
+        self._mentions = mentions or Mentions()
         self._clock = clock
         self._context_fields = context_fields
-        self.reporter = Reporter(destination.masked(), destination.secrets)
+        self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
+        self._secrets = (*destination.secrets, *self._http.secrets)
+        self.reporter = Reporter(destination.masked(), self._secrets)
         self.buffer: deque[Captured] = deque()
         self.tallies = Tallies()
         """Counters of known groups' records, incremented on the application thread (`chatlog.tally`)."""
@@ -169,7 +96,8 @@ class Dispatcher:
         self._closed = False
         self._reset_state()
         self._thread: threading.Thread | None = None
-        _live_dispatchers.add(self)
+        install_log_filter()
+        lifecycle.track(self)
         if start:
             self._start_thread()
 
@@ -189,8 +117,7 @@ class Dispatcher:
         self._clock_watch = ClockWatch()
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
         self._backoff = Backoff()
-        self._context = replace(self._base_context, host=socket.gethostname(), pid=os.getpid())
-        self._client = httpx.Client(timeout=self.timing.request_timeout, trust_env=False)
+        self._context = replace(self._base_context, host=lifecycle.host_name(), pid=os.getpid())
         self._overflow = 0
         self._processed = 0
         self._undeliverable = 0
@@ -206,9 +133,18 @@ class Dispatcher:
         self._report_from_thread = False
         self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
         self._batch_number = 0
-        self._disabled_reason = ""
+        self._suspended = ""
+        """Why the destination is stopped by a configuration error ("" while it works); it probes
+        again every `lifecycle.PROBE_EVERY_S` (as a pause), its records wait meanwhile."""
+        self._suspension_said_at: float | None = None
+        self._life_lock = threading.Lock()
+        self._resume = False
+        """close() ran while the thread still finished the previous close: go on instead of ending."""
+        self._thread_ending = False
+        self._final_done = threading.Event()
+        """Set when the thread has made its last delivery attempt after close()."""
         self._thread_ident: int | None = None
-        self._courier = Courier(self._deliver, self._wake.set)
+        self._courier = Courier(self.destination, self._http, self._wake.set)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
 
@@ -231,9 +167,9 @@ class Dispatcher:
         self._wake.set()
 
     @property
-    def own_thread_ids(self) -> tuple[int | None, int | None]:
-        """Idents of chatlog's own threads for this handler: their records are never fed back."""
-        return self._thread_ident, self._courier.ident
+    def own_thread_ids(self) -> set[int]:
+        """Idents of chatlog's live threads (every handler's): their records are never fed back."""
+        return CHATLOG_THREADS
 
     def stats(self) -> ChatStats:
         """A consistent snapshot of the accounting."""
@@ -253,14 +189,18 @@ class Dispatcher:
     def flush(self, timeout: float) -> bool:
         """Send what is pending now and wait for the answer; False when not all was delivered."""
         thread = self._thread
-        if self._closed or thread is None or not thread.is_alive() or timeout <= 0 or _holds_logging_lock():
+        if (self._closed or thread is None or not thread.is_alive() or timeout <= 0 or self._suspended
+                or lifecycle.holds_logging_lock()):
             return self._is_empty()
         done = threading.Event()
+        deadline = self._clock() + timeout
         with self._lock:
-            self._waiters.append((self._clock() + timeout, done))
+            self._waiters.append((deadline, done))
             self._backoff = self._backoff.retry_now()  # flush() means "try now", even during a backoff
         self._wake.set()
-        if not done.wait(timeout):
+        # Timed out, or released by the loop at the deadline just before the wait would have: the send
+        # still out has been waited for, and close() does not wait for it again.
+        if not done.wait(timeout) or self._clock() >= deadline:
             self._outwaited = self._in_flight
         return self._is_empty()
 
@@ -269,28 +209,49 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
+        with self._life_lock:
+            self._resume = False  # a restart before this close is undone by it
+        self._final_done.clear()
         self._closing = True
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self._wake.set()
-            if _holds_logging_lock():
+            if lifecycle.holds_logging_lock():
                 self._report_from_thread = True  # it delivers as soon as the caller lets go of the lock
                 return
             in_flight = self._in_flight
             # logging.shutdown() calls flush() and then close(): one close_timeout for both, not two.
-            thread.join(0.0 if in_flight and in_flight == self._outwaited else max(0.0, timeout))
+            self._final_done.wait(0.0 if in_flight and in_flight == self._outwaited else max(0.0, timeout))
+        if not self._closed:
+            return  # a record started the handler again meanwhile: its records are not given up
         if thread is None or not thread.is_alive():
-            self._client.close()
+            self._courier.close_client()
         self._report_undelivered(timeout)
+
+    def restart(self) -> None:
+        """Start again after close() (a record reached a closed handler): new threads, same accounting."""
+        with self._life_lock:
+            self._closed = False
+            self._report_from_thread = False
+            thread = self._thread
+            if thread is not None and thread.is_alive() and not self._thread_ending:
+                self._resume = True  # the thread still finishes the previous close(): it goes on after it
+                return
+            self._closing = False
+            self._thread_ending = False
+            self._start_thread()
+
+    def close_at_child_exit(self) -> None:
+        """Deliver within ``close_timeout``: the process leaves through ``os._exit`` right after."""
+        self.close(self.timing.close_timeout)
 
     def _report_undelivered(self, timeout: float) -> None:
         left = self.stats().pending
         if left:
-            why = f": {self._disabled_reason}" if self._disabled_reason else ""
-            self.reporter.report(
-                "close", f"{left} log records were not delivered before close() gave up "
-                f"(close_timeout={timeout:g} s){why}",
-            )
+            flight = self._flight
+            awaited = flight.total if flight is not None and self._courier.sent else 0
+            message = lifecycle.undelivered_message(left, awaited, timeout, self._suspended)
+            self.reporter.report("close", message)
 
     def _is_empty(self) -> bool:
         with self._lock:
@@ -300,13 +261,36 @@ class Dispatcher:
     # ---- background thread --------------------------------------------------------------
 
     def _start_thread(self) -> None:
-        self._courier.start()
+        self._new_courier()
         self._thread = threading.Thread(target=self._run, name="chatlog-dispatcher", daemon=True)
         self._thread.start()
 
+    def _new_courier(self) -> None:
+        """A courier thread of its own (a previous one may still carry a request that hangs)."""
+        if self._flight is not None:  # its answer will never be taken: keep the records, try again
+            self._land(Outcome("retry", reason="no answer before close()"))
+        self._courier = Courier(self.destination, self._http, self._wake.set)
+        self._courier.start()
+
     def _run(self) -> None:
         self._thread_ident = threading.get_ident()
-        _own_thread.active = True
+        mark_own_thread()
+        try:
+            while True:
+                self._loop()
+                self._final_flush()
+                with self._life_lock:
+                    if not self._resume:
+                        self._thread_ending = True
+                        self._final_done.set()  # also for a close() that came after the final flush
+                        return
+                    self._resume = False
+                    self._closing = False
+                    self._new_courier()
+        finally:
+            unmark_own_thread()
+
+    def _loop(self) -> None:
         while True:
             try:
                 delay = self.step()
@@ -314,13 +298,12 @@ class Dispatcher:
                 self.reporter.report("internal", f"internal error, continuing: {type(exc).__name__}: {exc}")
                 delay = self.timing.poll_interval
             if self._closing:
-                break
+                return
             if delay > self.timing.poll_interval and not self._go_idle():
                 delay = 0.0  # a record arrived just before the flag was up: file it now
             self._wake.wait(None if delay == math.inf else delay)
             self._wake.clear()
             self.idle = False
-        self._final_flush()
 
     def _go_idle(self) -> bool:
         """Raise `idle` before a long sleep; False (and `idle` lowered again) when records came meanwhile.
@@ -337,9 +320,9 @@ class Dispatcher:
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.timing.close_timeout
         try:
-            self._drain()
+            self._drain(budget_s=self.timing.close_timeout / 4)  # not what keeps arriving after close()
             self._await_flight(deadline)
-            if self._flight is None and self._groups.unsent and not self._disabled_reason:
+            if self._flight is None and self._groups.unsent and not self._suspended:
                 now = self._clock()
                 wait = self._window.wait(now)
                 if 0.0 < wait <= self.timing.close_timeout / 2:
@@ -353,9 +336,9 @@ class Dispatcher:
         finally:
             self._courier.stop()
             self._release_waiters(force=True)
+            self._final_done.set()
             if self._report_from_thread:  # close() did not wait for this thread: finish its work here
                 self._report_undelivered(self.timing.close_timeout)
-                self._client.close()
 
     def step(self) -> float:
         """One round: file queued records (for at most `ROUND_BUDGET_S`), send if a batch is due.
@@ -364,6 +347,8 @@ class Dispatcher:
         flush()/close() can make one necessary (the thread then sleeps until woken).
         """
         emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if self._thread_ident is not None else None)
+        if filed:
+            self._courier.warm()  # the client is built before the message is due, on chatlog's thread
         now = self._clock()
         self._follow_clock(now)
         wait = self._send_if_due(now)
@@ -383,10 +368,9 @@ class Dispatcher:
             self._land(outcome)
             now = self._clock()
         self._release_waiters(now=now)
-        if self._disabled_reason:
-            self._discard_unsent()
-            self._release_waiters(force=True)
-            return math.inf
+        if self._suspended and now < self._backoff.paused_until:
+            self._release_waiters(force=True)  # flush() cannot help until the next probe
+            return self._backoff.paused_until - now
         if not self._groups.unsent:
             self._release_waiters(force=True)
             return math.inf
@@ -422,7 +406,7 @@ class Dispatcher:
 
         Returns whether the buffer was emptied and how many records were filed."""
         buffer = self.buffer
-        own = self.own_thread_ids
+        own = CHATLOG_THREADS
         threaded = self._thread_ident is not None
         catch_up = self.timing.max_queue // 2
         stop_at = math.inf if budget_s is None else time.perf_counter() + budget_s
@@ -472,9 +456,9 @@ class Dispatcher:
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
-        digest = self._groups.digest(now, self._context, self._overflow - self._dropped_reported, ())
-        digest = replace(digest, mentions=self._mentions_for(digest.level),
-                         batch=f"{self._batch_seed}-{self._batch_number}")
+        dropped = self._overflow - self._dropped_reported
+        digest = self._groups.digest(now, self._context, dropped, self._mentions,
+                                     batch=f"{self._batch_seed}-{self._batch_number}")
         payloads = self._render(digest)
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self._window.record(now)
@@ -484,13 +468,7 @@ class Dispatcher:
         if self._courier.running:
             self._courier.submit(payloads)
         else:
-            self._land(self._deliver(payloads))
-
-    def _deliver(self, payloads: Payloads) -> Outcome:
-        try:
-            return self.destination.send_all(self._client, payloads)
-        except Exception as exc:  # the contract says send() never raises; a bug must not kill the courier
-            return Outcome("retry", reason=f"internal error while sending: {type(exc).__name__}")
+            self._land(self._courier.send(payloads))
 
     def _await_flight(self, deadline: float) -> None:
         if self._flight is not None:
@@ -510,7 +488,7 @@ class Dispatcher:
             return self.destination.render_all(digest)
         except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
             self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            return (self.destination.render_fallback(digest),)
+            return self.destination.render_fallback(digest)
 
     def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         with self._lock:
@@ -522,14 +500,17 @@ class Dispatcher:
                 self._batch_number += 1
                 self._schedule.delivered(now, digest.level, unsent_left=self._groups.unsent > 0)
                 self._backoff = self._backoff.after_success()
-                return
-            self._failed += 1
-        if outcome.kind == "retry":
+            else:
+                self._failed += 1
+        if outcome.ok:
+            if self._suspended:
+                self._end_suspension()
+        elif outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":
             self._reject(digest, outcome, now)
         else:
-            self._disable(outcome)
+            self._suspend(outcome, now)
 
     def _reject(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """The platform refused this message's content: drop its records (counted), keep going."""
@@ -551,23 +532,23 @@ class Dispatcher:
             f"retrying in {self._backoff.retry_at - now:.0f} s",
         )
 
-    def _disable(self, outcome: Outcome) -> None:
-        self._disabled_reason = outcome.reason or "the platform refused the message"
-        self.reporter.report("permanent", f"{self._disabled_reason}. Alerts to this destination stop "
-                             "until the configuration is fixed.", once=True)
-        self._discard_unsent()
+    def _suspend(self, outcome: Outcome, now: float) -> None:
+        """A configuration error: keep the records, pause until the next probe, say so once an hour."""
+        self._suspended = outcome.reason or "the platform refused the message"
+        self._backoff = self._backoff.after_failure(now, retry_after=lifecycle.PROBE_EVERY_S,
+                                                    max_backoff=self.timing.max_backoff, jitter=1.0)
+        said = self._suspension_said_at
+        if said is None or not 0.0 <= now - said < lifecycle.REPORT_SUSPENSION_EVERY_S:
+            self._suspension_said_at = now
+            self.reporter.report("permanent", f"{self._suspended}. Alerts to this destination wait (kept as "
+                                 f"a summary) until it is fixed; trying again every "
+                                 f"{lifecycle.PROBE_EVERY_S / 60:g} minutes.", every_s=0.0)
 
-    def _discard_unsent(self) -> None:
-        with self._lock:
-            self._undeliverable += self._groups.discard_unsent()
-            self._schedule.discarded()
-
-    def _mentions_for(self, level: int) -> tuple[str, ...]:
-        ids: list[str] = []
-        for threshold, names in sorted(self._mentions.items()):
-            if level >= threshold:
-                ids.extend(name for name in names if name not in ids)
-        return tuple(ids)
+    def _end_suspension(self) -> None:
+        self._suspended = ""
+        self._suspension_said_at = None
+        self.reporter.report("resumed", "the platform accepts messages again; the alerts kept "
+                             "meanwhile were delivered", every_s=0.0)
 
     def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
         with self._lock:
@@ -581,14 +562,15 @@ class Dispatcher:
 
     # ---- fork ------------------------------------------------------------------------------
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """A forked child gets a fresh buffer, state and thread; the parent's records stay the parent's."""
-        _inherited_clients.append(self._client)  # closing it could disturb the parent's connections
+        lifecycle.keep_inherited(self._courier.forget_client())
         was_running = self._thread is not None and not self._closed
         self.buffer.clear()
         self._overflow_lock = threading.Lock()
         # The parent's thread may have held the reporter's lock at the fork; here no one would release it.
-        self.reporter = Reporter(self.destination.masked(), self.destination.secrets)
+        self.reporter = Reporter(self.destination.masked(), self._secrets)
+        self._flight = None
         self._reset_state()
         self._thread = None
         if was_running:
@@ -606,28 +588,3 @@ def _safe_sample(item: Captured) -> Entry:
         return Entry(created=created_of(item), level=level_of(item), level_name="?", logger="?",
                      message=f"[chatlog could not read this record: {type(exc).__name__}]",
                      pathname="?", lineno=0, func="?")
-
-
-def _holds_logging_lock() -> bool:
-    """True when the calling thread holds logging's module lock, as dictConfig() and fileConfig() do
-    while they flush and close the old handlers. The dispatcher cannot send meanwhile (httpx takes
-    that lock to log its request), so waiting for it there would only stall every thread that logs."""
-    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
-    try:
-        return callable(is_owned) and bool(is_owned())
-    except Exception:
-        return False
-
-
-_live_dispatchers: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
-_inherited_clients: list[httpx.Client] = []
-
-
-def _reinit_after_fork() -> None:
-    for dispatcher in list(_live_dispatchers):
-        with contextlib.suppress(Exception):  # a child that cannot alert must still run
-            dispatcher._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)

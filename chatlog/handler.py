@@ -5,11 +5,14 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 
+from chatlog import lifecycle
 from chatlog.capture import Captured, capture
+from chatlog.courier import http_options
 from chatlog.destinations import platform_options, resolve
-from chatlog.digest import Context
+from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
 
@@ -29,28 +32,30 @@ class ChatHandler(logging.Handler):
     ``platform_options`` are the options a platform declares (`chatlog.platforms._base.Option`),
     e.g. ``app_id``, ``app_secret``, ``receive_id_type`` and ``receive_ids`` of a Feishu/Lark app
     bot: a string, or a list of strings for a list option; an option no platform declares fails here,
-    naming the valid ones. Usable from ``logging.config.dictConfig`` with
-    ``"class": "chatlog.ChatHandler"`` and these keys.
+    naming the valid ones. ``proxy`` (``"http://proxy:3128"``) and ``verify`` (a CA bundle path, or
+    False) say how to connect; by default ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are honoured.
+    A closed handler that still receives records starts again, like ``logging.FileHandler``. Usable
+    from ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        secret: str | None = None,
-        keyword: str | None = None,
-        platform: str | None = None,
-        level: int | str = logging.NOTSET,
-        service: str | None = None,
-        environment: str | None = None,
-        group_wait: float = 5.0,
-        group_interval: float = 60.0,
-        repeat_interval: float = 3600.0,
-        max_queue: int = 10_000,
-        close_timeout: float = 5.0,
+        # where to send (the platform's own options arrive in platform_options)
+        secret: str | None = None, keyword: str | None = None, platform: str | None = None,
+        level: int | str = logging.ERROR,
+        # who is speaking
+        service: str | None = None, environment: str | None = None,
+        # when batches go out
+        group_wait: float = 5.0, group_interval: float = 60.0, repeat_interval: float = 3600.0,
+        # bounds
+        max_queue: int = 10_000, close_timeout: float = 5.0, max_groups: int = 200,
+        # what an alert shows
         mentions: Mapping[str | int, Sequence[str]] | None = None,
-        max_groups: int = 200,
         context_fields: Sequence[str] | None = None,
+        # how to connect (default: HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE from the environment)
+        proxy: str | None = None, verify: bool | str = True,
         **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
@@ -66,22 +71,23 @@ class ChatHandler(logging.Handler):
             max_queue=_count("max_queue", max_queue),
             max_groups=_count("max_groups", max_groups),
         )
+        http = http_options(proxy, verify)
         levels = _mention_levels(mentions)
-        if resolved.at:
-            levels[logging.NOTSET] = list(resolved.at)
+        who = Mentions(tuple((level, tuple(levels[level])) for level in sorted(levels)), resolved.at)
         context = Context(
             service=_optional_text("service", service),
             environment=_optional_text("environment", environment),
-            keyword=resolved.keyword,
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
-        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=levels,
-                                      context_fields=self._context_fields)
+        self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
+                                      context_fields=self._context_fields, http=http)
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
+        self._queue_limit = timing.max_queue
         self._close_timeout = timing.close_timeout
+        self._reopen_lock = threading.Lock()
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -110,6 +116,9 @@ class ChatHandler(logging.Handler):
                 if key is not None and record.thread not in dispatcher.own_thread_ids:
                     dispatcher.tallies.register(key)  # before the append: the thread links it when filing
                 self._buffer.append(item)
+            elif self._max_queue == 0 and self._reopen():  # closed: start again, like FileHandler
+                self.emit(record)
+                return
             else:
                 dispatcher.count_overflow()
             if dispatcher.idle:
@@ -125,7 +134,7 @@ class ChatHandler(logging.Handler):
     def enqueue(self, item: Captured) -> None:
         """Queue a record another front end captured (the loguru sink); never blocks or raises."""
         try:
-            if len(self._buffer) < self._max_queue:
+            if len(self._buffer) < self._max_queue or (self._max_queue == 0 and self._reopen()):
                 self._dispatcher.queue(item)
             else:
                 self._dispatcher.count_overflow()
@@ -144,13 +153,34 @@ class ChatHandler(logging.Handler):
         return self._dispatcher.flush(self._close_timeout if timeout is None else max(0.0, timeout))
 
     def close(self) -> None:
-        """Deliver what is pending within ``close_timeout``, stop the thread. Idempotent."""
-        self._max_queue = 0  # records logged after close are counted as dropped
+        """Deliver what is pending within ``close_timeout``, stop the thread. Idempotent.
+
+        A record that reaches the handler afterwards starts it again (``dictConfig()`` closes every old
+        handler, also those that stay attached); while the interpreter exits it is counted as dropped.
+        """
+        self._max_queue = 0  # the next record takes the slow path: _reopen()
         self._counters = {}
         try:
             self._dispatcher.close(self._close_timeout)
         finally:
             super().close()
+
+    def _reopen(self) -> bool:
+        """Start the closed handler again (new threads); False while the interpreter exits."""
+        with self._reopen_lock:
+            if self._max_queue:
+                return True  # another thread reopened it meanwhile
+            if lifecycle.interpreter_exiting():
+                self._dispatcher.reporter.report(
+                    "after-close", "a record logged after the handler was closed at exit is counted as "
+                    "dropped (no thread can start now)", once=True)
+                return False
+            self._dispatcher.restart()
+            self._closed = False  # logging.Handler's flag: logging.shutdown() closes it again at exit
+            lifecycle.register_for_shutdown(self)
+            self._counters = self._dispatcher.tallies.counters
+            self._max_queue = self._queue_limit
+            return True
 
 
 def _tally_key(record: logging.LogRecord) -> Hashable:

@@ -4,7 +4,7 @@ Each loguru message becomes the same capture a stdlib record becomes (`chatlog.c
 loguru's own record (level, name, file, line, function, exception, ``extra``), not from the formatted
 string, and goes to a `ChatHandler`; grouping, tracebacks and accounting are the same as for stdlib
 records.
-Needs the ``loguru`` extra (``pip install 'chatlog[loguru]'``); ``import chatlog`` never imports this.
+Needs the ``loguru`` extra (``pip install 'chatlog-alerts[loguru]'``); ``import chatlog`` never imports this.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def sink(url: str, **options: Any) -> Sink:
 
     ``logger.add(chatlog.loguru.sink("wecom://KEY", service="checkout"), level="ERROR")``.
 
-    `level` may also name a loguru level (``"SUCCESS"``, a custom one); usually loguru's own
-    ``level=`` in ``logger.add`` is enough. ``context_fields`` picks the ``bind()`` /
-    ``contextualize()`` fields an alert shows (default: all). A bad option fails here, with an example.
+    `level` (default ``ERROR``, as for the handler) may also name a loguru level (``"SUCCESS"``, a
+    custom one); loguru's own ``level=`` in ``logger.add`` filters first. ``context_fields`` picks the
+    ``bind()`` / ``contextualize()`` fields an alert shows (default: all). A bad option fails here, with
+    an example.
     """
     if "level" in options:
         options["level"] = _level_number(options["level"])

@@ -1,6 +1,7 @@
 """Celery: task failures reach the chat, one group per failing task with its count.
 
-Run from ``examples/``: ``python celery_app.py`` runs a worker in this process on Celery's in-memory
+``make example NAME=celery_app`` from the clone's root (or ``python celery_app.py`` in ``examples/``
+with the venv active) runs a worker in this process on Celery's in-memory
 broker and sends it a few failing tasks (set ``CHATLOG_URL`` to send to a real bot). With a real
 broker: ``celery -A celery_app worker``.
 """

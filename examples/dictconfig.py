@@ -1,6 +1,7 @@
 """``logging.config.dictConfig`` from YAML (``logging.yaml``); stdlib ``extra={...}`` fields are shown.
 
-Run from ``examples/``: ``python dictconfig.py`` (needs PyYAML; set ``CHATLOG_URL`` for a real bot).
+Run ``make example NAME=dictconfig`` from the clone's root (or ``python dictconfig.py`` in ``examples/``
+with the venv active); it needs PyYAML. Set ``CHATLOG_URL`` for a real bot.
 """
 
 import logging

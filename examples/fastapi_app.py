@@ -1,7 +1,8 @@
 """FastAPI on uvicorn: unhandled exceptions (uvicorn logs them on ``uvicorn.error``) and errors that an
 exception handler logs reach the chat.
 
-Run from ``examples/``: ``python fastapi_app.py``, then open http://127.0.0.1:8000/orders/42 and
+Run ``make example NAME=fastapi_app`` from the clone's root (or ``python fastapi_app.py`` in ``examples/``
+with the venv active), then open http://127.0.0.1:8000/orders/42 and
 http://127.0.0.1:8000/orders/7/pay (set ``CHATLOG_URL`` for a real bot; ``PORT`` to listen elsewhere).
 """
 

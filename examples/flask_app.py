@@ -1,6 +1,7 @@
 """Flask: ``app.logger`` errors and unhandled exceptions (Flask logs them on ``app.logger``) reach the chat.
 
-Run from ``examples/``: ``python flask_app.py``, then open http://127.0.0.1:5000/orders/42
+Run ``make example NAME=flask_app`` from the clone's root (or ``python flask_app.py`` in ``examples/``
+with the venv active), then open http://127.0.0.1:5000/orders/42
 (set ``CHATLOG_URL`` to send to a real bot; ``PORT`` to listen elsewhere).
 """
 

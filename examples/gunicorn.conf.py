@@ -1,6 +1,7 @@
 """gunicorn: the master configures logging, then forks its workers; each worker's chat handler works.
 
-Run from ``examples/``: ``gunicorn -c gunicorn.conf.py``, then open http://127.0.0.1:8000/orders/42
+Run from ``examples/``: ``../.venv/bin/gunicorn -c gunicorn.conf.py`` (``gunicorn -c gunicorn.conf.py``
+with the venv active), then open http://127.0.0.1:8000/orders/42
 (set ``CHATLOG_URL`` to send to a real bot). chatlog restarts its thread in every forked worker;
 a worker that exits (graceful stop, ``max_requests``) delivers what it still holds.
 """

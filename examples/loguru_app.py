@@ -1,6 +1,7 @@
 """loguru: errors, their tracebacks and ``bind()``/``contextualize()`` fields reach the chat.
 
-Run from ``examples/``: ``python loguru_app.py`` (set ``CHATLOG_URL`` to send to a real bot).
+Run ``make example NAME=loguru_app`` from the clone's root (or ``python loguru_app.py`` in ``examples/``
+with the venv active); set ``CHATLOG_URL`` to send to a real bot.
 loguru removes its sinks at exit, which delivers what is pending; ``await logger.complete()``
 waits for delivery in async code.
 """

@@ -1,6 +1,7 @@
 """A cron job: its errors reach the chat although the script exits right after logging them.
 
-Run from ``examples/``: ``python script.py`` (set ``CHATLOG_URL`` to send to a real bot).
+Run ``make example NAME=script`` from the clone's root (or ``python script.py`` in ``examples/``
+with the venv active); set ``CHATLOG_URL`` to send to a real bot.
 ``logging.shutdown()`` at interpreter exit delivers what is pending, within ``close_timeout``.
 """
 

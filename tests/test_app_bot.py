@@ -95,11 +95,15 @@ def test_one_digest_reaches_every_recipient_once_as_an_interactive_card(
 
 def test_the_app_card_is_the_group_bots_card() -> None:
     digest = a_digest()
-    sent = FeishuApp("cli_a", "app-secret-1", "open_id", ["ou_a"]).render(digest)
+    app = FeishuApp("cli_a", "app-secret-1", "open_id", ["ou_a", "ou_b"])
+    sent = app.render(digest)
 
     assert sent["msg_type"] == "interactive"
     assert json.loads(sent["content"]) == feishu.render(digest)["card"]
-    assert sent[feishu_app.BATCH_KEY] == "batch-1"
+    bodies = app.render_all(digest)  # the request bodies: one per recipient, no key of chatlog's own
+    assert [set(body) for body in bodies] == [{"receive_id", "msg_type", "content", "uuid"}] * 2
+    assert [body["uuid"] for body in bodies] == [
+        feishu_app.message_uuid("cli_a", "open_id", rid, "batch-1") for rid in ("ou_a", "ou_b")]
 
 
 def test_a_large_digest_is_trimmed_to_fit_the_app_apis_30_kb_card_limit(
@@ -242,7 +246,8 @@ def test_too_many_messages_to_one_recipient_ask_for_a_retry_in_a_second(fake: Fa
     app = fake.add_app(recipients={"open_id": ["ou_alice"]})
     destination = destinations.resolve(app.url("open_id")).destination
     with httpx.Client(timeout=5.0) as client:
-        outcomes = [destination.send(client, destination.render(a_digest(batch=f"b{i}"))) for i in range(6)]
+        outcomes = [destination.send_all(client, destination.render_all(a_digest(batch=f"b{i}")))
+                    for i in range(6)]
 
     assert [o.kind for o in outcomes] == ["ok"] * 5 + ["retry"]
     assert outcomes[-1].retry_after == 1.0
@@ -322,7 +327,7 @@ def test_lark_app_talks_to_larks_domain(fake_platforms: FakePlatforms, platform:
     destination = destinations.resolve(f"{platform}://{app.app_id}:{app.app_secret}@open_id/ou_alice").destination
     transport = ToFake(fake_platforms.base_url)
     with httpx.Client(transport=transport, timeout=5.0) as client:
-        outcome = destination.send(client, destination.render_text("deploy finished"))
+        outcome = destination.send_all(client, destination.render_text_all("deploy finished"))
 
     assert outcome.ok, outcome.reason
     assert transport.origins == [f"https://{host}", f"https://{host}"]  # the token, then the message
@@ -478,8 +483,8 @@ def test_when_no_recipient_can_be_reached_the_destination_stops_with_the_fix(
     assert "Feishu cannot deliver to open_id ou_intern (230013" in lines[0]
     assert "other recipients" not in lines[0]
     assert "no recipient of this app bot can be reached" in lines[1]
-    assert "Alerts to this destination stop until the configuration is fixed" in lines[1]
-    assert len(app.message_requests) == 1 and handler.stats().dropped == 3
+    assert "Alerts to this destination wait (kept as a summary) until it is fixed" in lines[1]
+    assert len(app.message_requests) == 1 and handler.stats().pending == 3
 
 
 @pytest.mark.parametrize(("receive_id_type", "granted", "app_options", "words"), [
@@ -505,7 +510,7 @@ def test_app_wide_problems_stop_the_destination_naming_what_to_grant(
 
     [line] = chatlog_lines(capsys.readouterr().err)
     assert words in line and app.app_secret not in line
-    assert len(app.message_requests) == 1 and handler.stats().dropped == 2
+    assert len(app.message_requests) == 1 and handler.stats().pending == 2
 
 
 def test_wrong_app_secret_is_reported_without_the_secret(
@@ -522,7 +527,7 @@ def test_wrong_app_secret_is_reported_without_the_secret(
     assert ("Feishu refused the app credentials (10014 app secret invalid): check the app id and app secret "
             "(developer console → Credentials & Basic Info)") in line
     assert "a-wrong-app-secret" not in line and app.app_id in line
-    assert app.message_requests == [] and handler.stats().dropped == 1
+    assert app.message_requests == [] and handler.stats().pending == 1
 
 
 def test_chatlog_send_explains_an_unreachable_recipient_and_exits_1(
@@ -684,7 +689,7 @@ def test_fake_add_app_refuses_impossible_settings(fake: FakePlatforms) -> None:
     ({"code": 4242, "msg": "something new"}, 400, "permanent", "recipient", "4242 something new"),
     ({"code": 1500, "msg": "internal error"}, 500, "retry", "recipient", "later"),
     ({"code": "x"}, 502, "retry", "app", "HTTP 502"),
-    ({"msg": "no code"}, 404, "permanent", "app", "HTTP 404"),
+    ({"msg": "no code"}, 404, "retry", "app", "HTTP 404"),
 ])
 def test_send_api_answers(body: dict[str, Any], status: int, kind: str, scope: str, words: str) -> None:
     found = feishu_app.verdict(httpx.Response(status, json=body), "open_id ou_a", "open_id")
@@ -727,3 +732,16 @@ def test_app_secret_stays_out_of_urls_in_masked_form() -> None:
                           "@open_id/ou_a").destination
     assert destination.secrets == ("s3cr/et@x",)
     assert "s3cr" not in destination.masked() and "s3cr" not in repr(destination)
+
+
+def test_an_app_bot_behind_a_relay_path_sends_to_the_api_paths_under_it(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    app = fake_platforms.add_app(recipients={"open_id": ["ou_alice"]})
+    relay = fake_platforms.relay("/relay/feishu-app", "")
+    handler = make_handler(relay, platform="feishu-app", app_id=app.app_id, app_secret=app.app_secret,
+                           receive_id_type="open_id", receive_ids=["ou_alice"])
+    app_logger.addHandler(handler)
+    send_digest(handler, app_logger, "through the relay")
+    assert [m.receive_id for m in app.messages] == ["ou_alice"]
+    assert "through the relay" in app.texts("ou_alice")[0]

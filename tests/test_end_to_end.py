@@ -14,15 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from chatlog import ChatHandler
-from chatlog.testing import FakePlatforms, Fault
+from chatlog.testing import PLATFORM_RULES, FakePlatforms, Fault
 from tests.conftest import assert_accounting
 
-PLATFORMS = [
-    ("feishu", {"secret": "feishu-signing-secret"}),
-    ("lark", {"secret": "lark-signing-secret"}),
-    ("dingtalk", {"secret": "SECdingtalk0123456789", "keyword": "alert"}),
-    ("wecom", {}),
-]
+# Every platform name of every group-bot fake, set up as its fake's demo bot (signing on where it
+# signs): a new platform is covered here with no edit.
+PLATFORMS = [(name, dict(rules.demo)) for rules in PLATFORM_RULES for name in rules.names]
 
 
 @pytest.mark.parametrize(("platform", "bot_options"), PLATFORMS, ids=[p for p, _ in PLATFORMS])
@@ -160,7 +157,7 @@ def test_permanent_error_is_reported_once_without_the_secret(
     assert err.count("signature") == 1 or err.count("sign") >= 1
     assert len([line for line in err.splitlines() if line.startswith("chatlog:")]) == 1, err
     assert "SECwrong" not in err and bot.token not in err
-    assert handler.stats().dropped == 3
+    assert handler.stats().pending == 3  # kept for the next probe, 10 minutes on
 
 
 def test_records_from_chatlogs_own_sends_never_feed_back(
@@ -290,3 +287,67 @@ def test_wecom_mentions_of_all_and_of_phone_numbers_notify(
     assert sorted(bot.notified()) == ["13800000001", "all", "zhangsan", "zhangsan"]
     assert len(bot.messages) == 3 and all(r.accepted for r in bot.received)
     assert handler.stats().messages_sent == 2
+
+
+PROXY_ANSWERS = [
+    (408, b"<html>Request Timeout</html>", {}, "HTTP 408 from 127.0.0.1"),
+    (403, b"<html>Access denied by WAF</html>", {}, "firewall or WAF"),
+    (404, b"<html>Not Found</html>", {}, "check the URL"),
+    (407, b"Proxy Authentication Required", {}, "set proxy="),
+    (421, b"Misdirected Request", {}, "wrong server"),
+    (499, b"", {}, "HTTP 499"),
+    (301, b"", {"Location": "https://open.feishu.cn/moved/TOKEN"}, "use the https://open.feishu.cn URL"),
+    (302, b"", {"Location": "https://relay.example/x"}, "redirect to https://relay.example"),
+    (307, b"", {"Location": "/elsewhere"}, "does not follow"),
+    (308, b"", {"Location": "https://127.0.0.1:1/y"}, "HTTP 308"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "said"), PROXY_ANSWERS,
+                         ids=[str(answer[0]) for answer in PROXY_ANSWERS])
+def test_a_proxys_answer_is_retried_and_explained_not_a_verdict(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger,
+    capfd: pytest.CaptureFixture[str], status: int, body: bytes, headers: dict[str, str], said: str,
+) -> None:
+    bot = fake_platforms.add_bot("feishu")
+    bot.fail_next(1, Fault.status(status, body, headers))
+    handler = make_handler(bot.url)
+    app_logger.addHandler(handler)
+    app_logger.error("payment failed")
+    assert not handler.flush(timeout=0.5)  # the answer was not the platform's: kept, not dropped
+    app_logger.error("payment failed again")
+    assert handler.flush(timeout=5.0)  # the retry (flush() retries at once) reaches the platform
+    assert handler.stats().delivered_records == 2 and handler.stats().dropped == 0
+    assert [r.status for r in bot.received] == [status, 200]  # never followed to another host
+    err = capfd.readouterr().err
+    assert said in err and f"HTTP {status}" in err
+    assert bot.token not in err
+
+
+def test_platform_option_selects_the_platform_for_a_relay_path(
+    fake_platforms: FakePlatforms, make_handler: Callable[..., ChatHandler], app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk", secret="SECrelay0123456789")
+    relay = fake_platforms.relay("/relay/dingtalk", "/robot/send")
+    handler = make_handler(f"{relay}?access_token={bot.token}&secret={bot.secret}", platform="dingtalk")
+    app_logger.addHandler(handler)
+    app_logger.error("payment failed")
+    assert handler.flush(timeout=5.0)
+    assert len(bot.messages) == 1 and "payment failed" in bot.texts()[0]
+    assert bot.received[0].query["access_token"] == bot.token and "sign" in bot.received[0].query
+
+
+@pytest.mark.parametrize(("url", "platform", "named"), [
+    ("feishu://TOKEN1234", "dingtalk", ("feishu", "dingtalk")),
+    ("lark://TOKEN1234", "feishu", ("lark", "feishu")),
+    ("https://oapi.dingtalk.com/robot/send?access_token=TOKEN1234", "wecom", ("dingtalk", "wecom")),
+    ("http://127.0.0.1:9/open-apis/bot/v2/hook/TOKEN1234", "dingtalk", ("feishu", "dingtalk")),
+])
+def test_platform_option_that_contradicts_the_url_is_refused_naming_both(
+    url: str, platform: str, named: tuple[str, str]
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        ChatHandler(url, platform=platform)
+    message = str(caught.value)
+    assert all(name in message for name in named) and "contradicts" in message
+    assert "TOKEN1234" not in message

@@ -97,7 +97,7 @@ def test_removing_the_sink_delivers_what_is_pending_at_once(
     fake_platforms: FakePlatforms, add_sink: AddSink
 ) -> None:
     bot = fake_platforms.add_bot("feishu")
-    sink, sink_id = add_sink(bot.url, group_wait=3600.0)
+    sink, sink_id = add_sink(bot.url, group_wait=3600.0, level="WARNING")
     logger.error("disk almost full on {}", "db-1")
     logger.warning("replica lag {} s", 12)
     assert bot.messages == []  # group_wait holds them back
@@ -210,7 +210,7 @@ def test_importing_chatlog_does_not_import_loguru() -> None:
 
 def test_custom_levels_keep_their_name_in_the_alert(fake_platforms: FakePlatforms) -> None:
     bot = fake_platforms.add_bot("wecom")
-    chat = chatlog.loguru.sink(bot.url, group_wait=0.05)
+    chat = chatlog.loguru.sink(bot.url, group_wait=0.05, level="SUCCESS")
     sink_id = logger.add(chat, level="SUCCESS")
     try:
         logger.success("nightly backup done in {} s", 42)

@@ -90,8 +90,7 @@ FEISHU_BAD_SIGN = {"code": 19021,
 
 
 def test_feishu_send_signs_in_the_body_at_the_clock_time() -> None:
-    bot = feishu.Feishu("TOKEN", secret="chatlog-test-secret")
-    bot.clock = lambda: 1700000000.9
+    bot = feishu.Feishu("TOKEN", secret="chatlog-test-secret", clock=lambda: 1700000000.9)
     recorder = Recorder(answer(FEISHU_OK))
     outcome = bot.send(recorder.client(), {"msg_type": "text", "content": {"text": "hi"}})
     assert outcome.ok
@@ -110,9 +109,8 @@ def test_feishu_send_leaves_the_callers_payload_unsigned() -> None:
 
 
 def test_feishu_signature_rejection_is_signed_again_once_then_succeeds() -> None:
-    bot = feishu.Feishu("TOKEN", secret="s3cret")
     times = iter([1000.0, 2000.0])
-    bot.clock = lambda: next(times)
+    bot = feishu.Feishu("TOKEN", secret="s3cret", clock=lambda: next(times))
     recorder = Recorder(answer(FEISHU_BAD_SIGN), answer(FEISHU_OK))
     outcome = bot.send(recorder.client(), {"msg_type": "text", "content": {"text": "hi"}})
     assert outcome.ok
@@ -137,8 +135,8 @@ def test_feishu_without_a_secret_does_not_resend_on_a_signature_rejection() -> N
 
 
 def test_dingtalk_send_puts_token_timestamp_and_quoted_sign_in_the_query() -> None:
-    bot = dingtalk.DingTalk("TOKEN", secret="SECchatlogtestsecret0123456789abcdef")
-    bot.clock = lambda: 1700000000.0
+    bot = dingtalk.DingTalk("TOKEN", secret="SECchatlogtestsecret0123456789abcdef",
+                            clock=lambda: 1700000000.0)
     recorder = Recorder(answer({"errcode": 0, "errmsg": "ok"}))
     assert bot.send(recorder.client(), {"msgtype": "text", "text": {"content": "hi"}}).ok
     url = recorder.requests[0].url
@@ -228,7 +226,7 @@ def test_send_keeps_secrets_out_of_reasons_and_answers(make: Callable[[], Destin
     ({"code": None}, 200, "retry", 0, "unexpected answer"),
     ({"code": True}, 200, "retry", 0, "unexpected answer"),
     ({"msg": "no code at all"}, 200, "retry", 0, "unexpected answer"),
-    ({"code": 0, "msg": "success"}, 400, "permanent", 0, "HTTP 400"),
+    ({"code": 0, "msg": "success"}, 400, "retry", 0, "HTTP 400"),
     ({"code": 19024, "msg": ["not", "a", "string"]}, 200, "permanent", 0, "keyword"),
 ])
 def test_feishu_answers(body: Any, status: int, kind: str, wait: float, words: str) -> None:
@@ -301,9 +299,9 @@ NAMES = ["feishu", "dingtalk", "wecom"]
     (200, b"<html>gateway</html>", "retry"),
     (200, b"[1, 2]", "retry"),
     (204, b"", "retry"),
-    (404, b"not found", "permanent"),
-    (400, b"bad", "permanent"),
-    (302, b"", "permanent"),
+    (404, b"not found", "retry"),
+    (400, b"bad", "retry"),
+    (302, b"", "retry"),
     (429, b"", "retry"),
     (502, b"bad gateway", "retry"),
 ])

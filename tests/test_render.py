@@ -50,7 +50,7 @@ def group(message: str = "order 42 failed", *, count: int = 1, total: int | None
 
 
 def digest(*groups: GroupSummary, service: str | None = "checkout", environment: str | None = "prod",
-           keyword: str | None = None, mentions: tuple[str, ...] = (), dropped: int = 0,
+           mentions: tuple[str, ...] = (), dropped: int = 0,
            host: str = "web-1", pid: int = 4242) -> Digest:
     levels: dict[int, int] = {}
     for summary in groups:
@@ -60,7 +60,7 @@ def digest(*groups: GroupSummary, service: str | None = "checkout", environment:
         level_counts=tuple((logging.getLevelName(lv), n) for lv, n in sorted(levels.items(), reverse=True)),
         window_start=min((g.first_seen for g in groups), default=0.0),
         window_end=max((g.last_seen for g in groups), default=0.0),
-        context=Context(service=service, environment=environment, host=host, pid=pid, keyword=keyword),
+        context=Context(service=service, environment=environment, host=host, pid=pid),
         dropped=dropped,
         mentions=mentions,
     )
@@ -213,11 +213,11 @@ def test_window_across_midnight_shows_dates(module: ModuleType) -> None:
 
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_keyword_is_in_the_message_when_configured(module: ModuleType) -> None:
-    payload = module.render(digest(group(), keyword="chatlog-alert"))
+    payload = module.render(digest(group()), module.LIMITS, "chatlog-alert")
     assert "chatlog-alert" in registry.shown(module, payload)
 
 
-def test_destination_keyword_is_used_when_the_digest_has_none() -> None:
+def test_the_destinations_keyword_is_in_its_messages() -> None:
     for bot in (feishu.Feishu("T", keyword="kw-1"), dingtalk.DingTalk("T", keyword="kw-1"),
                 wecom.WeCom("T", keyword="kw-1")):
         assert "kw-1" in shown(bot.render(digest(group())))
@@ -225,8 +225,8 @@ def test_destination_keyword_is_used_when_the_digest_has_none() -> None:
 
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_render_is_a_pure_function_of_the_digest(module: ModuleType) -> None:
-    one = digest(group(count=3, traceback=TRACEBACK), mentions=("all",), keyword="kw")
-    assert module.render(one) == module.render(one)
+    one = digest(group(count=3, traceback=TRACEBACK), mentions=("all",))
+    assert module.render(one, module.LIMITS, "kw") == module.render(one, module.LIMITS, "kw")
 
 
 @pytest.mark.parametrize(("level", "colour"), [
@@ -368,7 +368,7 @@ def test_multi_line_messages_stay_on_their_line(module: ModuleType) -> None:
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_megabyte_message_is_cut_visibly_within_limits(module: ModuleType) -> None:
     huge = group("数据库连接失败" * 150_000, traceback=("x" * 10_000 + "\n") * 100, count=2)
-    payload = module.render(digest(huge, keyword="kw"))
+    payload = module.render(digest(huge), module.LIMITS, "kw")
     assert_within_limits(module, payload)
     assert "… (truncated)" in shown(payload)
     assert "kw" in shown(payload)
@@ -458,8 +458,7 @@ def digests(draw: st.DrawFn) -> Digest:
     groups = tuple(draw(st.lists(summaries(), max_size=50)))
     start, end = sorted((draw(TIMES), draw(TIMES)))
     context = Context(service=draw(st.none() | TEXT), environment=draw(st.none() | TEXT), host=draw(TEXT),
-                      pid=draw(st.integers(0, 2**22)),
-                      keyword=draw(st.none() | st.text(string.ascii_letters, min_size=1, max_size=20)))
+                      pid=draw(st.integers(0, 2**22)))
     mentions = draw(st.lists(st.sampled_from(["all", "ou_abc", "13800000000", "user-1"]) | TEXT, max_size=4))
     return Digest(groups=groups, level_counts=(("ERROR", sum(g.count for g in groups)),),
                   window_start=start, window_end=end, context=context,
@@ -467,13 +466,14 @@ def digests(draw: st.DrawFn) -> Digest:
 
 
 @settings(max_examples=100, deadline=None)
-@given(one=digests())
-def test_every_digest_renders_valid_utf8_within_limits_with_its_header(one: Digest) -> None:
+@given(one=digests(), keyword=st.none() | st.text(string.ascii_letters, min_size=1, max_size=20))
+def test_every_digest_renders_valid_utf8_within_limits_with_its_header(one: Digest,
+                                                                       keyword: str | None) -> None:
     for module in PLATFORMS:
-        payload = module.render(one)
+        payload = module.render(one, module.LIMITS, keyword)
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
         assert_within_limits(module, payload)
         text = registry.shown(module, payload)
         assert _text.header_line(one, registry.class_of(module).escape) in text
-        if one.context.keyword:
-            assert one.context.keyword in text
+        if keyword:
+            assert keyword in text

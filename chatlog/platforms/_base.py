@@ -1,29 +1,30 @@
-"""What every platform module provides, and the pieces they share (HTTP answers, redaction).
+"""The contract every platform module fulfils, and the pieces all of them use (the POST, redaction).
 
-A platform module defines one `Destination` subclass plus `sign(...)`, `render(digest, limits)`
-and `classify(response)`. Subclasses register themselves, so adding a platform is adding a
-module under ``chatlog/platforms/``.
+A platform module defines one `Destination` subclass (declaring its names, URL forms, `Option`
+table, escaping rule and limits) plus ``sign(...)``, ``render(digest, limits, keyword)`` and
+``classify(response)``. Subclasses register themselves, so adding a platform is adding a module
+under ``chatlog/platforms/`` and its fake under ``chatlog/testing/`` (see docs/DESIGN.md).
+Reading answers is `chatlog.platforms._answers`; what group-bot webhooks share, `_webhook`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from chatlog.digest import Digest
+
+if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
+    import httpx
 
 Payload = dict[str, Any]
 Payloads = tuple[Payload, ...]
 """The request bodies of one digest, in sending order (usually one)."""
 _TOKEN = re.compile(r"[^\s/?#@:]+")
-_CODE = re.compile(r"-?\d{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +173,14 @@ class Destination(ABC):
         platform needs (WeCom: a text message whose ``mentioned_list`` notifies ``@all`` and phones)."""
         return (self.render(digest),)
 
-    def render_fallback(self, digest: Digest) -> Payload:
+    def render_fallback(self, digest: Digest) -> Payloads:
         """Plain text for a digest whose `render_all` failed: a renderer bug must not cost the alert."""
         lines = "; ".join(group.sample.message[:200] for group in digest.groups[:5])
-        return self.render_text(f"{digest.level_name} ×{digest.total}: {lines}")
+        return self.render_text_all(f"{digest.level_name} ×{digest.total}: {lines}")
+
+    def render_text_all(self, text: str) -> Payloads:
+        """Every request body for one plain text (``chatlog send``): `render_text`'s, by default."""
+        return (self.render_text(text),)
 
     @abstractmethod
     def render_text(self, text: str) -> Payload:
@@ -207,7 +212,6 @@ class Destination(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.masked()}>"
 
-
 def redact(text: str, secrets: tuple[str, ...]) -> str:
     """`text` with every secret (and its URL-quoted form) replaced by ``***``."""
     for secret in secrets:
@@ -217,113 +221,6 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
             if quoted != secret:
                 text = text.replace(quoted, "***")
     return text
-
-
-def post_json(
-    client: httpx.Client,
-    url: str,
-    payload: Payload,
-    *,
-    params: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> httpx.Response | Outcome:
-    """POST `payload` as UTF-8 JSON; a network failure comes back as a retry `Outcome`.
-
-    `params` are merged into the URL's own query (httpx >= 0.28 would replace it).
-    """
-    if params:
-        url = _merge_query(url, params)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
-    all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    try:
-        return client.post(url, content=body, headers=all_headers)
-    except httpx.TimeoutException as exc:
-        return Outcome("retry", reason=f"the request timed out ({type(exc).__name__})")
-    except httpx.HTTPError as exc:
-        return Outcome("retry", reason=f"network error ({type(exc).__name__})")
-
-
-def _merge_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def json_body(response: httpx.Response) -> dict[str, Any] | None:
-    """The answer's JSON object, or None when the body is empty, not JSON, or not an object."""
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def retry_after(response: httpx.Response, default: float) -> float:
-    """Seconds to wait as the answer says (``Retry-After``, ``x-ogw-ratelimit-reset``), else `default`."""
-    for header in ("retry-after", "x-ogw-ratelimit-reset"):
-        value = response.headers.get(header)
-        if value is None:
-            continue
-        try:
-            return max(0.0, min(float(value), 3600.0))
-        except ValueError:
-            continue
-    return default
-
-
-def classify_http(response: httpx.Response) -> Outcome | None:
-    """The outcome decided by HTTP status alone (429, 5xx), or None when the body must decide."""
-    status = response.status_code
-    if status == 429:
-        return Outcome("retry", retry_after(response, 60.0), "the platform says we send too fast (HTTP 429)",
-                       answer=trimmed(response))
-    if status >= 500:
-        return Outcome("retry", retry_after(response, 0.0), f"the platform answered HTTP {status}",
-                       answer=trimmed(response))
-    return None
-
-
-def trimmed(response: httpx.Response, limit: int = 500) -> str:
-    """The answer body as text, at most `limit` characters."""
-    text = response.content[:limit * 4].decode("utf-8", "replace")
-    return text[:limit]
-
-
-# --- answers and destination parts shared by the platform modules ---------------------------------
-
-
-def answer_code(value: object) -> int | None:
-    """A platform's result code as an int (``0``, ``"0"``, ``-1``); None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _CODE.fullmatch(value.strip()):
-        return int(value.strip())
-    return None
-
-
-def unexpected_answer(response: httpx.Response, platform: str) -> Outcome:
-    """The outcome for an answer without a usable result code: retry after 2xx, permanent otherwise."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return Outcome("retry", retry_after(response, 0.0),
-                       f"{platform} gave an unexpected answer (HTTP {status} without a result code)",
-                       answer=trimmed(response))
-    return Outcome("permanent", 0.0,
-                   f"{platform} refused the request with HTTP {status}: check the destination URL",
-                   answer=trimmed(response))
-
-
-def outcome_of(
-    answer: httpx.Response | Outcome,
-    classify: Callable[[httpx.Response], Outcome],
-    secrets: tuple[str, ...],
-) -> Outcome:
-    """The classified `answer` with every secret redacted from its reason and body."""
-    outcome = answer if isinstance(answer, Outcome) else classify(answer)
-    return Outcome(outcome.kind, outcome.retry_after, redact(outcome.reason, secrets),
-                   redact(outcome.answer, secrets))
 
 
 def check_token(token: str, what: str, example: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from chatlog.digest import Digest, GroupSummary
@@ -100,13 +100,6 @@ def with_keyword(text: str, keyword: str | None, separator: str = " · ") -> str
     if not keyword or keyword in text:
         return text
     return f"{text}{separator}{clean(keyword)}" if text else clean(keyword)
-
-
-def with_default_keyword(digest: Digest, keyword: str | None) -> Digest:
-    """`digest` with a destination's own `keyword` in its context when the context has none."""
-    if not keyword or digest.context.keyword:
-        return digest
-    return replace(digest, context=replace(digest.context, keyword=keyword))
 
 
 def mention_ids(mentions: Sequence[str]) -> tuple[str, ...]:

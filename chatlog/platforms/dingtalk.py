@@ -16,53 +16,25 @@ import base64
 import hashlib
 import hmac
 import re
-import time
-from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
+from chatlog.platforms import _text
+from chatlog.platforms._answers import code_of, coded_answer, json_body, retry_after, trimmed
 from chatlog.platforms._base import (
-    Destination,
     Limits,
     Option,
     Outcome,
     Payload,
-    Target,
-    answer_code,
-    check_token,
-    classify_http,
-    is_official,
-    json_body,
-    outcome_of,
-    post_json,
-    retry_after,
-    target_origin,
-    trimmed,
-    unexpected_answer,
 )
-from chatlog.platforms._text import (
-    Budget,
-    answer_message,
-    bold,
-    clean,
-    dropped_line,
-    fit,
-    fit_text,
-    footer_line,
-    group_lines,
-    group_view,
-    header_line,
-    inert,
-    is_mobile,
-    mention_ids,
-    more_line,
-    plain_summary,
-    summary_line,
-    with_default_keyword,
-    with_keyword,
-)
+from chatlog.platforms._http import post_json
+from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/robot/send"
 _ORIGIN = "https://oapi.dingtalk.com"
@@ -99,31 +71,32 @@ def sign(secret: str, timestamp_ms: int) -> str:
 
 def _escape(text: str) -> str:
     """Cleaned user text made inert for DingTalk markdown and text: no tag, link, image or mention."""
-    return inert(text).replace("@", "＠")
+    return _text.inert(text).replace("@", "＠")
 
 
-def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """The ``markdown`` message for `digest`, within `limits.body_bytes`; mentions only from
-    ``digest.mentions``."""
-    message = fit(lambda budget: _markdown(digest, budget), limits.body_bytes)
-    return message if message is not None else _fallback(digest, limits)
+    ``digest.mentions``; `keyword` (the robot's keyword check) ends the footer."""
+    message = _text.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes)
+    return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _markdown(digest: Digest, budget: Budget) -> Payload:
+def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
-    header = header_line(digest, _escape)
-    blocks = [f"#### {header}", summary_line(digest, _escape), bold(dropped_line(digest.dropped))]
+    header = _text.header_line(digest, _escape)
+    dropped = _text.bold(_text.dropped_line(digest.dropped))
+    blocks = [f"#### {header}", _text.summary_line(digest, _escape), dropped]
     blocks += [_group(digest, group, budget) for group in shown]
-    footer = with_keyword(footer_line(digest, _escape), digest.context.keyword)
-    blocks += [more_line(digest.groups[len(shown) :]), footer, _mention_text(digest.mentions)]
+    footer = _text.with_keyword(_text.footer_line(digest, _escape), keyword)
+    blocks += [_text.more_line(digest.groups[len(shown) :]), footer, _mention_text(digest.mentions)]
     text = "\n\n".join(block for block in blocks if block)
     return {"msgtype": "markdown", "markdown": {"title": header, "text": text}, **_at(digest.mentions)}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: Budget) -> str:
-    view = group_view(group, digest, budget, _escape)
+def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
+    view = _text.group_view(group, digest, budget, _escape)
     # Two trailing spaces make a line break: some DingTalk clients join single newlines.
-    text = "  \n".join(group_lines(view, bold))
+    text = "  \n".join(_text.group_lines(view, _text.bold))
     if view.traceback:
         # No-break spaces keep the indentation: four plain spaces would open a code block in the quote.
         quoted = (f"> {_INDENT.sub(lambda m: chr(0xA0) * len(m.group()), line)}" for line in view.traceback)
@@ -132,29 +105,29 @@ def _group(digest: Digest, group: GroupSummary, budget: Budget) -> str:
 
 
 def _mention_text(mentions: tuple[str, ...]) -> str:
-    return " ".join(f"@{mention}" for mention in mention_ids(mentions) if mention != "all")
+    return " ".join(f"@{mention}" for mention in _text.mention_ids(mentions) if mention != "all")
 
 
 def _at(mentions: tuple[str, ...]) -> dict[str, Any]:
-    ids = mention_ids(mentions)
+    ids = _text.mention_ids(mentions)
     if not ids:
         return {}
     people = [mention for mention in ids if mention != "all"]
-    return {"at": {"atMobiles": [m for m in people if is_mobile(m)],
-                   "atUserIds": [m for m in people if not is_mobile(m)],
+    return {"at": {"atMobiles": [m for m in people if _text.is_mobile(m)],
+                   "atUserIds": [m for m in people if not _text.is_mobile(m)],
                    "isAtAll": "all" in ids}}
 
 
-def _fallback(digest: Digest, limits: Limits) -> Payload:
+def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
     """A ``text`` message with the digest's summary: for digests whose smallest markdown would not fit."""
     mention_text = _mention_text(digest.mentions)
 
     def make(text: str) -> Payload:
         body = "\n".join(part for part in (text, mention_text) if part)
-        content = with_keyword(body, digest.context.keyword, "\n")
+        content = _text.with_keyword(body, keyword, "\n")
         return {"msgtype": "text", "text": {"content": content}, **_at(digest.mentions)}
 
-    return fit_text(make, plain_summary(digest, _escape), limits.body_bytes)
+    return _text.fit_text(make, _text.plain_summary(digest, _escape), limits.body_bytes)
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -163,14 +136,11 @@ def classify(response: httpx.Response) -> Outcome:
     HTTP 200 means nothing here: DingTalk reports signature, keyword, IP, size and rate problems in the
     body. A rate-limited robot is blocked for 10 minutes, so that retry waits 600 s.
     """
-    decided = classify_http(response)
-    if decided is not None:
-        return decided
-    body = json_body(response)
-    code = answer_code(body.get("errcode")) if body else None
-    if body is None or code is None or (code == 0 and not response.is_success):
-        return unexpected_answer(response, "DingTalk")
-    message, answer = answer_message(body.get("errmsg")), trimmed(response)
+    read = coded_answer(response, "DingTalk", ("errcode",))
+    if isinstance(read, Outcome):
+        return read
+    body, code = read
+    message, answer = _text.answer_message(body.get("errmsg")), trimmed(response)
     if code == 0:
         return Outcome("ok", answer=answer)
     if code in _RATE_LIMITED:
@@ -211,111 +181,49 @@ def _security_reason(message: str) -> str:
             "settings (keyword, signing, IP allow-list)")
 
 
-def _signature_rejected(answer: httpx.Response | Outcome) -> bool:
-    if isinstance(answer, Outcome):
-        return False
-    body = json_body(answer)
-    if body is None or answer_code(body.get("errcode")) != _SECURITY:
-        return False
-    message = answer_message(body.get("errmsg")).lower()
-    return "sign" in message or "timestamp" in message
-
-
-class DingTalk(Destination):
+class DingTalk(Webhook):
     """A DingTalk group robot (custom robot), addressed by its access token."""
 
     names = ("dingtalk",)
-    hosts = ("oapi.dingtalk.com",)
-    paths = (_PATH,)
+    token_name = "access token"
     example = "dingtalk://ACCESS_TOKEN?secret=SEC..."
     options = (Option("access_token", "the robot's access token, e.g. access_token=1a2b…", secret=True),)
     forms = (("DingTalk group bot", ("https://oapi.dingtalk.com/robot/send?access_token=T", "dingtalk://T")),)
+    title = "DingTalk"
     escape = staticmethod(_escape)
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        secret: str | None = None,
-        keyword: str | None = None,
-        origin: str | None = None,
-        path: str = _PATH,
-    ) -> None:
-        """`origin` (``scheme://host[:port]``) replaces DingTalk's own host, e.g. a local inbox; `path`
-        its send path (a relay's own path)."""
-        check_token(token, "access token", self.example)
-        if secret and not secret.startswith("SEC"):
+    def check_secret(self, secret: str | None) -> None:
+        """DingTalk's signing secrets start with ``SEC``."""
+        if secret is not None and not secret.startswith("SEC"):
             raise ValueError("DingTalk signing secrets start with SEC; copy it from the robot's security "
                              f"settings; e.g. {self.example}")
-        self.platform = "dingtalk"
-        self.token = token
-        self.secret = secret or None
-        self.keyword = keyword or None
-        self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{path}"
-        self.limits = LIMITS
-        self.clock: Callable[[], float] = time.time
-
-    @classmethod
-    def from_target(cls, target: Target) -> DingTalk:
-        """``dingtalk://TOKEN`` or ``http(s)://host[:port]/robot/send?access_token=TOKEN``."""
-        origin = target_origin(target, cls.example)
-        url = target.url
-        token = target.query.pop("access_token", "")
-        if url.scheme in ("http", "https"):
-            if url.path.rstrip("/") != _PATH and not target.relay:
-                raise ValueError(f"a DingTalk webhook URL looks like {_ORIGIN}{_PATH}?access_token=TOKEN"
-                                 f"; e.g. {cls.example}")
-        else:
-            token = url.netloc or token
-        path = url.path if target.relay else _PATH
-        return cls(token, secret=target.secret, keyword=target.keyword, origin=origin, path=path)
-
-    def render(self, digest: Digest) -> Payload:
-        """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.limits)
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message, the keyword appended when it is configured and missing."""
 
         def make(cut: str) -> Payload:
-            return {"msgtype": "text", "text": {"content": with_keyword(cut, self.keyword, "\n")}}
+            return {"msgtype": "text", "text": {"content": _text.with_keyword(cut, self.keyword, "\n")}}
 
-        return fit_text(make, clean(text), self.limits.body_bytes)
+        return _text.fit_text(make, _text.clean(text), self.limits.body_bytes)
 
-    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """Sign, POST, classify; after a signature rejection, sign once more and resend. Never raises."""
-        try:
-            answer = self._post(client, payload)
-            if self.secret is not None and _signature_rejected(answer):
-                answer = self._post(client, payload)  # a stale timestamp or a clock step: one fresh try
-                if _signature_rejected(answer):
-                    return outcome_of(answer, _clock_or_secret, self.secrets)
-            return outcome_of(answer, classify, self.secrets)
-        except Exception as exc:
-            return Outcome("retry", reason=f"chatlog failed while sending to DingTalk ({type(exc).__name__})")
-
-    def _post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+    def post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        """POST with ``access_token`` (and ``timestamp`` and ``sign``, computed now) in the query."""
         params = {"access_token": self.token}
         if self.secret is not None:
             timestamp_ms = int(self.clock() * 1000)
             params.update(timestamp=str(timestamp_ms), sign=sign(self.secret, timestamp_ms))
         return post_json(client, self.endpoint, dict(payload), params=params)
 
-    def masked(self) -> str:
-        """``dingtalk://***``; the endpoint with ``access_token=***`` for a host of your own."""
-        if is_official(self.origin, self.hosts):
-            return "dingtalk://***"
-        return f"{self.endpoint}?access_token=***"
+    def signature_rejected(self, answer: httpx.Response | Outcome) -> bool:
+        """True for 310000 saying "sign not match" or "invalid timestamp"."""
+        if code_of(answer, "errcode") != _SECURITY or isinstance(answer, Outcome):
+            return False
+        message = _text.answer_message((json_body(answer) or {}).get("errmsg")).lower()
+        return "sign" in message or "timestamp" in message
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The access token and the signing secret."""
-        return tuple(value for value in (self.token, self.secret) if value)
-
-
-def _clock_or_secret(response: httpx.Response) -> Outcome:
-    message = answer_message((json_body(response) or {}).get("errmsg"))
-    reason = (f"DingTalk rejected the signature twice ({message}): check secret= (it starts with SEC) "
-              "and that this machine's clock is right (within an hour)")
-    return Outcome("permanent", 0.0, reason, trimmed(response))
+    def rejected_twice(self, response: httpx.Response) -> Outcome:
+        """The signature refused after a fresh one: the secret or the clock."""
+        message = _text.answer_message((json_body(response) or {}).get("errmsg"))
+        reason = (f"DingTalk rejected the signature twice ({message}): check secret= (it starts with SEC) "
+                  "and that this machine's clock is right (within an hour)")
+        return Outcome("permanent", 0.0, reason, trimmed(response))

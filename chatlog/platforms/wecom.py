@@ -13,52 +13,22 @@ the digest goes as a ``text`` message (content ≤ 2,048 bytes) with ``mentioned
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from chatlog.digest import Digest, GroupSummary
+from chatlog.platforms import _text
+from chatlog.platforms._answers import coded_answer, retry_after, trimmed
 from chatlog.platforms._base import (
-    Destination,
     Limits,
     Option,
     Outcome,
     Payload,
-    Target,
-    answer_code,
-    check_token,
-    classify_http,
-    is_official,
-    json_body,
-    outcome_of,
-    post_json,
-    retry_after,
-    target_origin,
-    trimmed,
-    unexpected_answer,
 )
-from chatlog.platforms._text import (
-    Budget,
-    answer_message,
-    dropped_line,
-    fit,
-    fit_text,
-    footer_line,
-    group_lines,
-    group_view,
-    header_line,
-    inert,
-    is_mobile,
-    mention_ids,
-    more_line,
-    no_tags,
-    plain_summary,
-    summary_line,
-    truncate_utf8,
-    utf8_len,
-    with_default_keyword,
-    with_keyword,
-)
+from chatlog.platforms._http import post_json
+from chatlog.platforms._webhook import Webhook
+
+if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    import httpx
 
 _PATH = "/cgi-bin/webhook/send"
 _ORIGIN = "https://qyapi.weixin.qq.com"
@@ -80,27 +50,27 @@ _PERMANENT = {
 }
 
 
-def render(digest: Digest, limits: Limits = LIMITS) -> Payload:
+def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """The ``markdown`` message for `digest` (content within `limits.text_bytes`), or a ``text`` message
-    when even the smallest markdown would not fit."""
+    when even the smallest markdown would not fit; `keyword` ends the footer."""
     content_bytes = limits.text_bytes or 4_000
 
     def content_fits(payload: Payload) -> bool:
-        return utf8_len(payload["markdown"]["content"]) <= content_bytes
+        return _text.utf8_len(payload["markdown"]["content"]) <= content_bytes
 
-    message = fit(lambda budget: _markdown(digest, budget), limits.body_bytes, content_fits)
-    return message if message is not None else _fallback(digest, limits)
+    message = _text.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes, content_fits)
+    return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _markdown(digest: Digest, budget: Budget) -> Payload:
+def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     colour = _colour(digest.level)
-    intro = [summary_line(digest, inert), _font("warning", dropped_line(digest.dropped))]
+    intro = [_text.summary_line(digest, _text.inert), _font("warning", _text.dropped_line(digest.dropped))]
     quoted_intro = "\n".join(f"> {line}" for line in intro if line)
-    blocks = [f"## {_font(colour, header_line(digest, inert))}", quoted_intro]
+    blocks = [f"## {_font(colour, _text.header_line(digest, _text.inert))}", quoted_intro]
     blocks += [_group(digest, group, budget, colour) for group in shown]
-    footer = with_keyword(footer_line(digest, inert), digest.context.keyword)
-    blocks += [more_line(digest.groups[len(shown) :]), _font("comment", footer)]
+    footer = _text.with_keyword(_text.footer_line(digest, _text.inert), keyword)
+    blocks += [_text.more_line(digest.groups[len(shown) :]), _font("comment", footer)]
     blocks.append(" ".join(f"<@{mention}>" for mention in _userids(digest.mentions)))
     content = "\n\n".join(block for block in blocks if block)
     return {"msgtype": "markdown", "markdown": {"content": content}}
@@ -108,21 +78,22 @@ def _markdown(digest: Digest, budget: Budget) -> Payload:
 
 def _userids(mentions: tuple[str, ...]) -> list[str]:
     """The mentions markdown can notify: ``<@all>`` and phone numbers there notify nobody."""
-    return [mention for mention in mention_ids(mentions) if mention != "all" and not is_mobile(mention)]
+    ids = _text.mention_ids(mentions)
+    return [mention for mention in ids if mention != "all" and not _text.is_mobile(mention)]
 
 
-def mention_message(digest: Digest, limits: Limits = LIMITS) -> Payload | None:
+def mention_message(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload | None:
     """The ``text`` message whose ``mentioned_list``/``mentioned_mobile_list`` notify ``@all`` and phone
     numbers, which WeCom markdown cannot: sent after the markdown, only when the digest mentions them."""
-    wanted = tuple(m for m in mention_ids(digest.mentions) if m == "all" or is_mobile(m))
+    wanted = tuple(m for m in _text.mention_ids(digest.mentions) if m == "all" or _text.is_mobile(m))
     if not wanted:
         return None
-    return _text_message(header_line(digest, inert), digest.context.keyword, wanted, limits)
+    return _text_message(_text.header_line(digest, _text.inert), keyword, wanted, limits)
 
 
-def _group(digest: Digest, group: GroupSummary, budget: Budget, colour: str) -> str:
-    view = group_view(group, digest, budget, inert)
-    lines = group_lines(view, lambda text: f"**{_font(colour, text)}**")
+def _group(digest: Digest, group: GroupSummary, budget: _text.Budget, colour: str) -> str:
+    view = _text.group_view(group, digest, budget, _text.inert)
+    lines = _text.group_lines(view, lambda text: f"**{_font(colour, text)}**")
     lines += [f"> `{line}`" for line in view.traceback]
     return "\n".join(lines)
 
@@ -137,28 +108,28 @@ def _colour(level: int) -> str:
     return "info" if level >= logging.INFO else "comment"
 
 
-def _fallback(digest: Digest, limits: Limits) -> Payload:
+def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
     """A ``text`` message with the digest's summary and the mentions as ``mentioned_list``."""
-    return _text_message(plain_summary(digest, inert), digest.context.keyword, mention_ids(digest.mentions),
-                         limits)
+    summary = _text.plain_summary(digest, _text.inert)
+    return _text_message(summary, keyword, _text.mention_ids(digest.mentions), limits)
 
 
 def _text_message(text: str, keyword: str | None, mentions: tuple[str, ...], limits: Limits) -> Payload:
     """A ``text`` message whose content (keyword included) stays within `_TEXT_CONTENT_BYTES`."""
     people = [mention for mention in mentions if mention != "all"]
-    listed = [m for m in people if not is_mobile(m)] + (["@all"] if "all" in mentions else [])
-    mobiles = [m for m in people if is_mobile(m)]
+    listed = [m for m in people if not _text.is_mobile(m)] + (["@all"] if "all" in mentions else [])
+    mobiles = [m for m in people if _text.is_mobile(m)]
 
     def make(cut: str) -> Payload:
-        body: dict[str, Any] = {"content": with_keyword(cut, keyword, "\n")}
+        body: dict[str, Any] = {"content": _text.with_keyword(cut, keyword, "\n")}
         if listed:
             body["mentioned_list"] = listed
         if mobiles:
             body["mentioned_mobile_list"] = mobiles
         return {"msgtype": "text", "text": body}
 
-    room = _TEXT_CONTENT_BYTES - (utf8_len(keyword) + 1 if keyword else 0)
-    return fit_text(make, truncate_utf8(text, max(room, 0)), limits.body_bytes)
+    room = _TEXT_CONTENT_BYTES - (_text.utf8_len(keyword) + 1 if keyword else 0)
+    return _text.fit_text(make, _text.truncate_utf8(text, max(room, 0)), limits.body_bytes)
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -166,13 +137,10 @@ def classify(response: httpx.Response) -> Outcome:
 
     HTTP 200 means nothing here: WeCom reports key, size and rate problems in the body.
     """
-    decided = classify_http(response)
-    if decided is not None:
-        return decided
-    body = json_body(response)
-    code = answer_code(body.get("errcode")) if body else None
-    if body is None or code is None or (code == 0 and not response.is_success):
-        return unexpected_answer(response, "WeCom")
+    read = coded_answer(response, "WeCom", ("errcode",))
+    if isinstance(read, Outcome):
+        return read
+    body, code = read
     answer = trimmed(response)
     if code == 0:
         return Outcome("ok", answer=answer)
@@ -180,85 +148,44 @@ def classify(response: httpx.Response) -> Outcome:
         default, reason = _RETRY[code]
         return Outcome("retry", retry_after(response, default), reason, answer)
     if code == 40058:
-        reason = (f"WeCom says a parameter is invalid (40058: {answer_message(body.get('errmsg'))}): usually "
+        said = _text.answer_message(body.get("errmsg"))
+        reason = (f"WeCom says a parameter is invalid (40058: {said}): usually "
                   "content that is too long (a chatlog bug), else a malformed key")
     else:
-        reason = _PERMANENT.get(code, f"WeCom answered errcode {code}: {answer_message(body.get('errmsg'))}")
+        said = _text.answer_message(body.get("errmsg"))
+        reason = _PERMANENT.get(code, f"WeCom answered errcode {code}: {said}")
     rejected = code in (40058, 45002, 44004)  # this message's content, not the bot
     return Outcome("rejected" if rejected else "permanent", 0.0, reason, answer)
 
 
-class WeCom(Destination):
+class WeCom(Webhook):
     """A WeCom group bot, addressed by its webhook key (which is also its only secret)."""
 
     names = ("wecom",)
-    hosts = ("qyapi.weixin.qq.com",)
-    paths = (_PATH,)
+    token_name = "webhook key"
+    signs = False
     example = "wecom://KEY"
     options = (Option("key", "the bot's webhook key, e.g. key=693a91f6-…", secret=True),)
     forms = (("WeCom group bot", ("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", "wecom://K")),)
-    escape = staticmethod(inert)
+    title = "WeCom"
+    escape = staticmethod(_text.inert)
 
-    def __init__(self, key: str, *, keyword: str | None = None, origin: str | None = None,
-                 path: str = _PATH) -> None:
-        """`origin` (``scheme://host[:port]``) replaces WeCom's own host, e.g. a local inbox; `path` its
-        send path (a relay's own path)."""
-        check_token(key, "webhook key", self.example)
-        self.platform = "wecom"
-        self.key = key
-        self.keyword = keyword or None
-        self.origin = origin or _ORIGIN
-        self.endpoint = f"{self.origin}{path}"
-        self.limits = LIMITS
-
-    @classmethod
-    def from_target(cls, target: Target) -> WeCom:
-        """``wecom://KEY`` or ``http(s)://host[:port]/cgi-bin/webhook/send?key=KEY``."""
-        if target.secret:
-            raise ValueError("WeCom bots have no signing secret: the key is the secret"
-                             f"; e.g. {cls.example}")
-        origin = target_origin(target, cls.example)
-        url = target.url
-        key = target.query.pop("key", "")
-        if url.scheme in ("http", "https"):
-            if url.path.rstrip("/") != _PATH and not target.relay:
-                raise ValueError(f"a WeCom webhook URL looks like {_ORIGIN}{_PATH}?key=KEY"
-                                 f"; e.g. {cls.example}")
-        else:
-            key = url.netloc or key
-        return cls(key, keyword=target.keyword, origin=origin, path=url.path if target.relay else _PATH)
-
-    def render(self, digest: Digest) -> Payload:
-        """The markdown for `digest` (see `render`), with this destination's keyword when it has none."""
-        return render(with_default_keyword(digest, self.keyword), self.limits)
+    @property
+    def key(self) -> str:
+        """The webhook key (this bot's token)."""
+        return self.token
 
     def render_all(self, digest: Digest) -> tuple[Payload, ...]:
         """The markdown, then the `mention_message` when ``all`` or a phone number is due (a digest that
         went as text already carries its mentions)."""
-        digest = with_default_keyword(digest, self.keyword)
-        first = render(digest, self.limits)
-        extra = mention_message(digest, self.limits) if first["msgtype"] == "markdown" else None
+        first = render(digest, self.limits, self.keyword)
+        extra = mention_message(digest, self.limits, self.keyword) if first["msgtype"] == "markdown" else None
         return (first,) if extra is None else (first, extra)
 
     def render_text(self, text: str) -> Payload:
         """A ``text`` message (content ≤ 2,048 bytes), the keyword appended when configured and missing."""
-        return _text_message(no_tags(text), self.keyword, (), self.limits)
+        return _text_message(_text.no_tags(text), self.keyword, (), self.limits)
 
-    def send(self, client: httpx.Client, payload: Payload) -> Outcome:
-        """POST and classify (nothing to sign). Never raises."""
-        try:
-            answer = post_json(client, self.endpoint, dict(payload), params={"key": self.key})
-            return outcome_of(answer, classify, self.secrets)
-        except Exception as exc:
-            return Outcome("retry", reason=f"chatlog failed while sending to WeCom ({type(exc).__name__})")
-
-    def masked(self) -> str:
-        """``wecom://***``; the endpoint with ``key=***`` for a host of your own."""
-        if is_official(self.origin, self.hosts):
-            return "wecom://***"
-        return f"{self.endpoint}?key=***"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The webhook key."""
-        return (self.key,)
+    def post(self, client: httpx.Client, payload: Payload) -> httpx.Response | Outcome:
+        """POST with the key in the query (nothing to sign)."""
+        return post_json(client, self.endpoint, dict(payload), params={"key": self.token})

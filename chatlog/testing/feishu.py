@@ -11,7 +11,6 @@ from chatlog.testing.rules import (
     Answer,
     BotSettings,
     JSONObject,
-    PlatformRules,
     RateState,
     Request,
     dig,
@@ -20,6 +19,7 @@ from chatlog.testing.rules import (
     keys_in,
     markdown_problems,
     option,
+    rules_of_module,
     same_secret,
     strings_in,
     with_options,
@@ -235,16 +235,6 @@ def live_markup(payload: JSONObject) -> list[str]:
     return problems
 
 
-RULES = PlatformRules(
-    names=("feishu", "lark"),
-    token_of=token_of,
-    new_token=new_token,
-    url_of=url_of,
-    check_settings=check_settings,
-    judge=judge,
-    text_of=text_of,
-    notified=notified,
-    live_markup=live_markup,
-    options={"rate_code": None, "legacy_success": False},
-    demo={"secret": "demo-feishu-secret"},
-)
+RULES = rules_of_module(__name__, ("feishu", "lark"),
+                       options={"rate_code": None, "legacy_success": False},
+                       demo={"secret": "demo-feishu-secret"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import socket
@@ -24,7 +25,7 @@ from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
-from chatlog.testing.inbox import inbox_html, inbox_json
+from chatlog.testing.inbox_web import answer_inbox, is_inbox_route
 from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request, rules_registry
 
 PLATFORM_RULES: tuple[PlatformRules, ...] = rules_registry()
@@ -48,6 +49,14 @@ class _Reply:
 def _json_reply(status: int, obj: object, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
     content_type = ("Content-Type", "application/json; charset=utf-8")
     return _Reply("answer", status, json.dumps(obj, ensure_ascii=False).encode(), (content_type, *headers))
+
+
+def _answer_reply(answer: Answer) -> _Reply:
+    if answer.text is None:
+        return _json_reply(answer.status, answer.body, answer.headers)
+    typed = any(name.lower() == "content-type" for name, _ in answer.headers)
+    content_type = (("Content-Type", "text/plain; charset=utf-8"),) if answer.text and not typed else ()
+    return _Reply("answer", answer.status, answer.text.encode(), (*content_type, *answer.headers))
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -80,6 +89,7 @@ class FakePlatforms:
         self._apps: dict[str, FakeApp] = {}
         self._all: list[Received] = []
         self._fault: Fault | None = None
+        self._relays: dict[str, str] = {}
         self._hangs: set[threading.Event] = set()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -187,6 +197,20 @@ class FakePlatforms:
             self._apps[settings.app_id] = app
         return app
 
+    def relay(self, path: str, to: str) -> str:
+        """Forward requests whose path starts with `path` to the platform path `to` (the rest of the path
+        and the query kept), as a relay or reverse proxy does; returns ``base_url + path``.
+
+        E.g. ``fake.relay("/relay/dingtalk", "/robot/send")``: a DingTalk destination on that URL needs
+        ``platform="dingtalk"``, since its path is no platform's own.
+        """
+        if not path.startswith("/") or not (to.startswith("/") or to == ""):
+            raise ValueError(f"relay paths start with '/', e.g. relay('/relay/dingtalk', '/robot/send') "
+                             f"or relay('/relay/app', '') for a prefix; got {path!r} and {to!r}")
+        with self._changed:
+            self._relays[path] = to
+        return f"{self.base_url}{path}"
+
     def all_received(self) -> list[Received]:
         """Every platform request of every bot (unknown tokens too), in the order they were answered."""
         with self._changed:
@@ -224,6 +248,7 @@ class FakePlatforms:
         self._thread.join(STOP_JOIN_S)
 
     def _respond(self, request: Request) -> _Reply:
+        request = self._relayed(request)
         target = self._app_target(request) if request.path in feishu_app.PATHS else self._bot_target(request)
         if target is None:
             return NOT_FOUND
@@ -236,6 +261,14 @@ class FakePlatforms:
             self._record(request, target, NO_ANSWER, accepted=False)
             return NO_ANSWER
         return self._judge(request, target)
+
+    def _relayed(self, request: Request) -> Request:
+        with self._changed:
+            relays = dict(self._relays)
+        for path, to in relays.items():
+            if request.path.startswith(path):
+                return dataclasses.replace(request, path=to + request.path[len(path):])
+        return request
 
     def _bot_target(self, request: Request) -> _Target | None:
         routed = _route(request)
@@ -270,7 +303,7 @@ class FakePlatforms:
         if answer.accepted and receiver is not None and receiver._loses_answer(request):
             self._record(request, target, NO_ANSWER, accepted=True)
             return NO_ANSWER
-        reply = _json_reply(answer.status, answer.body, answer.headers)
+        reply = _answer_reply(answer)
         self._record(request, target, reply, accepted=answer.accepted)
         return reply
 
@@ -448,11 +481,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         request = self._read_request()
-        if request.method == "GET" and request.path == "/":
-            page = inbox_html(self.server.fake.bots).encode()
-            self._write(_Reply("answer", 200, page, (("Content-Type", "text/html; charset=utf-8"),)))
-        elif request.method == "GET" and request.path == "/api/messages":
-            self._write(_json_reply(200, inbox_json(self.server.fake.bots)))
+        if is_inbox_route(request.method, request.path):
+            answer_inbox(self, request.path, request.query, self.server.fake)
         else:
             self._write(self.server.fake._respond(request))
 

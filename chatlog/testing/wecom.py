@@ -16,7 +16,6 @@ from chatlog.testing.rules import (
     Answer,
     BotSettings,
     JSONObject,
-    PlatformRules,
     RateState,
     Request,
     dig,
@@ -25,6 +24,7 @@ from chatlog.testing.rules import (
     keys_in,
     markdown_problems,
     option,
+    rules_of_module,
     utf8_len,
     with_options,
 )
@@ -136,14 +136,4 @@ def live_markup(payload: JSONObject) -> list[str]:
     return problems
 
 
-RULES = PlatformRules(
-    names=("wecom",),
-    token_of=token_of,
-    new_token=new_token,
-    url_of=url_of,
-    check_settings=check_settings,
-    judge=judge,
-    text_of=text_of,
-    notified=notified,
-    live_markup=live_markup,
-)
+RULES = rules_of_module(__name__, ("wecom",))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Django's command-line utility for this example project.
 
-Run from ``examples/django_project/``: ``python manage.py runserver``, then open
+Run from ``examples/django_project/``: ``../../.venv/bin/python manage.py runserver`` (or
+``python manage.py runserver`` with the venv active), then open
 http://127.0.0.1:8000/orders/42/ (set ``CHATLOG_URL`` to send to a real bot).
 """
 
