@@ -122,6 +122,8 @@ def test_demo_prints_one_line_per_message_and_a_summary_that_adds_up() -> None:
         sent = [line for line in log if line.split()[1] == platform]
         assert 1 <= len(sent) <= 6 and all(" accepted " in line for line in sent), sent
     assert "CRITICAL" in out and "REFUSED" not in out
+    # the last message of each bot: the most severe level, then the total of every level, then the split
+    assert re.search(r"CRITICAL · [\d,]+ records · checkout · demo — 1 CRITICAL, [\d,]+ ERROR", out), out
     assert "Traceback" not in out and "**" not in out and "<font" not in out  # bodies only with --verbose
     assert len(out.splitlines()) <= 45  # one screen
     # platform, records in, messages out, refused, then one message per record: sent / refused

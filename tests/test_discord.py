@@ -93,7 +93,7 @@ def test_dictconfig_with_the_short_url_delivers_embeds_coloured_by_severity(
         assert [r.status for r in bot.received] == [200]
         message = bot.messages[0]
         head, *groups = message["embeds"]
-        assert head["title"] == "CRITICAL ×5 · checkout · prod"
+        assert head["title"] == "CRITICAL · 5 records · checkout · prod"
         assert [embed["color"] for embed in message["embeds"]] == [0x8B0000, 0x8B0000, 0xE74C3C, 0xE67E22]
         assert "order 0 failed" in groups[1]["description"]
         assert "content" not in message  # no mentions configured: nothing that could ping

@@ -301,7 +301,7 @@ def test_storm_of_distinct_long_templates_keeps_memory_bounded_and_every_record_
         clock.now += 5.0
         dispatcher.step()
         assert dispatcher.stats().delivered_records == 10_000
-        assert "10,000 records in 10,000 groups" in bot.texts()[0]
+        assert "ERROR · 10,000 records" in bot.texts()[0] and "10,000 ERROR · 10,000 groups" in bot.texts()[0]
     finally:
         dispatcher.close(1.0)
         assert_accounting(dispatcher.stats())
@@ -382,7 +382,7 @@ def test_overflowing_critical_records_keep_their_level_and_their_mention(
         dispatcher.step()
         payload = bot.messages[0]
         assert payload["at"]["isAtAll"] is True
-        assert "CRITICAL 20, WARNING 5" in bot.texts()[0]
+        assert "20 CRITICAL, 5 WARNING" in bot.texts()[0]
     finally:
         dispatcher.close(1.0)
         assert_accounting(dispatcher.stats())

@@ -108,20 +108,20 @@ def assert_within_limits(module: ModuleType, payload: Payload) -> None:
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_header_shows_severity_count_service_and_environment(module: ModuleType) -> None:
     payload = module.render(digest(group(count=57)))
-    assert "ERROR ×57 · checkout · prod" in shown(payload)
+    assert "ERROR · 57 records · checkout · prod" in shown(payload)
 
 
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_header_leaves_out_what_is_not_set(module: ModuleType) -> None:
     payload = module.render(digest(group(count=3), service=None, environment=None))
-    assert re.search(r"ERROR ×3(?! ·)", shown(payload))
+    assert re.search(r"ERROR · 3 records(?! ·)", shown(payload))
 
 
 @pytest.mark.parametrize("module", PLATFORMS, ids=IDS)
 def test_a_storm_of_one_template_reads_as_one_counted_group(module: ModuleType) -> None:
     payload = module.render(digest(group("order 42 not found", count=5000, last=T0 + 127)))
     text = shown(payload)
-    assert "ERROR ×5,000" in text
+    assert "ERROR · 5,000 records" in text
     assert "order 42 not found" in text
     assert "app/orders.py:42 in place" in text
     assert "first 22:13:20 · last 22:15:27" in text
@@ -250,7 +250,7 @@ def test_feishu_card_is_json_1_0() -> None:
 def test_dingtalk_markdown_has_the_header_as_its_title() -> None:
     payload = dingtalk.render(digest(group(count=57)))
     assert payload["msgtype"] == "markdown"
-    assert payload["markdown"]["title"] == "ERROR ×57 · checkout · prod"
+    assert payload["markdown"]["title"] == "ERROR · 57 records · checkout · prod"
 
 
 # --- mentions come from the configuration only --------------------------------------------------------
@@ -275,7 +275,7 @@ def test_wecom_markdown_mentions_userids_and_a_text_message_notifies_all_and_pho
     assert "<@all>" not in content and "13800000001" not in content
     assert text["text"]["mentioned_list"] == ["@all"]
     assert text["text"]["mentioned_mobile_list"] == ["13800000001"]
-    assert "ERROR ×3" in text["text"]["content"]
+    assert "ERROR · 3 records" in text["text"]["content"]
     assert wecom.WeCom("KEY").render_all(digest(group(), mentions=("zhangsan",)))[1:] == ()
 
 
@@ -389,7 +389,7 @@ def test_wecom_falls_back_to_text_when_markdown_cannot_fit() -> None:
     payload = wecom.render(digest(group(count=57), mentions=("all", "zhangsan", "13800000001")), tight)
     assert payload["msgtype"] == "text"
     body = payload["text"]
-    assert "ERROR ×57 · checkout · prod" in body["content"]
+    assert "ERROR · 57 records · checkout · prod" in body["content"]
     assert len(body["content"].encode()) <= 2_048
     assert body["mentioned_list"] == ["zhangsan", "@all"]
     assert body["mentioned_mobile_list"] == ["13800000001"]
@@ -401,7 +401,7 @@ def test_hard_fallback_still_fits_and_keeps_the_header(module: ModuleType) -> No
     many = digest(*(group("x" * 500, count=n + 1, traceback=TRACEBACK) for n in range(20)))
     payload = module.render(many, tiny)
     assert body_bytes(payload) <= 900
-    assert "ERROR ×210 · checkout · prod" in shown(payload)
+    assert "ERROR · 210 records · checkout · prod" in shown(payload)
 
 
 # --- shared pieces --------------------------------------------------------------------------------------

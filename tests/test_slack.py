@@ -78,7 +78,7 @@ def test_dictconfig_with_the_short_url_delivers_blocks_with_a_text_fallback(
         assert handler.flush(timeout=5.0)
         assert [(r.status, r.body) for r in bot.received if not r.accepted] == []
         message = bot.messages[0]
-        assert message["text"].startswith("ERROR ×3 · checkout · prod")
+        assert message["text"].startswith("ERROR · 3 records · checkout · prod")
         assert [block["type"] for block in message["blocks"]] == ["section", "divider", "section", "context"]
         assert "order 0 failed & <retried>" in fake_slack.shown_text(message)
         assert handler.stats().delivered_records == 3

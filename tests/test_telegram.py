@@ -82,7 +82,7 @@ def test_dictconfig_with_the_short_url_delivers_html_with_the_traceback_in_pre(
         assert [r.status for r in bot.received] == [200]
         message, result = bot.messages[0], bot.received[0].answer["result"]  # type: ignore[index]
         assert message["parse_mode"] == "HTML" and message["link_preview_options"] == {"is_disabled": True}
-        assert result["text"].startswith("ERROR ×3 · checkout · prod")
+        assert result["text"].startswith("ERROR · 3 records · checkout · prod")
         assert "order 0 failed: a < b & c" in result["text"]
         pre = [e for e in result["entities"] if e["type"] == "pre"]
         assert len(pre) == 1 and "KeyError: 'order-0'" in fake_telegram.entity_text(result["text"], pre[0])

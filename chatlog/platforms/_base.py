@@ -176,7 +176,7 @@ class Destination(ABC):
     def render_fallback(self, digest: Digest) -> Payloads:
         """Plain text for a digest whose `render_all` failed: a renderer bug must not cost the alert."""
         lines = "; ".join(group.sample.message[:200] for group in digest.groups[:5])
-        return self.render_text_all(f"{digest.level_name} ×{digest.total}: {lines}")
+        return self.render_text_all(f"{digest.level_name} · {digest.total:,} records: {lines}")
 
     def render_text_all(self, text: str) -> Payloads:
         """Every request body for one plain text (``chatlog send``): `render_text`'s, by default."""

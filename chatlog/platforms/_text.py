@@ -165,12 +165,10 @@ def duration(seconds: float) -> str:
 
 
 def header_line(digest: Digest, escape: Escape) -> str:
-    """``"ERROR ×57 · checkout · prod"``: severity, records, service, environment (when set)."""
-    level = inline(digest.level_name, 40, escape)
-    if digest.groups:
-        parts = [f"{level} ×{count(digest.total)}"]
-    else:
-        parts = [f"{level} · {plural(digest.dropped, 'record')} dropped"]
+    """``"CRITICAL · 893 records · checkout · prod"``: the highest severity, the total of every level,
+    service, environment (when set). `summary_line` splits the total by level."""
+    records = plural(digest.total if digest.groups else digest.dropped, "record")
+    parts = [inline(digest.level_name, 40, escape), records if digest.groups else f"{records} dropped"]
     for value in (digest.context.service, digest.context.environment):
         if value:
             parts.append(inline(value, 60, escape))
@@ -178,17 +176,18 @@ def header_line(digest: Digest, escape: Escape) -> str:
 
 
 def summary_line(digest: Digest, escape: Escape) -> str:
-    """``"57 records in 3 groups within 2m 7s · ERROR 50, WARNING 7"``; ``""`` without groups."""
+    """``"1 CRITICAL, 892 ERROR · 3 groups within 7m 2s"``: the header's total split by level (most
+    severe first), the groups and the window; ``""`` without groups."""
     if not digest.groups:
         return ""
+    levels = ", ".join(f"{count(n)} {inline(name, 40, escape)}" for name, n in digest.level_counts[:6])
+    if len(digest.level_counts) > 6:
+        levels += ", …"
     groups = sum(group.merged_groups or 1 for group in digest.groups)
-    text = f"{plural(digest.total, 'record')} in {plural(groups, 'group')}"
+    text = f"{levels} · {plural(groups, 'group')}" if levels else plural(groups, "group")
     span = duration(digest.window_end - digest.window_start)
     if span:
         text += f" within {span}"
-    if len(digest.level_counts) > 1:
-        levels = ", ".join(f"{inline(name, 40, escape)} {count(n)}" for name, n in digest.level_counts[:6])
-        text += f" · {levels}"
     for note in digest.muted[:5]:
         text += f" · {muted_note(note, escape)}"
     return text

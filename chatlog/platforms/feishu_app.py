@@ -221,7 +221,8 @@ class FeishuApp(Destination):
     def render_fallback(self, digest: Digest) -> Payloads:
         """The digest as plain text to every recipient still due in its batch (same uuids on a retry)."""
         lines = "; ".join(group.sample.message[:200] for group in digest.groups[:5])
-        return self._bodies(self.render_text(f"{digest.level_name} ×{digest.total}: {lines}"), digest.batch)
+        text = f"{digest.level_name} · {digest.total:,} records: {lines}"
+        return self._bodies(self.render_text(text), digest.batch)
 
     def send(self, client: httpx.Client, payload: Payload) -> Outcome:
         """Send one request body (one recipient's; see `render_all`). Never raises."""
