@@ -1,0 +1,74 @@
+"""Links to where the logs are (issue 14, item 4): ``links={"Logs": "https://kibana.example/...?q={fingerprint}"}``.
+
+The pure part only: `parse_links` checks the templates at construction (only `PLACEHOLDERS`, only
+http(s)), and `expand` fills one template with values, each URL-encoded, so no log text can add a
+query parameter, a fragment, a path or another scheme. Not yet wired into the handler or the renderers.
+"""
+
+from __future__ import annotations
+
+import string
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PLACEHOLDERS: tuple[str, ...] = (
+    "service", "environment", "host", "level", "logger", "fingerprint", "group_id",
+    "first", "last", "first_ms", "last_ms",
+)
+"""``{first}``/``{last}``: ISO 8601 UTC (``2026-12-01T21:12:03Z``); ``{first_ms}``/``{last_ms}``: Unix
+milliseconds (Kibana's and Grafana's ``from``/``to``)."""
+PER_GROUP = frozenset({"level", "logger", "fingerprint", "group_id"})
+"""A template naming one of these gives one link per group; otherwise one link per message."""
+EXAMPLE = 'links={"Logs": "https://kibana.example/app/discover#/?q={group_id}&from={first}&to={last}"}'
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One configured link: its label and its template, checked."""
+
+    label: str
+    template: str
+    names: frozenset[str]
+
+    @property
+    def per_group(self) -> bool:
+        """True when the template names a group's own value (one link per group)."""
+        return bool(self.names & PER_GROUP)
+
+
+def parse_links(links: Mapping[str, str] | None) -> tuple[Link, ...]:
+    """The checked links; ValueError/TypeError naming the bad label or placeholder, with `EXAMPLE`."""
+    if links is None:
+        return ()
+    if not isinstance(links, Mapping):
+        raise TypeError(f"links must map a label to a URL template, e.g. {EXAMPLE}")
+    return tuple(_link(label, template) for label, template in links.items())
+
+
+def _link(label: object, template: object) -> Link:
+    if not isinstance(label, str) or not label.strip() or not isinstance(template, str):
+        raise TypeError(f"links maps a label (text) to a URL template (text), e.g. {EXAMPLE}; got {label!r}")
+    scheme = urllib.parse.urlsplit(template).scheme.lower()
+    if scheme not in ("http", "https") or not template.lower().startswith(f"{scheme}://"):
+        raise ValueError(f"links[{label!r}] must be an http(s) URL template, e.g. {EXAMPLE}")
+    names: set[str] = set()
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"links[{label!r}] is not a valid template ({exc}); e.g. {EXAMPLE}") from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS or spec or conversion:
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            raise ValueError(f"links[{label!r}] uses the unknown placeholder {{{name}}}: the placeholders "
+                             f"are {known}; e.g. {EXAMPLE}")
+        names.add(name)
+    return Link(label.strip(), template, frozenset(names))
+
+
+def expand(link: Link, values: Mapping[str, str]) -> str:
+    """The URL of `link` with each placeholder's value URL-encoded (every reserved character quoted)."""
+    quoted = {name: urllib.parse.quote(values.get(name, ""), safe="") for name in link.names}
+    return link.template.format_map(quoted)
