@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from chatlog.entry import Entry
+from chatlog.links import Link
 
 OTHER_GROUP: Hashable = ("chatlog", "other")
 """Key prefix of the buckets that count records of new groups once `GroupTable` is full: one bucket
@@ -23,6 +24,8 @@ class Context:
     environment: str | None = None
     host: str = ""
     pid: int = 0
+    links: tuple[Link, ...] = ()
+    """The handler's ``links=`` (`chatlog.links`), checked: every message renders them."""
 
 
 @dataclass(frozen=True, slots=True)

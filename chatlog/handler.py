@@ -15,6 +15,7 @@ from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
+from chatlog.links import parse_links
 from chatlog.state.controls import ControlStore
 from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
@@ -56,6 +57,7 @@ class ChatHandler(logging.Handler):
         # what an alert shows
         mentions: Mapping[str | int, Sequence[str]] | None = None,
         context_fields: Sequence[str] | None = None,
+        links: Mapping[str, str] | None = None,
         # how to connect (default: HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE from the environment)
         proxy: str | None = None, verify: bool | str = True,
         chatops: bool | str | None = None,
@@ -80,6 +82,7 @@ class ChatHandler(logging.Handler):
         context = Context(
             service=_optional_text("service", service),
             environment=_optional_text("environment", environment),
+            links=parse_links(links),
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)

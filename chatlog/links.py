@@ -1,16 +1,22 @@
 """Links to where the logs are (issue 14, item 4): ``links={"Logs": "https://kibana.example/...?q={fingerprint}"}``.
 
-The pure part only: `parse_links` checks the templates at construction (only `PLACEHOLDERS`, only
-http(s)), and `expand` fills one template with values, each URL-encoded, so no log text can add a
-query parameter, a fragment, a path or another scheme. Not yet wired into the handler or the renderers.
+`parse_links` checks the templates at construction (only `PLACEHOLDERS`, only http(s)); `expand`
+fills one template with values, each URL-encoded, so no log text can add a query parameter, a
+fragment, a path or another scheme. The handler keeps the links in the digest's `Context`;
+`message_links` and `group_links` give each renderer ``(label, url)`` pairs to lay out in its markup.
 """
 
 from __future__ import annotations
 
 import string
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chatlog.digest import Digest, GroupSummary
 
 PLACEHOLDERS: tuple[str, ...] = (
     "service", "environment", "host", "level", "logger", "fingerprint", "group_id",
@@ -72,3 +78,50 @@ def expand(link: Link, values: Mapping[str, str]) -> str:
     """The URL of `link` with each placeholder's value URL-encoded (every reserved character quoted)."""
     quoted = {name: urllib.parse.quote(values.get(name, ""), safe="") for name in link.names}
     return link.template.format_map(quoted)
+
+
+def message_links(digest: Digest) -> tuple[tuple[str, str], ...]:
+    """``(label, url)`` of the links that name no group's own value: one each per message, over the
+    digest's window."""
+    values = _common(digest, digest.window_start, digest.window_end)
+    return tuple((link.label, expand(link, values)) for link in digest.context.links if not link.per_group)
+
+
+def group_links(digest: Digest, group: GroupSummary) -> tuple[tuple[str, str], ...]:
+    """``(label, url)`` of the per-group links for `group` (none for an "other groups" bucket)."""
+    if group.merged_groups:
+        return ()
+    values = _common(digest, group.first_seen, group.last_seen)
+    values.update(level=group.sample.level_name, logger=group.sample.logger, group_id=group.group_id,
+                  fingerprint=group.template or group.sample.message)
+    return tuple((link.label, expand(link, values)) for link in digest.context.links if link.per_group)
+
+
+def _common(digest: Digest, first: float, last: float) -> dict[str, str]:
+    context = digest.context
+    return {"service": context.service or "", "environment": context.environment or "",
+            "host": context.host, "first": _iso(first), "last": _iso(last),
+            "first_ms": str(int(first * 1000)), "last_ms": str(int(last * 1000)),
+            "level": digest.level_name}
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def markdown_links(links: tuple[tuple[str, str], ...], escape: Callable[[str], str]) -> str:
+    """``[Logs](https://…) · [Trace](https://…)``: the links as markdown, labels escaped, and the
+    characters that would end a markdown link target (space, parentheses) quoted in the URL."""
+    return " · ".join(f"[{escape(label)}]({url_for_markup(url)})" for label, url in links)
+
+
+def url_for_markup(url: str) -> str:
+    """`url` with the characters that end a link in some markup quoted (they are never in a value)."""
+    return url.translate(_MARKUP_QUOTES)
+
+
+_MARKUP_QUOTES = str.maketrans({" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E", "|": "%7C",
+                                '"': "%22", "`": "%60", "[": "%5B", "]": "%5D"})

@@ -18,6 +18,7 @@ import hmac
 import re
 from typing import TYPE_CHECKING, Any
 
+from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import code_of, coded_answer, json_body, retry_after, trimmed
@@ -85,7 +86,8 @@ def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payl
     shown = digest.groups[: budget.groups]
     header = _text.header_line(digest, _escape)
     dropped = _text.bold(_text.dropped_line(digest.dropped))
-    blocks = [f"#### {header}", _text.summary_line(digest, _escape), dropped]
+    blocks = [f"#### {header}", _text.summary_line(digest, _escape), dropped,
+              links.markdown_links(links.message_links(digest), _escape)]
     blocks += [_group(digest, group, budget) for group in shown]
     footer = _text.with_keyword(_text.footer_line(digest, _escape), keyword)
     blocks += [_text.more_line(digest.groups[len(shown) :]), footer, _mention_text(digest.mentions)]
@@ -96,7 +98,9 @@ def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payl
 def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
     view = _text.group_view(group, digest, budget, _escape)
     # Two trailing spaces make a line break: some DingTalk clients join single newlines.
-    text = "  \n".join(_text.group_lines(view, _text.bold))
+    found = links.markdown_links(links.group_links(digest, group), _escape)
+    lines = [*_text.group_lines(view, _text.bold), found]
+    text = "  \n".join(line for line in lines if line)
     if view.traceback:
         # No-break spaces keep the indentation: four plain spaces would open a code block in the quote.
         quoted = (f"> {_INDENT.sub(lambda m: chr(0xA0) * len(m.group()), line)}" for line in view.traceback)

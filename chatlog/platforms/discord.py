@@ -27,6 +27,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import (
@@ -105,7 +106,8 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
 def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: min(budget.groups, MAX_EMBEDS - 1)]
     more = _text.more_line(digest.groups[len(shown) :])
-    intro = [_text.summary_line(digest, _text.inert), _text.bold(_text.dropped_line(digest.dropped)), more]
+    intro = [_text.summary_line(digest, _text.inert), _text.bold(_text.dropped_line(digest.dropped)),
+             links.markdown_links(links.message_links(digest), _text.inert), more]
     header = _text.header_line(digest, _text.inert)
     head: dict[str, Any] = {"color": _colour(digest.level)}
     if _chars(header) <= TITLE_CHARS:
@@ -129,7 +131,8 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> dict[st
     text = "\n".join(_text.group_lines(view, _text.bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
-    return {"description": text, "color": _colour(group.sample.level)}
+    found = links.markdown_links(links.group_links(digest, group), _text.inert)
+    return {"description": f"{text}\n{found}" if found else text, "color": _colour(group.sample.level)}
 
 
 def _with_mentions(payload: Payload, mentions: tuple[str, ...]) -> Payload:

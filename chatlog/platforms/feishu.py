@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import code_of, coded_answer, retry_after, trimmed
@@ -95,8 +96,10 @@ def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     dropped = _text.bold(_text.dropped_line(digest.dropped))
     intro = [_text.summary_line(digest, _text.inert), dropped, _mentions(digest.mentions)]
-    elements: list[dict[str, Any]] = [_markdown("\n".join(line for line in intro if line)), {"tag": "hr"}]
+    elements: list[dict[str, Any]] = [_markdown("\n".join(line for line in intro if line)),
+                                      _link_buttons(links.message_links(digest)), {"tag": "hr"}]
     elements += [part for group in shown for part in (_markdown(_group(digest, group, budget)),
+                                                      _link_buttons(links.group_links(digest, group)),
                                                       _buttons(digest, group))]
     more = _text.more_line(digest.groups[len(shown) :])
     if more:
@@ -125,6 +128,15 @@ def _buttons(digest: Digest, group: GroupSummary) -> dict[str, Any]:
     return {"tag": "action", "actions": [
         {"tag": "button", "text": {"tag": "plain_text", "content": label}, "type": "default",
          "value": {"command": command}} for label, command in commands]}
+
+
+def _link_buttons(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The ``links=`` as buttons that open their URL (labels are plain text: never parsed)."""
+    if not pairs:
+        return {}
+    return {"tag": "action", "actions": [
+        {"tag": "button", "text": {"tag": "plain_text", "content": _text.clean(label)}, "type": "default",
+         "url": url} for label, url in pairs]}
 
 
 def _markdown(content: str) -> dict[str, Any]:

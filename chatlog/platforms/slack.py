@@ -21,6 +21,7 @@ import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Literal
 
+from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import retry_after, trimmed, unexpected_answer
@@ -79,7 +80,7 @@ def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Paylo
     shown = digest.groups[: budget.groups]
     mentions = _mentions(digest.mentions)
     intro = [f"*{_text.header_line(digest, escape)}*", mentions, _text.summary_line(digest, escape),
-             _bold(_text.dropped_line(digest.dropped))]
+             _bold(_text.dropped_line(digest.dropped)), _links(links.message_links(digest))]
     blocks = [_section("\n".join(line for line in intro if line)), {"type": "divider"}]
     blocks += [_section(_group(digest, group, budget)) for group in shown]
     more = _text.more_line(digest.groups[len(shown) :])
@@ -95,7 +96,13 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
     text = "\n".join(_text.group_lines(view, _bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
-    return text
+    found = _links(links.group_links(digest, group))
+    return f"{text}\n{found}" if found else text
+
+
+def _links(pairs: tuple[tuple[str, str], ...]) -> str:
+    """``<https://…|Logs>``: Slack's link syntax, the label escaped, ``|`` and ``>`` quoted in the URL."""
+    return " · ".join(f"<{links.url_for_markup(url)}|{escape(_text.clean(label))}>" for label, url in pairs)
 
 
 def _bold(text: str) -> str:

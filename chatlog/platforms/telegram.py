@@ -19,6 +19,7 @@ import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Literal
 
+from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import answer_code, classify_http, json_body, trimmed, unexpected_answer
@@ -92,7 +93,7 @@ def _body(text: str) -> Payload:
 def _html(digest: Digest, budget: _text.Budget, keyword: str | None) -> str:
     shown = digest.groups[: budget.groups]
     intro = (f"<b>{_text.header_line(digest, escape)}</b>", _text.summary_line(digest, escape),
-             _bold(_text.dropped_line(digest.dropped)))
+             _bold(_text.dropped_line(digest.dropped)), _links(links.message_links(digest)))
     blocks = ["\n".join(line for line in intro if line)]
     blocks += [_group(digest, group, budget) for group in shown]
     footer = _text.with_keyword(_text.footer_line(digest, escape), keyword)
@@ -108,7 +109,14 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
         # `group_view` escaped the lines for text outside <pre>; inside, Telegram detects no mention, so
         # the "@" of a decorator can stay.
         text += "\n<pre>" + "\n".join(line.replace("＠", "@") for line in view.traceback) + "</pre>"
-    return text
+    found = _links(links.group_links(digest, group))
+    return f"{text}\n{found}" if found else text
+
+
+def _links(pairs: tuple[tuple[str, str], ...]) -> str:
+    """``<a href="https://…">Logs</a>``: the URL and the label HTML-escaped (quotes too)."""
+    return " · ".join(f'<a href="{links.url_for_markup(url).replace("&", "&amp;")}">'
+                      f"{escape(_text.clean(label))}</a>" for label, url in pairs)
 
 
 def _bold(text: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import coded_answer, retry_after, trimmed
@@ -65,7 +66,8 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
 def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     colour = _colour(digest.level)
-    intro = [_text.summary_line(digest, _text.inert), _font("warning", _text.dropped_line(digest.dropped))]
+    intro = [_text.summary_line(digest, _text.inert), _font("warning", _text.dropped_line(digest.dropped)),
+             links.markdown_links(links.message_links(digest), _text.inert)]
     quoted_intro = "\n".join(f"> {line}" for line in intro if line)
     blocks = [f"## {_font(colour, _text.header_line(digest, _text.inert))}", quoted_intro]
     blocks += [_group(digest, group, budget, colour) for group in shown]
@@ -94,6 +96,7 @@ def mention_message(digest: Digest, limits: Limits = LIMITS, keyword: str | None
 def _group(digest: Digest, group: GroupSummary, budget: _text.Budget, colour: str) -> str:
     view = _text.group_view(group, digest, budget, _text.inert)
     lines = _text.group_lines(view, lambda text: f"**{_font(colour, text)}**")
+    lines += [found] if (found := links.markdown_links(links.group_links(digest, group), _text.inert)) else []
     lines += [f"> `{line}`" for line in view.traceback]
     return "\n".join(lines)
 
