@@ -234,6 +234,8 @@ def _optional_text(name: str, value: object) -> str | None:
 
 def _platform_options(given: Mapping[str, str | Sequence[str] | None]) -> dict[str, str]:
     """Options a platform declares, as strings (lists comma-joined); TypeError for a name no platform has."""
+    if not given:  # the usual case: no need to import every platform to learn their option names
+        return {}
     known = platform_options()
     unknown = sorted(name for name in given if name not in known)
     if unknown:

@@ -9,14 +9,16 @@ Sizes are UTF-8 bytes, as the platforms count them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import Payload
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 MARKER = "… (truncated)"
 """Ends every text that chatlog had to cut, so a reader knows there was more."""
@@ -135,6 +137,9 @@ def plural(n: int, word: str) -> str:
 
 
 def _utc(ts: float) -> datetime | None:
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    from datetime import datetime, timezone
+
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
@@ -368,6 +373,9 @@ def plain_summary(digest: Digest, escape: Escape) -> str:
 
 def payload_bytes(payload: Payload) -> int:
     """Size of the request body as the platforms count it: UTF-8 JSON, non-ASCII kept as is."""
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    import json
+
     return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 
