@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import chatlog.platforms
+from chatlog._lazy import lazy_pattern
 from chatlog.platforms._base import COMMON_OPTIONS, Destination, Target, redact
 
 _COMMON = tuple(option.name for option in COMMON_OPTIONS)
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
+_NAME = lazy_pattern(r"[a-z][a-z0-9_]{0,30}")
+_USERINFO = lazy_pattern(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,11 @@ Sizes are UTF-8 bytes, as the platforms count them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import Payload
 
@@ -29,14 +29,14 @@ Escape = Callable[[str], str]
 _MARKER_BYTES = len(MARKER.encode("utf-8"))
 # Bidirectional overrides are dropped with the control characters: they can make text read differently
 # from what it says.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = lazy_pattern("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = lazy_pattern("[\ud800-\udfff]")
 _LINE_SEPARATORS = str.maketrans({"\u2028": "\n", "\u2029": "\n"})
 _INERT = str.maketrans({"<": "＜", ">": "＞", "`": "ˋ"})
 # "](" opens a link or image target, "][" a reference link, "]:" a link definition.
-_LINK = re.compile(r"\](?=[(\[:])")
-_MENTION_ID = re.compile(r"[\w.@+-]{1,128}")
-_WHITESPACE_RUN = re.compile(r"[ \t]*\n[ \t\n]*")
+_LINK = lazy_pattern(r"\](?=[(\[:])")
+_MENTION_ID = lazy_pattern(r"[\w.@+-]{1,128}")
+_WHITESPACE_RUN = lazy_pattern(r"[ \t]*\n[ \t\n]*")
 
 
 # --- text --------------------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
     )
 
 
-_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
+_PLACEHOLDER = lazy_pattern(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
 
 
 def _template(group: GroupSummary, budget: Budget, escape: Escape) -> str:
