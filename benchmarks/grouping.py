@@ -44,6 +44,11 @@ import _common as common
 DEV_DATA = common.ROOT.parent / "shared" / "data" / "loghub-dev"
 PYTHON_CORPUS = common.ROOT / "benchmarks" / "data" / "python_corpus.csv"
 PUBLISHED_TUNED_DRAIN = 0.865  # Zhu et al. 2019, Table III, average over the 16 Loghub-2k systems
+PUBLISHED_DRAIN = {  # the same table, per system: Drain with its per-dataset settings and masks
+    "HDFS": 0.998, "Hadoop": 0.948, "Spark": 0.920, "Zookeeper": 0.967, "OpenStack": 0.733, "BGL": 0.963,
+    "HPC": 0.887, "Thunderbird": 0.955, "Windows": 0.997, "Linux": 0.690, "Mac": 0.787, "Android": 0.911,
+    "HealthApp": 0.780, "Apache": 1.000, "OpenSSH": 0.788, "Proxifier": 0.527,
+}
 
 Grouper = Callable[[Sequence[str]], list[Hashable]]
 
@@ -172,6 +177,14 @@ def averages(rows: list[dict[str, Any]], label: str) -> dict[str, dict[str, floa
     return out
 
 
+def _published_drain(rows: list[dict[str, Any]], label: str) -> float | None:
+    """Tuned Drain's published average GA over the systems of one set (None if one is not in the paper)."""
+    names = [r["system"] for r in rows if r["set"] == label and r["grouper"] == "chatlog"]
+    if not names or any(name not in PUBLISHED_DRAIN for name in names):
+        return None
+    return sum(PUBLISHED_DRAIN[name] for name in names) / len(names)
+
+
 def report(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """The per-system table, the averages and the issue-13 targets."""
     headers = ["set", "system", "grouper", "GA", "groups", "true events", "over-merged", "over-split"]
@@ -183,16 +196,24 @@ def report(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
         for name, mean in averages(rows, label).items():
             table_rows.append([label, "average", name, mean["accuracy"], mean["groups"], mean["events"],
                                f"{mean['over_merged']:.1%}", f"{mean['over_split']:.1%}"])
+        published = _published_drain(rows, label)
+        if published is not None:
+            table_rows.append([label, "average", "Drain, tuned (published)", published, "–", "–", "–", "–"])
     targets: list[dict[str, Any]] = []
     for label in labels:
         if label == "python":
             continue
         mean = averages(rows, label)
+        same = _published_drain(rows, label)
+        if same is not None:
+            targets.append({"target": f"{label}: GA above published tuned Drain on these systems",
+                            "measured": mean["chatlog"]["accuracy"], "limit": f"> {same:.3f}",
+                            "pass": mean["chatlog"]["accuracy"] > same})
         ga, merged = mean["chatlog"]["accuracy"], mean["chatlog"]["over_merged"]
         drain = mean["Drain3"]["accuracy"]
         targets += [
             {"target": f"{label}: average GA", "measured": ga, "limit": "≥ 0.90", "pass": ga >= 0.90},
-            {"target": f"{label}: GA above published tuned Drain", "measured": ga,
+            {"target": f"{label}: GA above published tuned Drain (16-system average)", "measured": ga,
              "limit": f"> {PUBLISHED_TUNED_DRAIN}", "pass": ga > PUBLISHED_TUNED_DRAIN},
             {"target": f"{label}: GA above Drain3 defaults (same run)", "measured": ga,
              "limit": f"> {drain:.3f}", "pass": ga > drain},

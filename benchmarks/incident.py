@@ -36,7 +36,7 @@ import _common as common
 from chatlog.destinations import resolve
 from chatlog.digest import Context, Digest
 from chatlog.dispatcher import Dispatcher, Timing
-from chatlog.platforms._base import Destination, Outcome, Payload
+from chatlog.platforms._base import Destination, Outcome, Payload, Payloads
 from chatlog.testing import FakePlatforms
 from chatlog.testing.rules import BotSettings, PlatformRules, RateState, Request
 from chatlog.testing.server import PLATFORM_RULES
@@ -162,21 +162,22 @@ class Sent:
 
 
 def watch(destination: Destination, clock: FakeClock) -> list[Sent]:
-    """Wrap the destination's render/send (on this instance only) to see which digest each request carried."""
+    """Wrap the destination's render_all/send (on this instance only) to see which digest each request
+    carried. (`render_all` is what the dispatcher calls; a platform's own may not go through `render`.)"""
     sent: list[Sent] = []
     rendered: list[Digest] = []
-    render, send = destination.render, destination.send
+    render_all, send = destination.render_all, destination.send
 
-    def watched_render(digest: Digest) -> Payload:
+    def watched_render(digest: Digest) -> Payloads:
         rendered.append(digest)
-        return render(digest)
+        return render_all(digest)
 
     def watched_send(client: Any, payload: Payload) -> Outcome:
         outcome = send(client, payload)
         sent.append(Sent(clock(), rendered[-1], outcome))
         return outcome
 
-    destination.render = watched_render  # type: ignore[method-assign]
+    destination.render_all = watched_render  # type: ignore[method-assign]
     destination.send = watched_send  # type: ignore[method-assign]
     return sent
 

@@ -12,8 +12,14 @@ Reported per candidate: records/s achieved by the logging thread (wall clock), t
 CPU per record, background CPU per record (process CPU minus the logging thread's), peak RSS above the
 RSS before the first record, and ChatHandler's accounting (accepted = delivered + dropped + pending).
 
+Then the delivery storm (issue 9 item 1): one thread logs as fast as it can for 60 s over four
+templates to a fake Feishu bot (a separate process, so the server does not share the storm's GIL),
+with ``group_wait=1`` and ``group_interval=1``. Reported: records/s next to QueueHandler's from the
+first table, when the first message arrived after the first record, the spacing of the messages
+during the storm, and whether every count shown is exact and nothing was dropped.
+
     python benchmarks/storm.py            # the issue's numbers: 1,000,000 records, 10,000 fingerprints
-    python benchmarks/storm.py --quick    # 100,000 records over 1,000 fingerprints, one round
+    python benchmarks/storm.py --quick    # 100,000 records over 1,000 fingerprints, one round; 10 s storm
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import itertools
 import json
 import logging
 import logging.handlers
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -36,6 +44,10 @@ import _common as common
 
 CANDIDATES = ("ChatHandler", "QueueHandler")
 BACKGROUND_DRAIN_S = 30.0
+DELIVERY_WAIT_S = 1.0
+DELIVERY_INTERVAL_S = 1.0
+DELIVERY_TEMPLATES = 4
+_COUNT_LINE = re.compile(r"×([\d,]+)\**(?: more since last alert)?\** · ERROR · (bench\.delivery\.t\d+)")
 
 
 class StuckHandler(logging.Handler):
@@ -112,9 +124,79 @@ def run_one(candidate: str, records: int, fingerprints: int) -> dict[str, Any]:
     return result
 
 
+def fake_server() -> int:
+    """Runs in its own process: a fake Feishu bot; prints its URL, then on stdin's end what it received."""
+    from chatlog.testing import FakePlatforms
+
+    with FakePlatforms() as fake:
+        bot = fake.add_bot("feishu", rate_limit=False)
+        print(json.dumps({"url": bot.url}), flush=True)
+        sys.stdin.read()
+        received = [{"at": r.at, "accepted": r.accepted, "text": bot.text_of(r.payload) if r.payload else ""}
+                    for r in bot.received]
+    print(json.dumps(received), flush=True)
+    return 0
+
+
+def run_delivery(seconds: float) -> dict[str, Any]:
+    """Runs in the child process: log for `seconds` as fast as one thread can; when did messages leave?"""
+    from chatlog import ChatHandler
+
+    server = subprocess.Popen([sys.executable, __file__, "--fake-server"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    url = json.loads(server.stdout.readline())["url"]
+    handler = ChatHandler(url, level=logging.INFO, group_wait=DELIVERY_WAIT_S,
+                          group_interval=DELIVERY_INTERVAL_S, close_timeout=10.0)
+    loggers = []
+    for k in range(DELIVERY_TEMPLATES):
+        logger = logging.getLogger(f"bench.delivery.t{k}")
+        logger.propagate = False
+        logger.addHandler(handler)
+        loggers.append(logger.error)
+    time.sleep(0.2)
+    logged, stop = 0, time.monotonic() + seconds
+    began = time.time()
+    while time.monotonic() < stop:
+        for log in loggers * 250:
+            log("order %s failed", logged)
+            logged += 1
+    ended = time.time()
+    flushed = handler.flush(30.0)
+    stats = handler.stats()
+    handler.close()
+    out, _ = server.communicate("", timeout=120)
+    received = json.loads(out.strip().splitlines()[-1])
+    sent = [r["at"] for r in received if r["accepted"]]
+    during = [t for t in sent if t <= ended]
+    shown: dict[str, int] = {}
+    for r in received:
+        if r["accepted"]:
+            for number, group in _COUNT_LINE.findall(r["text"]):
+                shown[group] = shown.get(group, 0) + int(number.replace(",", ""))
+    gaps = [b - a for a, b in itertools.pairwise(during)]
+    return {
+        "seconds": seconds,
+        "records": logged,
+        "records_per_s": logged / (ended - began),
+        "first_message_s": (during[0] - began) if during else float("nan"),
+        "messages_during": len(during),
+        "gap_median_s": common.median(gaps),
+        "gap_min_s": min(gaps, default=float("nan")),
+        "gap_max_s": max(gaps, default=float("nan")),
+        "stats": dataclasses.asdict(stats),
+        "flushed": flushed,
+        "counts_exact": shown == {f"bench.delivery.t{k}": logged // DELIVERY_TEMPLATES
+                                  for k in range(DELIVERY_TEMPLATES)},
+    }
+
+
 def child(args: argparse.Namespace) -> int:
     with common.captured_stderr():  # chatlog's "retrying" notice about the down server
-        result = run_one(args.one, args.records, args.fingerprints)
+        if args.one == "delivery":
+            result = run_delivery(args.storm_seconds)
+        else:
+            result = run_one(args.one, args.records, args.fingerprints)
     print(json.dumps(result))
     sys.stdout.flush()
     os._exit(0)  # do not wait for a stuck listener or a close() against a down server
@@ -122,13 +204,30 @@ def child(args: argparse.Namespace) -> int:
 
 def spawn(candidate: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--one", candidate, "--records", str(args.records),
-               "--fingerprints", str(args.fingerprints)]
+               "--fingerprints", str(args.fingerprints), "--storm-seconds", str(args.storm_seconds)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"storm child {candidate} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def delivery_targets(delivery: dict[str, Any]) -> list[dict[str, Any]]:
+    """The storm's delivery bounds (issue 9 items 1 and 2)."""
+    stats = delivery["stats"]
+    first, low, high = delivery["first_message_s"], delivery["gap_min_s"], delivery["gap_max_s"]
+    return [
+        {"target": f"delivery storm: first message after the first record (group_wait={DELIVERY_WAIT_S:g})",
+         "measured": f"{first:.2f} s", "limit": f"≤ {DELIVERY_WAIT_S + 1:g} s",
+         "pass": first <= DELIVERY_WAIT_S + 1},
+        {"target": f"delivery storm: spacing of messages (group_interval={DELIVERY_INTERVAL_S:g})",
+         "measured": f"{low:.2f}–{high:.2f} s", "limit": f"{DELIVERY_INTERVAL_S:g} ± 1 s",
+         "pass": low >= DELIVERY_INTERVAL_S - 1 and high <= DELIVERY_INTERVAL_S + 1},
+        {"target": "delivery storm: every count shown exact, nothing dropped",
+         "measured": f"exact={delivery['counts_exact']}, dropped={stats['dropped']:,}", "limit": "exact, 0",
+         "pass": delivery["counts_exact"] and stats["dropped"] == 0},
+    ]
 
 
 def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
@@ -186,8 +285,21 @@ def report(result: dict[str, Any]) -> str:
           r["background_ns_per_record"], r["background_ns_per_processed"], int(r["processed"]),
           int(r["dropped"]), r["peak_rss_growth_mb"]] for r in result["rows"]],
     )
+    d = result["delivery"]
+    queue_rate = next(r["records_per_s"] for r in result["rows"] if r["name"] == "QueueHandler")
+    delivery_head = (f"delivery storm: {d['seconds']:.0f} s, one thread as fast as it can over "
+                     f"{DELIVERY_TEMPLATES} templates to a fake Feishu bot in another process, "
+                     f"group_wait={DELIVERY_WAIT_S:g} s, group_interval={DELIVERY_INTERVAL_S:g} s; "
+                     "QueueHandler's records/s from the table above.")
+    delivery = common.table(
+        ["handler", "records/s", "QueueHandler records/s", "first message s", "messages during storm",
+         "spacing median s", "spacing min s", "spacing max s", "dropped", "counts exact"],
+        [["ChatHandler", d["records_per_s"], queue_rate, d["first_message_s"], d["messages_during"],
+          d["gap_median_s"], d["gap_min_s"], d["gap_max_s"], d["stats"]["dropped"],
+          "yes" if d["counts_exact"] else "no"]],
+    )
     goals = common.targets_table(result["targets"])
-    return f"{head}\n\n{main}\n\n{goals}\n"
+    return f"{head}\n\n{main}\n\n{delivery_head}\n\n{delivery}\n\n{goals}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,8 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fingerprints", type=int, default=None, help="distinct templates (default 10,000)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     parser.add_argument("--quick", action="store_true", help="100,000 records, 1,000 fingerprints, 1 round")
-    parser.add_argument("--one", choices=CANDIDATES, help=argparse.SUPPRESS)
+    parser.add_argument("--storm-seconds", type=float, default=None,
+                        help="length of the delivery storm (default 60; quick 10)")
+    parser.add_argument("--one", choices=(*CANDIDATES, "delivery"), help=argparse.SUPPRESS)
+    parser.add_argument("--fake-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fake_server:
+        return fake_server()
+    args.storm_seconds = args.storm_seconds or (10.0 if args.quick else 60.0)
     args.records = args.records or (100_000 if args.quick else 1_000_000)
     args.fingerprints = args.fingerprints or (1_000 if args.quick else 10_000)
     args.rounds = args.rounds or (1 if args.quick else 3)
@@ -205,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     runs = [spawn(name, args) for _round, name in common.interleaved(CANDIDATES, args.rounds)]
     result = summarise(runs, args)
+    delivery = spawn("delivery", args)
+    result["delivery"] = delivery
+    result["targets"] += delivery_targets(delivery)
     print(report(result))
     path = common.write_json("storm", result)
     print(f"(written to {path.relative_to(common.ROOT)})")

@@ -32,8 +32,8 @@ ExcInfo = tuple[Any, Any, Any] | None
 """A record's ``exc_info`` as logging keeps it (``(None, None, None)`` is possible)."""
 
 Captured = tuple[
-    str, float, int, str, str, "str | None", str, int, str, "int | None", ExcInfo, "str | None",
-    "str | None", tuple[tuple[str, str], ...], Hashable,
+    str, float, int, str, str, str | None, str, int, str, int | None, ExcInfo, str | None,
+    str | None, tuple[tuple[str, str], ...], Hashable,
 ]
 """message, created, level, level name, logger, template (None: the message has no arguments), pathname,
 lineno, function, thread id, exc_info, exc_text, stack_info, extras as ``(name, text)``, tally key.
@@ -108,12 +108,25 @@ def mapping_text(values: Mapping[Any, Any],
 
 def fingerprint(item: Captured) -> Fingerprint:
     """The group a captured record belongs to; records that differ only in their arguments share it."""
-    message, template, exc_info = item[0], item[5], _exc_info(item[10])
+    return for_filing(item)[1]
+
+
+def for_filing(item: Captured) -> tuple[int | None, Fingerprint, int, float, Hashable, bool]:
+    """What the dispatcher files a captured record by, read in one go (once per record):
+    ``(thread id, fingerprint, level, created, tally key, whether it had a %-template)``."""
+    message, created, level, _, logger, template, _, _, _, thread, exc_info, _, _, _, key = item
+    if type(level) is not int:
+        level = logging.ERROR
+    if type(logger) is not str:
+        logger = _text(logger, 200)
+    has_template = template is not None
     template = normalize(message) if template is None else template[:TEMPLATE_LIMIT_CHARS]
-    level, logger = level_of(item), _text(item[4], 200)
-    if exc_info is not None and exc_info[0] is not None:
-        return (level, logger, template, exception_type_name(exc_info[0]), _innermost(exc_info[2]))
-    return (level, logger, template, "", "")
+    if type(exc_info) is tuple and len(exc_info) == 3 and exc_info[0] is not None:
+        key_parts = (level, logger, template, exception_type_name(exc_info[0]), _innermost(exc_info[2]))
+    else:
+        key_parts = (level, logger, template, "", "")
+    return (thread if type(thread) is int else None, key_parts, level,
+            float(created) if type(created) in (float, int) else 0.0, key, has_template)
 
 
 def sample(item: Captured) -> Entry:
@@ -136,17 +149,6 @@ def created_of(item: Captured) -> float:
     """When the captured record was made (``time.time()`` seconds; 0.0 when not a number)."""
     created = item[1]
     return float(created) if type(created) in (float, int) else 0.0
-
-
-def thread_of(item: Captured) -> int | None:
-    """The id of the thread that logged the captured record."""
-    thread = item[9]
-    return thread if type(thread) is int else None
-
-
-def key_of(item: Captured) -> Hashable:
-    """The tally key the handler counts this record's group under (None: none)."""
-    return item[14]
 
 
 def _text(value: object, limit: int) -> str:

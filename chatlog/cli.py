@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from chatlog import __version__
 from chatlog._demo import Printer, Tally, simulate_incident, summary
 from chatlog._report import write_stderr
+from chatlog.chatops import listen
 from chatlog.courier import HttpOptions, make_client
 from chatlog.destinations import platform_classes, resolve
 from chatlog.handler import ChatHandler
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     kept.add_argument("--state", metavar="DIR",
                       help="keep random bot tokens in DIR/chatlog-serve.json instead")
     serve.set_defaults(command="serve", run=_serve)
+    listen.add_parser(commands)
     return parser
 
 

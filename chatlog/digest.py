@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class GroupSummary:
     template: str = ""
     """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
     its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
+    group_id: str = ""
+    """Short stable id a person can type (``a3f2``, shown ``#a3f2``); "" for the overflow buckets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,22 @@ class Mentions:
 
 
 @dataclass(frozen=True, slots=True)
+class MutedNote:
+    """Records of a muted group kept out of messages since the last one: one line in the next message."""
+
+    group_id: str
+    count: int
+    until: float
+    """Unix seconds."""
+    by: str
+
+
+def group_id(key: Hashable) -> str:
+    """Four hex digits from the fingerprint: the same in every process and run (``hash()`` is not)."""
+    return hashlib.sha256(repr(key).encode("utf-8", "replace")).hexdigest()[:4]
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     """Everything one message says: groups (most severe and most frequent first) and totals."""
 
@@ -73,6 +92,9 @@ class Digest:
     batch: str = ""
     """Names the batch: the same across retries of one batch, new after each delivered message
     (platforms that de-duplicate, like Feishu's app ``uuid``, derive their key from it)."""
+    muted: tuple[MutedNote, ...] = ()
+    actions: bool = False
+    """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
 
     @property
     def total(self) -> int:
@@ -104,6 +126,7 @@ class _Group:
     template: str = ""
     merged: set[int] = field(default_factory=set)
     """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
+    group_id: str = ""
 
 
 class GroupTable:
@@ -167,7 +190,8 @@ class GroupTable:
             if len(other.merged) < 100_000:
                 other.merged.add(hash(key))
             return other
-        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key))
+        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key),
+                                           group_id=group_id(key))
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
@@ -199,6 +223,7 @@ class GroupTable:
             repeat=self._within_repeat(group, now),
             merged_groups=len(group.merged),
             template=group.template,
+            group_id=group.group_id,
         )
 
     def mark_sent(self, digest: Digest, now: float, *, shown: bool = True) -> None:
@@ -219,6 +244,22 @@ class GroupTable:
                 self._idle.pop(key, None)
                 self._idle[key] = None
         self._prune(now)
+
+    def silence(self, muted: Callable[[str], bool]) -> dict[str, int]:
+        """Take the unsent records of the groups whose id `muted` accepts out of the next digest (the
+        buckets have id ""); returns how many per group id."""
+        taken: dict[str, int] = {}
+        for key, group in list(self._groups.items()):
+            if not group.unsent or not muted(group.group_id):
+                continue
+            taken[group.group_id] = taken.get(group.group_id, 0) + group.unsent
+            self.unsent -= group.unsent
+            group.unsent = 0
+            if key in self._buckets:
+                self._forget(key)
+            else:
+                self._idle[key] = None
+        return taken
 
     def discard_unsent(self) -> int:
         """Give up on every unsent record (the destination cannot take them); returns how many."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from chatlog import lifecycle
 from chatlog._report import Reporter
-from chatlog.capture import Captured, created_of, fingerprint, key_of, level_of, sample, thread_of
+from chatlog.capture import Captured
 from chatlog.courier import (
     CHATLOG_THREADS,
     Courier,
@@ -28,26 +28,23 @@ from chatlog.courier import (
     unmark_own_thread,
 )
 from chatlog.digest import Context, Digest, GroupTable, Mentions
-from chatlog.entry import Entry
+from chatlog.filing import Filing
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.state.controls import ControlStore
+from chatlog.state.honour import Silencer
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
 __all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 
-_DRAIN_BATCH = 256
-"""Records filed per hold of the GIL: about half a millisecond of work, then `time.sleep(0)` lets a
-waiting application thread run; without it, a log call made while the dispatcher drains waits for the
-interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
-yielding: in a storm, dropping records is worse than a slower call."""
 ROUND_BUDGET_S = 0.02
 """The longest one round files records before it looks at the clock: however fast records arrive,
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
 
 @dataclass(frozen=True, slots=True)
 class ChatStats:
-    """A handler's accounting: ``accepted == delivered_records + dropped + pending`` always holds."""
+    """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
 
     accepted: int
     dropped: int
@@ -57,6 +54,8 @@ class ChatStats:
     delivered_records: int
     messages_sent: int
     messages_failed: int
+    muted: int = 0
+    """Records kept out of messages because their group was muted from the chat (ChatOps)."""
 
 
 class Dispatcher:
@@ -73,10 +72,13 @@ class Dispatcher:
         start: bool = True,
         context_fields: tuple[str, ...] | None = None,
         http: HttpOptions | None = None,
+        controls: ControlStore | None = None,
     ) -> None:
         """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
-        connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``).
+        connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``);
+        `controls` is the ChatOps store whose mutes and acks this destination honours (read on this
+        thread only).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -86,6 +88,7 @@ class Dispatcher:
         self._mentions = mentions or Mentions()
         self._clock = clock
         self._context_fields = context_fields
+        self._controls = controls
         self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
         self._secrets = (*destination.secrets, *self._http.secrets)
         self.reporter = Reporter(destination.masked(), self._secrets)
@@ -107,6 +110,8 @@ class Dispatcher:
         self._wake = threading.Event()
         self.idle = False
         """True while the thread sleeps with nothing queued: the next record must `wake` it."""
+        self._next_collect = 0.0
+        """When the next round reads the tallies (`time.monotonic()`; at most once per poll interval)."""
         self.tallies.clear()
         self._waiters: list[tuple[float, threading.Event]] = []
         self._closing = False
@@ -114,12 +119,12 @@ class Dispatcher:
             max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
         )
         self._schedule = BatchSchedule(self.timing.group_wait, self.timing.group_interval)
+        self._filing = Filing(self._groups, self._schedule, self.tallies, self._lock, self._clock)
         self._clock_watch = ClockWatch()
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
         self._backoff = Backoff()
         self._context = replace(self._base_context, host=lifecycle.host_name(), pid=os.getpid())
         self._overflow = 0
-        self._processed = 0
         self._undeliverable = 0
         self._dropped_reported = 0
         self._delivered = 0
@@ -145,6 +150,8 @@ class Dispatcher:
         """Set when the thread has made its last delivery attempt after close()."""
         self._thread_ident: int | None = None
         self._courier = Courier(self.destination, self._http, self._wake.set)
+        self._silencer = None if self._controls is None else Silencer(
+            self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
 
@@ -174,16 +181,17 @@ class Dispatcher:
     def stats(self) -> ChatStats:
         """A consistent snapshot of the accounting."""
         with self._lock:
-            self._file_counted(self._clock())
+            self._filing.file_counted(self._clock())
             queued = len(self.buffer) + self.tallies.owed
             dropped = self._overflow + self._undeliverable
             return ChatStats(
-                accepted=self._overflow + self._processed + queued,
+                accepted=self._overflow + self._filing.processed + queued,
                 dropped=dropped,
                 pending=queued + self._groups.unsent,
                 delivered_records=self._delivered,
                 messages_sent=self._sent,
                 messages_failed=self._failed,
+                muted=0 if self._silencer is None else self._silencer.muted,
             )
 
     def flush(self, timeout: float) -> bool:
@@ -255,7 +263,7 @@ class Dispatcher:
 
     def _is_empty(self) -> bool:
         with self._lock:
-            self._file_counted(self._clock())
+            self._filing.file_counted(self._clock())
             return not self.buffer and self._groups.unsent == 0 and not self.tallies.owed
 
     # ---- background thread --------------------------------------------------------------
@@ -300,7 +308,7 @@ class Dispatcher:
             if self._closing:
                 return
             if delay > self.timing.poll_interval and not self._go_idle():
-                delay = 0.0  # a record arrived just before the flag was up: file it now
+                delay = self.timing.poll_interval  # records came just before the flag was up: filed now
             self._wake.wait(None if delay == math.inf else delay)
             self._wake.clear()
             self.idle = False
@@ -346,7 +354,12 @@ class Dispatcher:
         Returns seconds until the next round is needed; ``inf`` when only a record, an answer or
         flush()/close() can make one necessary (the thread then sleeps until woken).
         """
-        emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if self._thread_ident is not None else None)
+        threaded = self._thread_ident is not None
+        # A flush waits for every count.
+        collect = not threaded or bool(self._waiters) or time.monotonic() >= self._next_collect
+        emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if threaded else None, collect=collect)
+        if collect:
+            self._next_collect = time.monotonic() + self.timing.poll_interval
         if filed:
             self._courier.warm()  # the client is built before the message is due, on chatlog's thread
         now = self._clock()
@@ -401,64 +414,22 @@ class Dispatcher:
         ready = self._backoff.ready_at()
         return ready if forced else max(self._schedule.due_at(), ready)
 
-    def _drain(self, budget_s: float | None = None) -> tuple[bool, int]:
-        """File queued and counted records, for at most `budget_s` (None: until the buffer is empty).
-
-        Returns whether the buffer was emptied and how many records were filed."""
-        buffer = self.buffer
-        own = CHATLOG_THREADS
-        threaded = self._thread_ident is not None
-        catch_up = self.timing.max_queue // 2
-        stop_at = math.inf if budget_s is None else time.perf_counter() + budget_s
-        filed = 0
-        while buffer:
-            if threaded:
-                if time.perf_counter() >= stop_at:
-                    break
-                if len(buffer) < catch_up:
-                    time.sleep(0)  # hands the GIL to the application thread when it waits for it
-            with self._lock:
-                now = self._clock()
-                for _ in range(min(len(buffer), _DRAIN_BATCH)):
-                    item = buffer.popleft()
-                    if thread_of(item) in own:
-                        continue  # our own thread (httpx logging our requests): never feed ourselves
-                    self._file(item, now)
-                    filed += 1
-        with self._lock:
-            filed += self._file_counted(self._clock())
-        return not buffer, filed
-
-    def _file(self, item: Captured, now: float) -> None:
-        """Count one captured record in its group (the group's first record becomes its sample)."""
-        self._processed += 1
-        level = level_of(item)
-        try:
-            key = fingerprint(item)
-        except BaseException:
-            key = (level, "?", "<unreadable record>", "", "")
-        self._schedule.record_filed(now, level)
-        self._groups.add(key, created_of(item), lambda: _safe_sample(item), level)
-        tally_key = key_of(item)
-        if tally_key is not None:
-            self.tallies.link(tally_key, key, self._groups.sample_of(key), level, now)
-
-    def _file_counted(self, now: float) -> int:
-        """Count the records the application only counted (`chatlog.tally`) in their groups."""
-        filed = 0
-        created = time.time()
-        for tally, count in self.tallies.collect(now):
-            self._processed += count
-            filed += count
-            self._schedule.record_filed(now, tally.level)
-            self._groups.add(tally.fingerprint, created, _given(tally.sample), tally.level, count=count)
-        return filed
+    def _drain(self, budget_s: float | None = None, *, collect: bool = True) -> tuple[bool, int]:
+        """File queued and counted records (`Filing.drain`); whether the buffer was emptied, how many."""
+        return self._filing.drain(self.buffer, own=CHATLOG_THREADS, budget_s=budget_s,
+                                  catch_up=self.timing.max_queue // 2, collect=collect)
 
     def _launch(self, now: float) -> None:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
+        with self._lock:
+            self._filing.file_counted(now)  # every count up to now, not up to the last collection
+        if self._silence():
+            return
         dropped = self._overflow - self._dropped_reported
         digest = self._groups.digest(now, self._context, dropped, self._mentions,
                                      batch=f"{self._batch_seed}-{self._batch_number}")
+        if self._silencer is not None:
+            digest = self._silencer.decorate(digest)
         payloads = self._render(digest)
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self._window.record(now)
@@ -469,6 +440,20 @@ class Dispatcher:
             self._courier.submit(payloads)
         else:
             self._land(self._courier.send(payloads))
+
+    def _silence(self) -> bool:
+        """Take muted groups out of the batch (the store is read here: once per send at most); True when
+        nothing else was left to send."""
+        silencer = self._silencer
+        if silencer is None:
+            return False
+        silencer.refresh()
+        with self._lock:
+            silencer.take(self._groups)
+            empty = not self._groups.unsent
+        if empty:
+            self._schedule.discarded()
+        return empty
 
     def _await_flight(self, deadline: float) -> None:
         if self._flight is not None:
@@ -505,6 +490,8 @@ class Dispatcher:
         if outcome.ok:
             if self._suspended:
                 self._end_suspension()
+            if self._silencer is not None:
+                self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
         elif outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":
@@ -551,12 +538,14 @@ class Dispatcher:
                              "meanwhile were delivered", every_s=0.0)
 
     def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
+        """`force`: the flushes are answered (sent, or nothing to send). Otherwise forget the ones past
+        their deadline without answering: each timed out on its own, and knows it did."""
         with self._lock:
             keep = []
             for deadline, event in self._waiters:
-                if force or (now is not None and now >= deadline):
+                if force:
                     event.set()
-                else:
+                elif now is None or now < deadline:
                     keep.append((deadline, event))
             self._waiters = keep
 
@@ -577,14 +566,3 @@ class Dispatcher:
             self._start_thread()
 
 
-def _given(entry: Entry | None) -> Callable[[], Entry | None]:
-    return lambda: entry
-
-
-def _safe_sample(item: Captured) -> Entry:
-    try:
-        return sample(item)
-    except BaseException as exc:
-        return Entry(created=created_of(item), level=level_of(item), level_name="?", logger="?",
-                     message=f"[chatlog could not read this record: {type(exc).__name__}]",
-                     pathname="?", lineno=0, func="?")

@@ -15,6 +15,8 @@ from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
+from chatlog.state.controls import ControlStore
+from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -56,6 +58,7 @@ class ChatHandler(logging.Handler):
         context_fields: Sequence[str] | None = None,
         # how to connect (default: HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE from the environment)
         proxy: str | None = None, verify: bool | str = True,
+        chatops: bool | str | None = None,
         **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
@@ -81,7 +84,8 @@ class ChatHandler(logging.Handler):
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
-                                      context_fields=self._context_fields, http=http)
+                                      context_fields=self._context_fields, http=http,
+                                      controls=_controls(chatops))
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
@@ -107,14 +111,21 @@ class ChatHandler(logging.Handler):
         the extras rendered now, as they are at log time (`chatlog.capture`, `chatlog.tally`)."""
         dispatcher = self._dispatcher
         try:
-            key = _tally_key(record)
-            counter = self._counters.get(key) if key is not None else None
+            msg = record.msg
+            if type(msg) is str and record.exc_info is None and len(msg) <= KEY_TEXT_LIMIT_CHARS:
+                key: Hashable = (msg, record.levelno, record.name, not record.args)  # the common case, inline
+            else:
+                key = _tally_key(record)
+            counter = self._counters.get(key)  # None is never a key
             if counter is not None:
                 next(counter)  # atomic: one C call under the GIL
             elif len(self._buffer) < self._max_queue:
                 item = capture(record, format_message(record), self._context_fields, key)
-                if key is not None and record.thread not in dispatcher.own_thread_ids:
-                    dispatcher.tallies.register(key)  # before the append: the thread links it when filing
+                # With arguments the template is the group: count its next records from now on (registered
+                # before the append, so the thread links it when filing). Without, the thread decides:
+                # an f-string's text is new every time, and its key would only fill the table.
+                if key is not None and record.args and record.thread not in dispatcher.own_thread_ids:
+                    dispatcher.tallies.register(key)
                 self._buffer.append(item)
             elif self._max_queue == 0 and self._reopen():  # closed: start again, like FileHandler
                 self.emit(record)
@@ -187,7 +198,7 @@ def _tally_key(record: logging.LogRecord) -> Hashable:
     """What makes a record's fingerprint, cheaply and exactly: the ``%``-template object, level, logger,
     whether it had arguments, and for an exception its type and innermost frame. None: not countable."""
     msg = record.msg
-    if type(msg) is not str:
+    if type(msg) is not str or len(msg) > KEY_TEXT_LIMIT_CHARS:
         return None
     exc_info = record.exc_info
     if exc_info is None:
@@ -200,6 +211,20 @@ def _tally_key(record: logging.LogRecord) -> Hashable:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return (msg, record.levelno, record.name, not record.args, exc_info[0], tb.tb_frame.f_code, tb.tb_lineno)
+
+
+def _controls(chatops: object) -> ControlStore | None:
+    """The ChatOps control store to honour: None (off), True (the host's default file), "memory", or
+    "sqlite:///path". Nothing is opened here: the dispatcher thread does that."""
+    if chatops is None or chatops is False:
+        return None
+    try:
+        if chatops is True or isinstance(chatops, str):
+            return ControlStore(None if chatops is True else chatops)
+    except ValueError:
+        pass
+    raise ValueError("chatops= is True (this host's control store), 'memory' or 'sqlite:///path', e.g. "
+                     f"chatops=True; got {chatops!r}")
 
 
 def _seconds(name: str, value: object) -> float:

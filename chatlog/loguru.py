@@ -76,7 +76,8 @@ class Sink:
         await asyncio.to_thread(self._handler.flush)
 
     def stats(self) -> ChatStats:
-        """Accounting, as `ChatHandler.stats`: ``accepted == delivered_records + dropped + pending``."""
+        """Accounting, as `ChatHandler.stats`: ``accepted == delivered_records + dropped + pending
+        + muted``."""
         return self._handler.stats()
 
 

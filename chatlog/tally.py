@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from chatlog.entry import Entry
 
+KEY_TEXT_LIMIT_CHARS = 500
+"""A longer message is not counted by key (a key keeps its text alive; the fingerprint keeps 500 chars)."""
 KEY_LIMIT = 1_000
 """Keys counted at once. A key costs a tuple and a counter; past the limit, records are captured."""
 IDLE_KEY_S = 1.0
@@ -64,11 +66,23 @@ class Tallies:
         """Shared with the handler's hot path: it only calls ``get`` and ``setdefault`` on it."""
         self._tallies: dict[Hashable, Tally] = {}
         self._retired: list[Tally] = []
+        self._seen_once: dict[Hashable, None] = {}
 
     def register(self, key: Hashable) -> None:
         """Count `key`'s next records instead of capturing them (application thread; bounded)."""
         if len(self.counters) < KEY_LIMIT:
             self.counters.setdefault(key, itertools.count())
+
+    def seen_without_arguments(self, key: Hashable) -> None:
+        """A record without arguments was filed under `key` (dispatcher thread). Its text is its key: an
+        f-string's is new every time and would only fill the table, so a key is counted from its second
+        record on, once the text has proved to repeat."""
+        if key in self._seen_once:
+            self.register(key)
+            return
+        if len(self._seen_once) >= KEY_LIMIT:
+            self._seen_once.clear()
+        self._seen_once[key] = None
 
     def link(self, key: Hashable, fingerprint: Hashable, sample: Entry | None, level: int,
              now: float) -> None:
@@ -106,6 +120,7 @@ class Tallies:
         self.counters.clear()
         self._tallies.clear()
         self._retired.clear()
+        self._seen_once.clear()
 
     def _tally(self, key: Hashable, now: float) -> Tally | None:
         counter = self.counters.get(key)

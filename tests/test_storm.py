@@ -27,8 +27,10 @@ _COUNT_LINE = re.compile(r"×([\d,]+)\**(?: more since last alert)?\** · ERROR 
 
 
 def storm(loggers: list[logging.Logger], threads: int, *, seconds: float | None = None,
-          records: int | None = None) -> int:
-    """Log from `threads` threads as fast as they can, for `seconds` or `records` each; returns how many."""
+          records: int | None = None, constant: bool = False) -> int:
+    """Log from `threads` threads as fast as they can, for `seconds` or `records` each; returns how many.
+
+    `constant`: the same text without arguments every time (``"payment gateway down"``)."""
     done = [0] * threads
     stop = time.monotonic() + (seconds or 0.0)
 
@@ -36,7 +38,10 @@ def storm(loggers: list[logging.Logger], threads: int, *, seconds: float | None 
         n = 0
         while (records is None and time.monotonic() < stop) or (records is not None and n < records):
             for _ in range(100):
-                loggers[n % len(loggers)].error("order %s failed", n)
+                if constant:
+                    loggers[n % len(loggers)].error("payment gateway down")
+                else:
+                    loggers[n % len(loggers)].error("order %s failed", n)
                 n += 1
         done[index] = n
 
@@ -91,13 +96,15 @@ def test_alerts_leave_on_time_during_a_storm(
     assert ended - sent[-1] <= GROUP_INTERVAL + TOLERANCE_S
 
 
-@pytest.mark.parametrize(("threads", "each"), [(8, 50_000), (1, 200_000)])
+@pytest.mark.parametrize(("threads", "each", "constant"),
+                         [(8, 50_000, False), (1, 200_000, False), (8, 50_000, True)],
+                         ids=["8-threads", "1-thread", "8-threads-constant-text"])
 def test_every_count_shown_is_exact_under_overload(
-    feishu: FakeBot, make_handler: Callable[..., ChatHandler], threads: int, each: int
+    feishu: FakeBot, make_handler: Callable[..., ChatHandler], threads: int, each: int, constant: bool
 ) -> None:
     handler = make_handler(feishu.url, group_wait=0.2, group_interval=0.5, close_timeout=5.0)
     loggers = storm_loggers(handler)
-    logged = storm(loggers, threads, records=each)
+    logged = storm(loggers, threads, records=each, constant=constant)
     assert handler.flush(10.0)
     stats = handler.stats()
     assert_accounting(stats)

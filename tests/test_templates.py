@@ -22,7 +22,8 @@ from chatlog.templates import (
     INPUT_LIMIT_CHARS,
     OUTPUT_LIMIT_CHARS,
     WILDCARD,
-    _cached_template,
+    _by_digit_positions,
+    _by_digit_runs,
     extract,
     template_of,
 )
@@ -170,7 +171,8 @@ def test_random_messages_never_grow_the_cache_past_its_size() -> None:
     rng = random.Random(5)
     for _ in range(CACHE_SIZE * 2):
         template_of("".join(rng.choice("abcdefgh ") for _ in range(30)))
-    assert _cached_template.cache_info().currsize <= CACHE_SIZE
+    assert _by_digit_positions.cache_info().currsize <= CACHE_SIZE
+    assert _by_digit_runs.cache_info().currsize <= CACHE_SIZE
 
 
 _FLEET_CHILD = """

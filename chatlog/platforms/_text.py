@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatlog._lazy import lazy_pattern
-from chatlog.digest import Digest, GroupSummary
+from chatlog.digest import Digest, GroupSummary, MutedNote
 from chatlog.platforms._base import Payload
 
 if TYPE_CHECKING:
@@ -194,7 +194,20 @@ def summary_line(digest: Digest, escape: Escape) -> str:
     if len(digest.level_counts) > 1:
         levels = ", ".join(f"{inline(name, 40, escape)} {count(n)}" for name, n in digest.level_counts[:6])
         text += f" · {levels}"
+    for note in digest.muted[:5]:
+        text += f" · {muted_note(note, escape)}"
     return text
+
+
+def muted_note(note: MutedNote, escape: Escape) -> str:
+    """``"#a3f2 ×120 muted by ou_alice until 15:00 UTC"``: a muted group's records since the last
+    message."""
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    from datetime import datetime, timezone
+
+    until = datetime.fromtimestamp(note.until, timezone.utc).strftime("%H:%M")
+    by = inline(note.by, 64, escape)
+    return f"#{inline(note.group_id, 8, escape)} ×{count(note.count)} muted by {by} until {until} UTC"
 
 
 def footer_line(digest: Digest, escape: Escape) -> str:
@@ -268,6 +281,8 @@ class GroupView:
     merged_groups: int
     template: str = ""
     """``"template: order <*> failed"`` when the group's records varied from its sample, else ``""``."""
+    group_id: str = ""
+    """``"#a3f2"``: what a person types to mute or acknowledge the group; "" for a merged bucket."""
 
 
 def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
@@ -286,6 +301,7 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
         repeat=group.repeat,
         merged_groups=group.merged_groups,
         template=_template(group, budget, escape) if full else "",
+        group_id=f"#{group.group_id}" if group.group_id else "",
     )
 
 
@@ -338,8 +354,10 @@ def group_lines(view: GroupView, strong: Callable[[str], str]) -> list[str]:
         return [f"{strong(view.count)} in {plural(view.merged_groups, 'other group')} (group limit reached)"]
     if view.repeat:
         count_text = strong(f"{view.count} more since last alert")
-        return [f"{count_text} · {view.level} · {view.logger} · {view.message}"]
-    title = " · ".join(part for part in (strong(view.count), view.level, view.logger, view.since) if part)
+        head = " · ".join(part for part in (count_text, view.level, view.logger, view.group_id) if part)
+        return [f"{head} · {view.message}"]
+    parts = (strong(view.count), view.level, view.logger, view.group_id, view.since)
+    title = " · ".join(part for part in parts if part)
     return [line for line in (title, view.message, view.template, view.where, view.extras) if line]
 
 

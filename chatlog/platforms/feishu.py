@@ -98,7 +98,8 @@ def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     dropped = _text.bold(_text.dropped_line(digest.dropped))
     intro = [_text.summary_line(digest, _text.inert), dropped, _mentions(digest.mentions)]
     elements: list[dict[str, Any]] = [_markdown("\n".join(line for line in intro if line)), {"tag": "hr"}]
-    elements += [_markdown(_group(digest, group, budget)) for group in shown]
+    elements += [part for group in shown for part in (_markdown(_group(digest, group, budget)),
+                                                      _buttons(digest, group))]
     more = _text.more_line(digest.groups[len(shown) :])
     if more:
         elements.append(_markdown(more))
@@ -115,6 +116,17 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     return text
+
+
+def _buttons(digest: Digest, group: GroupSummary) -> dict[str, Any]:
+    """Mute 1h / Ack under a group, for app bots with a ChatOps receiver (``Digest.actions``); the value
+    is the command the receiver runs when the button is pressed."""
+    if not digest.actions or not group.group_id:
+        return {}
+    commands = (("Mute 1h", f"mute #{group.group_id} 1h"), ("Ack", f"ack #{group.group_id}"))
+    return {"tag": "action", "actions": [
+        {"tag": "button", "text": {"tag": "plain_text", "content": label}, "type": "default",
+         "value": {"command": command}} for label, command in commands]}
 
 
 def _markdown(content: str) -> dict[str, Any]:

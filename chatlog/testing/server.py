@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from chatlog.testing import feishu_app
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
+from chatlog.testing.callbacks import Callbacks, FakeChat
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
 from chatlog.testing.inbox_web import answer_inbox, is_inbox_route
@@ -94,6 +95,7 @@ class FakePlatforms:
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server = _Server(self, port)
+        self._callbacks = Callbacks(self._changed, clock, lambda: self.base_url)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(POLL_S,), name="chatlog-fake-platforms", daemon=True
         )
@@ -197,6 +199,12 @@ class FakePlatforms:
             self._apps[settings.app_id] = app
         return app
 
+    def add_chat(self, platform: str, url: str, keys: Mapping[str, str], *, app: FakeApp | None = None,
+                 bot: FakeBot | None = None, chat_id: str | None = None, transport: str = "http") -> FakeChat:
+        """A chat where fake people type to a receiver at `url`; see ``chatlog.testing.callbacks``."""
+        return self._callbacks.add_chat(platform, url, keys, app=app, bot=bot, chat_id=chat_id,
+                                        transport=transport)
+
     def relay(self, path: str, to: str) -> str:
         """Forward requests whose path starts with `path` to the platform path `to` (the rest of the path
         and the query kept), as a relay or reverse proxy does; returns ``base_url + path``.
@@ -240,6 +248,7 @@ class FakePlatforms:
             self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        self._callbacks.close()
         with self._changed:
             connections = list(self._connections)
         for connection in connections:
@@ -249,6 +258,9 @@ class FakePlatforms:
 
     def _respond(self, request: Request) -> _Reply:
         request = self._relayed(request)
+        answered = self._callbacks.answer(request)
+        if answered is not None:
+            return _json_reply(answered.status, answered.body)
         target = self._app_target(request) if request.path in feishu_app.PATHS else self._bot_target(request)
         if target is None:
             return NOT_FOUND

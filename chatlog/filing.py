@@ -1,0 +1,114 @@
+"""Filing records into their groups: the dispatcher's half of the hot path.
+
+`Filing` takes captured records off the buffer and counted records off the tallies, fingerprints
+them, and counts them in the `GroupTable`; the `BatchSchedule` hears of every record filed. A round
+is bounded by time, so however fast records arrive the dispatcher gets back to sending.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+
+from chatlog.capture import Captured, created_of, for_filing, level_of, sample
+from chatlog.digest import GroupTable
+from chatlog.entry import Entry
+from chatlog.tally import Tallies
+from chatlog.timing import BatchSchedule
+
+DRAIN_BATCH = 256
+"""Records filed per hold of the GIL: about half a millisecond of work, then `time.sleep(0)` lets a
+waiting application thread run; without it, a log call made while the dispatcher drains waits for the
+interpreter's 5 ms switch interval. Past half of ``max_queue`` the dispatcher catches up without
+yielding: in a storm, dropping records is worse than a slower call."""
+
+
+_UNREADABLE = (logging.ERROR, "?", "<unreadable record>", "", "")
+
+
+class Filing:
+    """Counts queued and tallied records in their groups; `processed` is how many it has filed."""
+
+    def __init__(self, groups: GroupTable, schedule: BatchSchedule, tallies: Tallies,
+                 lock: threading.Lock, clock: Callable[[], float]) -> None:
+        """Every record filed is counted in `groups` and told to `schedule`, under `lock`."""
+        self.groups = groups
+        self.schedule = schedule
+        self.tallies = tallies
+        self._lock = lock
+        self._clock = clock
+        self.processed = 0
+
+    def drain(self, buffer: deque[Captured], *, own: Collection[int], budget_s: float | None,
+              catch_up: int, collect: bool = True) -> tuple[bool, int]:
+        """File what `buffer` holds for at most `budget_s` seconds (None: until it is empty, without
+        yielding), skipping records made on `own` threads; then, with `collect`, what the tallies
+        counted (reading every counter costs about a microsecond per key: not on every round).
+
+        Returns whether the buffer was emptied and how many records were filed.
+        """
+        stop_at = math.inf if budget_s is None else time.perf_counter() + budget_s
+        filed = 0
+        while buffer:
+            if budget_s is not None:
+                if time.perf_counter() >= stop_at:
+                    break
+                if len(buffer) < catch_up:
+                    time.sleep(0)  # hands the GIL to the application thread when it waits for it
+            with self._lock:
+                now = self._clock()
+                for _ in range(min(len(buffer), DRAIN_BATCH)):
+                    if self.file(buffer.popleft(), now, own):
+                        filed += 1
+        if collect:
+            with self._lock:
+                filed += self.file_counted(self._clock())
+        return not buffer, filed
+
+    def file(self, item: Captured, now: float, own: Collection[int] = ()) -> bool:
+        """Count one captured record in its group (a group's first record becomes its sample); False
+        for a record made on one of the `own` threads (httpx logging our requests): never fed back."""
+        try:
+            thread, key, level, created, tally_key, has_template = for_filing(item)
+        except BaseException:  # a record we cannot read still counts
+            thread, key, level, created = None, _UNREADABLE, logging.ERROR, 0.0
+            tally_key, has_template = None, True
+        if thread in own:
+            return False
+        self.processed += 1
+        self.schedule.record_filed(now, level)
+        self.groups.add(key, created, lambda: _safe_sample(item), level)
+        if tally_key is not None:
+            if not has_template:
+                self.tallies.seen_without_arguments(tally_key)
+            if tally_key in self.tallies.counters:  # most new groups' keys are not counted: skip the rest
+                self.tallies.link(tally_key, key, self.groups.sample_of(key), level, now)
+        return True
+
+    def file_counted(self, now: float) -> int:
+        """Count what the application only counted (`chatlog.tally`) in its groups (hold the lock)."""
+        filed = 0
+        created = time.time()
+        for tally, count in self.tallies.collect(now):
+            self.processed += count
+            filed += count
+            self.schedule.record_filed(now, tally.level)
+            self.groups.add(tally.fingerprint, created, _given(tally.sample), tally.level, count=count)
+        return filed
+
+
+def _given(entry: Entry | None) -> Callable[[], Entry | None]:
+    return lambda: entry
+
+
+def _safe_sample(item: Captured) -> Entry:
+    try:
+        return sample(item)
+    except BaseException as exc:  # the record still counts, with what could be read
+        return Entry(created=created_of(item), level=level_of(item), level_name="?", logger="?",
+                     message=f"[chatlog could not read this record: {type(exc).__name__}]",
+                     pathname="?", lineno=0, func="?")
