@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog.capture import Captured, capture
@@ -15,7 +16,9 @@ from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
-from chatlog.state.controls import ControlStore
+
+if TYPE_CHECKING:
+    from chatlog.state.controls import ControlStore
 from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
@@ -220,6 +223,9 @@ def _controls(chatops: object) -> ControlStore | None:
         return None
     try:
         if chatops is True or isinstance(chatops, str):
+            # Imported here: a handler without chatops= never loads sqlite3 and pathlib.
+            from chatlog.state.controls import ControlStore
+
             return ControlStore(None if chatops is True else chatops)
     except ValueError:
         pass
