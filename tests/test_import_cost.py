@@ -16,15 +16,22 @@ from pathlib import Path
 from chatlog.destinations import platform_classes
 
 ROUNDS = 5
+BOUND = 4
+"""Times logging.handlers + QueueHandler: before the deferred imports it was 3x on an idle machine and
+more under the full suite's load, now about 2x; the deterministic checks below catch the usual causes."""
 CHATLOG = """
-import json, sys, time
+import sys, time
 began = time.thread_time()
 import logging
 import chatlog
 handler = chatlog.ChatHandler("dingtalk://TOKEN?secret=SEC123", group_wait=60)
 cpu_ms = (time.thread_time() - began) * 1e3
+deferred = sorted(name for name in ("httpx", "json", "hashlib", "sqlite3", "pathlib", "datetime")
+                  if name in sys.modules)
 platforms = sorted(name for name in sys.modules if name.startswith("chatlog.platforms.") and "._" not in name)
-print(json.dumps({"cpu_ms": cpu_ms, "httpx": "httpx" in sys.modules, "platforms": platforms}))
+import json  # only now: it is one of the modules checked above
+print(json.dumps({"cpu_ms": cpu_ms, "httpx": "httpx" in sys.modules, "platforms": platforms,
+                  "deferred": deferred}))
 handler.close()
 """
 QUEUE_HANDLER = """
@@ -59,10 +66,12 @@ def test_import_and_one_handler_cost_the_importing_thread_little_and_no_httpx(tm
         stdlib.append(_run(QUEUE_HANDLER, tmp_path))
     assert not any(result["httpx"] for result in chat), "import chatlog + ChatHandler() imported httpx"
     assert chat[0]["platforms"] == ["chatlog.platforms.dingtalk"]
+    # What only chatlog's threads use (a request, a payload, a hash, the ChatOps store) waits for them.
+    assert chat[0]["deferred"] == []
     best_chat, best_stdlib = min(map(_cpu_ms, chat)), min(map(_cpu_ms, stdlib))
-    assert best_chat <= 3 * best_stdlib, (
+    assert best_chat <= BOUND * best_stdlib, (
         f"import chatlog + ChatHandler() took {best_chat:.1f} ms of CPU, "
-        f"logging.handlers + QueueHandler {best_stdlib:.1f} ms: more than 3x"
+        f"logging.handlers + QueueHandler {best_stdlib:.1f} ms: more than {BOUND}x"
     )
 
 
