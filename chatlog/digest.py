@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -78,6 +77,9 @@ class MutedNote:
 
 def group_id(key: Hashable) -> str:
     """Four hex digits from the fingerprint: the same in every process and run (``hash()`` is not)."""
+    # Imported here, not at module level: chatlog's thread pays for it (OpenSSL), not `import chatlog`.
+    import hashlib
+
     return hashlib.sha256(repr(key).encode("utf-8", "replace")).hexdigest()[:4]
 
 

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog._report import Reporter
@@ -31,10 +32,12 @@ from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
-from chatlog.state.controls import ControlStore
-from chatlog.state.honour import Silencer
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
+
+if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
+    from chatlog.state.controls import ControlStore
+    from chatlog.state.honour import Silencer
 
 __all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 
@@ -150,7 +153,7 @@ class Dispatcher:
         """Set when the thread has made its last delivery attempt after close()."""
         self._thread_ident: int | None = None
         self._courier = Courier(self.destination, self._http, self._wake.set)
-        self._silencer = None if self._controls is None else Silencer(
+        self._silencer = None if self._controls is None else _silencer()(
             self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
@@ -566,3 +569,8 @@ class Dispatcher:
             self._start_thread()
 
 
+def _silencer() -> type[Silencer]:
+    # Imported on first use: a handler without chatops= never loads sqlite3 and pathlib.
+    from chatlog.state.honour import Silencer
+
+    return Silencer

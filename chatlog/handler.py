@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog.capture import Captured, capture
@@ -16,7 +17,9 @@ from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
 from chatlog.links import parse_links
-from chatlog.state.controls import ControlStore
+
+if TYPE_CHECKING:
+    from chatlog.state.controls import ControlStore
 from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
@@ -223,6 +226,9 @@ def _controls(chatops: object) -> ControlStore | None:
         return None
     try:
         if chatops is True or isinstance(chatops, str):
+            # Imported here: a handler without chatops= never loads sqlite3 and pathlib.
+            from chatlog.state.controls import ControlStore
+
             return ControlStore(None if chatops is True else chatops)
     except ValueError:
         pass
@@ -262,6 +268,8 @@ def _optional_text(name: str, value: object) -> str | None:
 
 def _platform_options(given: Mapping[str, str | Sequence[str] | None]) -> dict[str, str]:
     """Options a platform declares, as strings (lists comma-joined); TypeError for a name no platform has."""
+    if not given:  # the usual case: no need to import every platform to learn their option names
+        return {}
     known = platform_options()
     unknown = sorted(name for name in given if name not in known)
     if unknown:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from chatlog._lazy import lazy_pattern
+
 WILDCARD = "<*>"
 INPUT_LIMIT_CHARS = 1_000
 """Only this much of a message is read: a template is about its start, and the cost stays bounded."""
@@ -33,12 +35,12 @@ CACHE_SIZE = 1_024
 
 # Values whose inside holds delimiters, replaced as a whole before the message is cut into words; each
 # pattern runs only when the message holds its marker character (most messages hold none).
-_QUOTED_VALUE = re.compile(r"""(?<==)(?:'[^'\n]*'|"[^"\n]*")""")  # key='value', tag="View Lock"
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_QUOTED_VALUE = lazy_pattern(r"""(?<==)(?:'[^'\n]*'|"[^"\n]*")""")  # key='value', tag="View Lock"
+_URL = lazy_pattern(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
+_EMAIL = lazy_pattern(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # (No pattern counts digits: see template_of.)
-_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9a-fA-F:]*::|(?:[0-9a-fA-F]+:){7})[0-9a-fA-F:]+(?![\w:])")
-_PATH = re.compile(
+_IPV6 = lazy_pattern(r"(?<![\w:.])(?=[0-9a-fA-F:]*::|(?:[0-9a-fA-F]+:){7})[0-9a-fA-F:]+(?![\w:])")
+_PATH = lazy_pattern(
     r"(?<![\w/.~\\])(?:[~.]{0,2}/[\w.@%+~$=&?-]+){2,}/?"  # POSIX paths, two parts or more
     r"|(?<!\w)[A-Za-z]:\\[^\s'\"<>|,;]*"  # Windows paths
 )
@@ -53,13 +55,13 @@ _FILE_TYPES = (
     "conf|xml|html|htm|css|csv|tsv|md|rst|pdf|png|jpg|jpeg|gif|svg|zip|gz|tgz|bz2|xz|tar|sql|db|sqlite|"
     "sh|bat|ps1|pem|crt|key|lock|pid|sock|tmp|bak|dat|bin|img|iso"
 )
-_DIGIT = re.compile(r"\d")
+_DIGIT = lazy_pattern(r"\d")
 _DATE_NAMES = (
     "mon|tue|wed|thu|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
     "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|"
     "august|september|october|november|december"
 )
-_VALUE_WORD = re.compile(
+_VALUE_WORD = lazy_pattern(
     rf"""
       {_T}*\d{_T}*                                                 # holds a digit: 42, 2.5s, 317e46, blk_-12
     | [a-f]{{8,}} | [A-F]{{8,}}                                    # hex without digits: ffffffff
@@ -72,7 +74,7 @@ _VALUE_WORD = re.compile(
     """,
     re.VERBOSE,
 )
-_WORDS = re.compile(f"({_T}+)")
+_WORDS = lazy_pattern(f"({_T}+)")
 
 
 def _cases(*names: str) -> frozenset[str]:
@@ -88,10 +90,10 @@ _USER_WORDS = _cases("user")
 _USER_CONTEXT = _cases("for", "invalid", "unknown", "illegal", "no")
 _CREDENTIAL_WORDS = _cases("for")
 _CREDENTIAL_CONTEXT = _cases("password", "passphrase", "publickey", "keyboard-interactive", "none")
-_EMPTY_PARENS = re.compile(r"(?:^|(?<=\s))\(\)")  # "from 10.0.0.1 () at": a value empty this time
-_NEIGHBOURS = re.compile(r"<\*>(?:[\s,:;./\-_#@+]*<\*>)+")
+_EMPTY_PARENS = lazy_pattern(r"(?:^|(?<=\s))\(\)")  # "from 10.0.0.1 () at": a value empty this time
+_NEIGHBOURS = lazy_pattern(r"<\*>(?:[\s,:;./\-_#@+]*<\*>)+")
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
-_DIGIT_RUN = re.compile("[0-9]+")
+_DIGIT_RUN = lazy_pattern("[0-9]+")
 
 
 def template_of(message: str) -> str:

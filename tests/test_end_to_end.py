@@ -139,7 +139,8 @@ def test_server_error_is_retried_and_the_backlog_delivered(
     app_logger.error("first %s", 2)
     assert handler.flush(timeout=5.0)
     stats = handler.stats()
-    assert stats.delivered_records == 2 and stats.messages_failed == 1 and stats.messages_sent == 1
+    # the retry carries the second record too, unless (on a loaded machine) it left before that was logged
+    assert stats.delivered_records == 2 and stats.messages_failed == 1 and stats.messages_sent in (1, 2)
 
 
 def test_permanent_error_is_reported_once_without_the_secret(

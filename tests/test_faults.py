@@ -31,6 +31,7 @@ from chatlog.capture import capture
 from chatlog.courier import HttpOptions
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, Timing
+from chatlog.platforms import _text
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from tests.conftest import assert_accounting, attach_only
 
@@ -545,9 +546,11 @@ def test_fork_with_a_full_buffer_starts_the_child_empty_and_the_parent_reports_i
     attach_only(app_logger, handler)
     app_logger.error("order %s failed", 0)
     assert len(bot.wait_received(1, timeout=5.0)) == 1
-    # 150 new groups (a known group's records are only counted): 100 fit in the buffer, 50 are dropped
+    # 150 new groups (a known group's records are only counted) into a buffer of 100: at most 50 are
+    # dropped (fewer when the dispatcher files some meanwhile, as it does on a loaded machine)
     worst = max(log_timed(app_logger, 1, f"order {i} failed: %s", first=i) for i in range(1, 151))
-    assert handler.stats().dropped == 50
+    dropped = handler.stats().dropped
+    assert 1 <= dropped <= 50
 
     def child() -> int:
         before = handler.stats()
@@ -561,8 +564,9 @@ def test_fork_with_a_full_buffer_starts_the_child_empty_and_the_parent_reports_i
     bot.release()
     assert handler.flush(timeout=5.0)
     stats = handler.stats()
-    assert (stats.accepted, stats.delivered_records, stats.dropped, stats.pending) == (151, 101, 50, 0)
-    assert any("50 records dropped" in t for t in bot.texts())
+    assert (stats.accepted, stats.dropped, stats.pending) == (151, dropped, 0)
+    assert stats.delivered_records == 151 - dropped
+    assert any(f"{_text.plural(dropped, 'record')} dropped" in t for t in bot.texts())
     assert worst < APP_CALL_LIMIT_S
 
 

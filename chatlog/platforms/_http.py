@@ -6,7 +6,6 @@ Runs on chatlog's courier thread: ``httpx`` is imported here, where the first re
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import urllib.parse
@@ -77,6 +76,9 @@ def post_json(
 
     if params:
         url = _merge_query(url, params)
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    import json
+
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
     all_headers = {"Content-Type": "application/json; charset=utf-8", "Accept-Encoding": "identity",
                    **(headers or {})}

@@ -9,14 +9,16 @@ Sizes are UTF-8 bytes, as the platforms count them.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary, MutedNote
 from chatlog.platforms._base import Payload
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 MARKER = "… (truncated)"
 """Ends every text that chatlog had to cut, so a reader knows there was more."""
@@ -27,14 +29,14 @@ Escape = Callable[[str], str]
 _MARKER_BYTES = len(MARKER.encode("utf-8"))
 # Bidirectional overrides are dropped with the control characters: they can make text read differently
 # from what it says.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = lazy_pattern("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = lazy_pattern("[\ud800-\udfff]")
 _LINE_SEPARATORS = str.maketrans({"\u2028": "\n", "\u2029": "\n"})
 _INERT = str.maketrans({"<": "＜", ">": "＞", "`": "ˋ"})
 # "](" opens a link or image target, "][" a reference link, "]:" a link definition.
-_LINK = re.compile(r"\](?=[(\[:])")
-_MENTION_ID = re.compile(r"[\w.@+-]{1,128}")
-_WHITESPACE_RUN = re.compile(r"[ \t]*\n[ \t\n]*")
+_LINK = lazy_pattern(r"\](?=[(\[:])")
+_MENTION_ID = lazy_pattern(r"[\w.@+-]{1,128}")
+_WHITESPACE_RUN = lazy_pattern(r"[ \t]*\n[ \t\n]*")
 
 
 # --- text --------------------------------------------------------------------------------------------
@@ -135,6 +137,9 @@ def plural(n: int, word: str) -> str:
 
 
 def _utc(ts: float) -> datetime | None:
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    from datetime import datetime, timezone
+
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
@@ -196,6 +201,9 @@ def summary_line(digest: Digest, escape: Escape) -> str:
 def muted_note(note: MutedNote, escape: Escape) -> str:
     """``"#a3f2 ×120 muted by ou_alice until 15:00 UTC"``: a muted group's records since the last
     message."""
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    from datetime import datetime, timezone
+
     until = datetime.fromtimestamp(note.until, timezone.utc).strftime("%H:%M")
     by = inline(note.by, 64, escape)
     return f"#{inline(note.group_id, 8, escape)} ×{count(note.count)} muted by {by} until {until} UTC"
@@ -296,7 +304,7 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
     )
 
 
-_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
+_PLACEHOLDER = lazy_pattern(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
 
 
 def _template(group: GroupSummary, budget: Budget, escape: Escape) -> str:
@@ -382,6 +390,9 @@ def plain_summary(digest: Digest, escape: Escape) -> str:
 
 def payload_bytes(payload: Payload) -> int:
     """Size of the request body as the platforms count it: UTF-8 JSON, non-ASCII kept as is."""
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    import json
+
     return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
 
 

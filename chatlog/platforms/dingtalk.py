@@ -12,9 +12,6 @@ are quoted lines (``> ``), their indentation kept with no-break spaces.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +63,11 @@ def sign(secret: str, timestamp_ms: int) -> str:
     This is the value of the ``sign`` query parameter; it is URL-quoted (``+`` → ``%2B``) when the query
     is built, once, by `post_json`. The arrangement is the mirror image of Feishu's.
     """
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    import base64
+    import hashlib
+    import hmac
+
     mac = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(mac).decode("ascii")
 

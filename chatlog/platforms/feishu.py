@@ -12,9 +12,6 @@ parse at all.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -63,6 +60,11 @@ def sign(secret: str, timestamp: int) -> str:
 
     The key/message arrangement is the mirror image of DingTalk's.
     """
+    # Imported here, not at module level: chatlog's thread pays for it, not `import chatlog`.
+    import base64
+    import hashlib
+    import hmac
+
     mac = hmac.new(f"{timestamp}\n{secret}".encode(), b"", hashlib.sha256).digest()
     return base64.b64encode(mac).decode("ascii")
 
