@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import sysconfig
 from collections.abc import Hashable, Mapping
 from types import TracebackType
 from typing import Any
@@ -133,10 +135,15 @@ def sample(item: Captured) -> Entry:
     """The `Entry` a group shows for a captured record: its traceback rendered and capped."""
     exc_info, exc_text, stack_info = _exc_info(item[10]), _optional_text(item[11]), _optional_text(item[12])
     exc_type, tb_text = render_traceback(exc_info, exc_text, stack_info)
+    pathname, lineno, func = _text(item[6], 500), item[7] if type(item[7]) is int else 0, _text(item[8], 200)
+    logged_at = ""
+    frame = app_frame(exc_info[2]) if exc_info is not None and exc_info[0] is not None else None
+    if frame is not None and (frame[0], frame[1]) != (pathname, lineno):
+        logged_at = f"{pathname}:{lineno}"  # the where line shows the app's frame, the log call beside it
+        pathname, lineno, func = frame[0][:500], frame[1], frame[2][:200]
     return Entry(created=created_of(item), level=level_of(item), level_name=_text(item[3], 40),
-                 logger=_text(item[4], 200), message=item[0], pathname=_text(item[6], 500),
-                 lineno=item[7] if type(item[7]) is int else 0, func=_text(item[8], 200) or "?",
-                 exc_type=exc_type, traceback=tb_text, extra=item[13])
+                 logger=_text(item[4], 200), message=item[0], pathname=pathname, lineno=lineno,
+                 func=func or "?", exc_type=exc_type, traceback=tb_text, extra=item[13], logged_at=logged_at)
 
 
 def level_of(item: Captured) -> int:
@@ -167,8 +174,43 @@ def _exc_info(value: object) -> ExcInfo:
 
 
 def _innermost(tb: TracebackType | None) -> str:
-    if tb is None:
-        return ""
-    while tb.tb_next is not None:
+    """The fingerprint's frame: the innermost frame of the application's own code (`app_frame`)."""
+    frame = app_frame(tb)
+    return "" if frame is None else f"{frame[0]}:{frame[1]}"
+
+
+def app_frame(tb: TracebackType | None) -> tuple[str, int, str] | None:
+    """``(file, line, function)`` of the innermost traceback frame in the application's code: not the
+    standard library, site-packages/dist-packages or chatlog; the innermost frame of all when none is."""
+    found: tuple[str, int, str] | None = None
+    innermost: tuple[str, int, str] | None = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        innermost = (code.co_filename, tb.tb_lineno, code.co_name)
+        if is_app_file(code.co_filename):
+            found = innermost
         tb = tb.tb_next
-    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+    return found or innermost
+
+
+_NOT_APP_DIRS = tuple(dict.fromkeys(
+    os.path.normcase(os.path.realpath(path)) + os.sep
+    for path in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib"),
+                 os.path.dirname(os.path.abspath(__file__)))
+    if path
+))
+_APP_FILES: dict[str, bool] = {}
+
+
+def is_app_file(filename: str) -> bool:
+    """True for a file of the application's own code (cached per file name, bounded)."""
+    known = _APP_FILES.get(filename)
+    if known is not None:
+        return known
+    path = os.path.normcase(os.path.realpath(filename)) if not filename.startswith("<") else ""
+    parts = set(path.split(os.sep))
+    installed = bool(parts & {"site-packages", "dist-packages"})
+    mine = bool(path) and not path.startswith(_NOT_APP_DIRS) and not installed
+    if len(_APP_FILES) < 10_000:
+        _APP_FILES[filename] = mine
+    return mine

@@ -39,11 +39,15 @@ class Entry:
     exc_type: str | None = None
     traceback: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    logged_at: str = ""
+    """``"flask/app.py:875"``: the logging call, when the location is another frame (the app's own)."""
 
     @property
     def location(self) -> str:
-        """``"path/file.py:42 in func"`` — where the log call (or the exception) happened."""
-        return f"{self.pathname}:{self.lineno} in {self.func}"
+        """``"app/views.py:12 in checkout (logged at flask/app.py:875)"`` — the application's own frame
+        of the exception (or the log call), with the log call beside it when that is elsewhere."""
+        place = f"{self.pathname}:{self.lineno} in {self.func}"
+        return f"{place} (logged at {self.logged_at})" if self.logged_at else place
 
 
 def normalize(message: str) -> str:

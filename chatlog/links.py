@@ -12,7 +12,6 @@ import string
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -106,6 +105,8 @@ def _common(digest: Digest, first: float, last: float) -> dict[str, str]:
 
 
 def _iso(ts: float) -> str:
+    from datetime import datetime, timezone  # here: `import chatlog` stays cheap (tests/test_import_cost.py)
+
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     except (OverflowError, OSError, ValueError):
