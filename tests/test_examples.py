@@ -154,6 +154,8 @@ def test_celery_task_failures_arrive_as_one_group_per_task_with_counts(fake_plat
     assert "×3" in text[:charge] and "ValueError('card declined for order 1')" in text
     assert "TimeoutError('carrier API timed out for order 4')" in text[ship:]
     assert "card declined for order 2" not in text  # three failures of one task: one group
+    # the where line is the task's own frame, not celery/app/trace.py
+    assert re.search(r"celery_app\.py:39 in charge \(logged at \S*celery\S*trace\.py:\d+\)", text), text
 
 
 # ---- servers ---------------------------------------------------------------------------------------
@@ -172,6 +174,8 @@ def test_flask_unhandled_exception_and_app_logger_error_arrive(
     text = the_alert(bot)  # delivered at Ctrl-C, well before group_wait
     assert "shop-web" in text and "order 42 has no customer" in text
     assert "Exception on /orders/42 [GET]" in text and "LookupError: order 42 not found" in text
+    # the where line is the view's own frame, not flask/app.py
+    assert re.search(r"flask_app\.py:28 in show_order \(logged at \S*flask\S*app\.py:\d+\)", text), text
 
 
 @needs("fastapi", "uvicorn")
@@ -187,6 +191,8 @@ def test_fastapi_uvicorn_errors_and_exception_handler_errors_arrive(
     text = the_alert(bot)
     assert "orders-api" in text and "Exception in ASGI application" in text
     assert "ZeroDivisionError" in text
+    # the where line is the endpoint's own frame, not uvicorn's protocol code
+    assert re.search(r"fastapi_app\.py:\d+ in show_order \(logged at \S*uvicorn\S*\.py:\d+\)", text), text
     assert "payment declined for order 7" in text and "path=/orders/7/pay" in text
 
 
@@ -205,6 +211,8 @@ def test_django_500_alert_shows_the_request_path_and_user(
     assert "shop" in text and "Internal Server Error: /orders/42/" in text
     assert "user=AnonymousUser" in text and "status_code=500" in text
     assert "LookupError: order 42 not found" in text
+    # the where line is the view's own frame, not django/utils/log.py
+    assert re.search(r"views\.py:6 in show_order \(logged at \S*django\S*log\.py:\d+\)", text), text
 
 
 @needs("gunicorn")
