@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import sysconfig
 from collections.abc import Hashable, Mapping
 from types import TracebackType
 from typing import Any
@@ -193,12 +192,23 @@ def app_frame(tb: TracebackType | None) -> tuple[str, int, str] | None:
     return found or innermost
 
 
-_NOT_APP_DIRS = tuple(dict.fromkeys(
-    os.path.normcase(os.path.realpath(path)) + os.sep
-    for path in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib"),
-                 os.path.dirname(os.path.abspath(__file__)))
-    if path
-))
+_NOT_APP_DIRS: list[tuple[str, ...]] = []
+"""The stdlib's and chatlog's directories, found on first use (on chatlog's thread: `import chatlog`
+stays cheap, tests/test_import_cost.py)."""
+
+
+def _not_app_dirs() -> tuple[str, ...]:
+    if not _NOT_APP_DIRS:
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        mine = os.path.dirname(os.path.abspath(__file__))
+        _NOT_APP_DIRS.append(tuple(dict.fromkeys(
+            os.path.normcase(os.path.realpath(path)) + os.sep
+            for path in (paths.get("stdlib"), paths.get("platstdlib"), mine) if path)))
+    return _NOT_APP_DIRS[0]
+
+
 _APP_FILES: dict[str, bool] = {}
 
 
@@ -210,7 +220,7 @@ def is_app_file(filename: str) -> bool:
     path = os.path.normcase(os.path.realpath(filename)) if not filename.startswith("<") else ""
     parts = set(path.split(os.sep))
     installed = bool(parts & {"site-packages", "dist-packages"})
-    mine = bool(path) and not path.startswith(_NOT_APP_DIRS) and not installed
+    mine = bool(path) and not path.startswith(_not_app_dirs()) and not installed
     if len(_APP_FILES) < 10_000:
         _APP_FILES[filename] = mine
     return mine
