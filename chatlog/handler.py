@@ -202,7 +202,7 @@ class ChatHandler(logging.Handler):
 
 def _tally_key(record: logging.LogRecord) -> Hashable:
     """What makes a record's fingerprint, cheaply and exactly: the ``%``-template object, level, logger,
-    whether it had arguments, and for an exception its type and innermost frame. None: not countable."""
+    whether it had arguments, and for an exception its type and traceback frames. None: not countable."""
     msg = record.msg
     if type(msg) is not str or len(msg) > KEY_TEXT_LIMIT_CHARS:
         return None
@@ -214,9 +214,13 @@ def _tally_key(record: logging.LogRecord) -> Hashable:
     tb = exc_info[2]
     if tb is None:
         return (msg, record.levelno, record.name, not record.args, exc_info[0])
-    while tb.tb_next is not None:
+    # The whole chain, not only the innermost frame: the fingerprint's frame is the innermost one in the
+    # application's code, so two call sites failing inside one library line are two groups.
+    frames = []
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code, tb.tb_lineno))
         tb = tb.tb_next
-    return (msg, record.levelno, record.name, not record.args, exc_info[0], tb.tb_frame.f_code, tb.tb_lineno)
+    return (msg, record.levelno, record.name, not record.args, exc_info[0], tuple(frames))
 
 
 def _controls(chatops: object) -> ControlStore | None:
