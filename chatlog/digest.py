@@ -7,6 +7,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from chatlog.entry import Entry
+from chatlog.incident import AllClear
 from chatlog.links import Link
 
 OTHER_GROUP: Hashable = ("chatlog", "other")
@@ -100,6 +101,9 @@ class Digest:
     muted: tuple[MutedNote, ...] = ()
     actions: bool = False
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
+    all_clear: AllClear | None = None
+    """The incident is over: the message leads with this, in the platform's "good" style (its records,
+    if any, are below the incident's level)."""
 
     @property
     def total(self) -> int:
@@ -174,6 +178,10 @@ class GroupTable:
         group.last_seen = created
         self.unsent += count
 
+    def unsent_at_least(self, level: int) -> bool:
+        """True when a group at `level` or above has records not yet sent."""
+        return any(group.unsent and group.sample.level >= level for group in self._groups.values())
+
     def sample_of(self, key: Hashable) -> Entry | None:
         """The sample that the group of `key` shows; None when its records went to an "other" bucket."""
         group = self._groups.get(key)
@@ -200,7 +208,7 @@ class GroupTable:
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
-               batch: str = "") -> Digest:
+               batch: str = "", all_clear: AllClear | None = None) -> Digest:
         """The digest of everything not yet sent, complete: its mentions for its level, its `batch`
         name. The table is unchanged until `mark_sent`."""
         live = [group for group in self._groups.values() if group.unsent]
@@ -214,8 +222,9 @@ class GroupTable:
             window_end=max((g.last_seen for g in live), default=0.0),
             context=context,
             dropped=dropped,
-            mentions=(mentions or Mentions()).for_level(level),
+            mentions=(mentions or Mentions()).for_level(level) if live or all_clear is None else (),
             batch=batch,
+            all_clear=all_clear,
         )
 
     def _summary(self, group: _Group, now: float) -> GroupSummary:

@@ -7,6 +7,7 @@ touches nothing here but `Dispatcher.buffer.append` (and `count_overflow` when t
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -30,6 +31,7 @@ from chatlog.courier import (
 )
 from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
+from chatlog.incident import AllClear, Incident
 from chatlog.pacing import Backoff, SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.tally import Tallies
@@ -121,7 +123,8 @@ class Dispatcher:
         self._groups = GroupTable(
             max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
         )
-        self._schedule = BatchSchedule(self.timing.group_wait, self.timing.group_interval)
+        self._schedule = BatchSchedule(self.timing.group_wait, self.timing.group_interval,
+                                       Incident(self.timing.resolve_level, self.timing.resolve_after))
         self._filing = Filing(self._groups, self._schedule, self.tallies, self._lock, self._clock)
         self._clock_watch = ClockWatch()
         self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
@@ -389,7 +392,8 @@ class Dispatcher:
             return self._backoff.paused_until - now
         if not self._groups.unsent:
             self._release_waiters(force=True)
-            return math.inf
+            if self._schedule.incident.due_at() == math.inf:
+                return math.inf
         due = self._due_at(forced=bool(self._waiters))
         if now < due:
             return due - now
@@ -415,7 +419,7 @@ class Dispatcher:
 
     def _due_at(self, *, forced: bool) -> float:
         ready = self._backoff.ready_at()
-        return ready if forced else max(self._schedule.due_at(), ready)
+        return ready if forced else max(min(self._schedule.due_at(), self._schedule.incident.due_at()), ready)
 
     def _drain(self, budget_s: float | None = None, *, collect: bool = True) -> tuple[bool, int]:
         """File queued and counted records (`Filing.drain`); whether the buffer was emptied, how many."""
@@ -426,11 +430,13 @@ class Dispatcher:
         """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
         with self._lock:
             self._filing.file_counted(now)  # every count up to now, not up to the last collection
-        if self._silence():
+        self._silence()
+        all_clear = self._all_clear(now)
+        if not self._groups.unsent and all_clear is None:
             return
         dropped = self._overflow - self._dropped_reported
         digest = self._groups.digest(now, self._context, dropped, self._mentions,
-                                     batch=f"{self._batch_seed}-{self._batch_number}")
+                                     batch=f"{self._batch_seed}-{self._batch_number}", all_clear=all_clear)
         if self._silencer is not None:
             digest = self._silencer.decorate(digest)
         payloads = self._render(digest)
@@ -443,6 +449,10 @@ class Dispatcher:
             self._courier.submit(payloads)
         else:
             self._land(self._courier.send(payloads))
+
+    def _all_clear(self, now: float) -> AllClear | None:
+        incident = self._schedule.incident
+        return incident.all_clear(now, unsent_at_level=self._groups.unsent_at_least(incident.level))
 
     def _silence(self) -> bool:
         """Take muted groups out of the batch (the store is read here: once per send at most); True when
@@ -486,8 +496,10 @@ class Dispatcher:
                 self._dropped_reported += digest.dropped
                 self._sent += 1
                 self._batch_number += 1
-                self._schedule.delivered(now, digest.level, unsent_left=self._groups.unsent > 0)
+                self._schedule.delivered(now, digest.level if digest.groups else logging.NOTSET,
+                                         unsent_left=self._groups.unsent > 0)
                 self._backoff = self._backoff.after_success()
+                _tell_incident(self._schedule.incident, digest)
             else:
                 self._failed += 1
         if outcome.ok:
@@ -510,6 +522,7 @@ class Dispatcher:
             self._batch_number += 1
             self._schedule.refused(now, unsent_left=self._groups.unsent > 0)
             self._backoff = self._backoff.after_success()
+            _tell_incident(self._schedule.incident, digest, shown=False)
         self.reporter.report("rejected", f"{outcome.reason or 'the platform refused the message'}; "
                              f"its {digest.total} records are counted as dropped, later alerts still go out")
 
@@ -567,6 +580,15 @@ class Dispatcher:
         self._thread = None
         if was_running:
             self._start_thread()
+
+
+def _tell_incident(incident: Incident, digest: Digest, *, shown: bool = True) -> None:
+    """What a delivered (`shown`) or refused message means for the incident: the groups it showed, and
+    whether it was the all-clear (never sent twice)."""
+    if digest.all_clear is not None:
+        incident.resolved(digest.all_clear)
+    for group in digest.groups if shown else ():
+        incident.shown(group.sample.level, group.count, group.group_id, group.merged_groups)
 
 
 def _silencer() -> type[Silencer]:

@@ -16,6 +16,7 @@ from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
+from chatlog.incident import RESOLVE_EXAMPLE, level_number, resolve_after_seconds
 from chatlog.links import parse_links
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ class ChatHandler(logging.Handler):
     ``emit()`` formats the message and queues the record; it never blocks, never raises and
     never logs. A background thread groups records by fingerprint and sends one message per
     batch (``group_wait`` / ``group_interval`` / ``repeat_interval``, in seconds) within the
-    platform's rate limits. ``url`` is a destination string such as
+    platform's rate limits. Once every record at or above ``resolve_level`` (default ERROR) has been
+    quiet for ``resolve_after`` seconds (default 600; None: off), one all-clear message says the
+    incident is over. ``url`` is a destination string such as
     ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
     ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
     ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20).
@@ -55,6 +58,8 @@ class ChatHandler(logging.Handler):
         service: str | None = None, environment: str | None = None,
         # when batches go out
         group_wait: float = 5.0, group_interval: float = 60.0, repeat_interval: float = 3600.0,
+        # when an incident is over: one all-clear after this many quiet seconds (None: none)
+        resolve_after: float | None = 600.0, resolve_level: int | str = logging.ERROR,
         # bounds
         max_queue: int = 10_000, close_timeout: float = 5.0, max_groups: int = 200,
         # what an alert shows
@@ -78,6 +83,8 @@ class ChatHandler(logging.Handler):
             close_timeout=_seconds("close_timeout", close_timeout),
             max_queue=_count("max_queue", max_queue),
             max_groups=_count("max_groups", max_groups),
+            resolve_after=resolve_after_seconds(resolve_after),
+            resolve_level=level_number("resolve_level", resolve_level, RESOLVE_EXAMPLE),
         )
         http = http_options(proxy, verify)
         levels = _mention_levels(mentions)

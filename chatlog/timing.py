@@ -11,6 +11,8 @@ import logging
 import math
 from dataclasses import dataclass
 
+from chatlog.incident import Incident
+
 
 @dataclass(frozen=True, slots=True)
 class Timing:
@@ -26,6 +28,10 @@ class Timing:
     """While records keep arriving, the dispatcher files them at most this long after they were logged."""
     max_backoff: float = 300.0
     request_timeout: float = 10.0
+    resolve_after: float | None = None
+    """Quiet seconds after which an incident's all-clear goes out (None: never; the handler's default
+    is 600)."""
+    resolve_level: int = logging.ERROR
 
 
 class BatchSchedule:
@@ -35,10 +41,13 @@ class BatchSchedule:
     - after a delivered message, new records wait until ``group_interval`` after it;
     - a record more severe than the last delivered message waits only ``group_wait``;
     - when the clock steps back, every remembered time moves back with it (`shift`).
+
+    Every record filed is also told to `incident` (when the all-clear is due: `chatlog.incident`).
     """
 
-    def __init__(self, group_wait: float, group_interval: float) -> None:
+    def __init__(self, group_wait: float, group_interval: float, incident: Incident | None = None) -> None:
         """Intervals in the clock's units (seconds)."""
+        self.incident = incident or Incident()
         self.group_wait = group_wait
         self.group_interval = group_interval
         self.first_unsent_at: float | None = None
@@ -51,6 +60,7 @@ class BatchSchedule:
 
     def record_filed(self, now: float, level: int) -> None:
         """A record joined the unsent ones at `now`."""
+        self.incident.record_filed(now, level)
         if self.first_unsent_at is None:
             self.first_unsent_at = now
         if self.escalated_at is None and self.last_delivery_at is not None and level > self.delivered_level:
@@ -87,6 +97,7 @@ class BatchSchedule:
 
     def shift(self, delta: float) -> None:
         """Move every remembered time by `delta` (negative after the clock stepped back)."""
+        self.incident.shift(delta)
         if self.first_unsent_at is not None:
             self.first_unsent_at += delta
         if self.last_delivery_at is not None:

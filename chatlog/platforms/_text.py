@@ -171,13 +171,41 @@ def duration(seconds: float) -> str:
 
 def header_line(digest: Digest, escape: Escape) -> str:
     """``"CRITICAL · 893 records · checkout · prod"``: the highest severity, the total of every level,
-    service, environment (when set). `summary_line` splits the total by level."""
+    service, environment (when set). `summary_line` splits the total by level. An all-clear's header
+    is `all_clear_line`."""
+    if digest.all_clear is not None:
+        return all_clear_line(digest, escape)
     records = plural(digest.total if digest.groups else digest.dropped, "record")
     parts = [inline(digest.level_name, 40, escape), records if digest.groups else f"{records} dropped"]
     for value in (digest.context.service, digest.context.environment):
         if value:
             parts.append(inline(value, 60, escape))
     return " · ".join(parts)
+
+
+def all_clear_line(digest: Digest, escape: Escape) -> str:
+    """``"checkout · prod: no ERROR for 10 min after 1,482 records in 7 min (3 groups)"``: the incident
+    is over (``""`` for a digest that is not an all-clear)."""
+    done = digest.all_clear
+    if done is None:
+        return ""
+    said = (f"no {inline(done.level_name, 40, escape)} for {_span(done.quiet_s)} "
+            f"after {plural(done.records, 'record')}")
+    if done.duration_s >= 1:
+        said += f" in {_span(done.duration_s)}"
+    said += f" ({plural(done.groups, 'group')})"
+    who = " · ".join(inline(value, 60, escape) for value in (digest.context.service,
+                                                            digest.context.environment) if value)
+    return f"{who}: {said}" if who else said[:1].upper() + said[1:]
+
+
+def _span(seconds: float) -> str:
+    """``45`` → ``"45 s"``, ``600`` → ``"10 min"``, ``9000`` → ``"2.5 h"``: a rounded length of time."""
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f}".removesuffix(".0") + " h"
 
 
 def summary_line(digest: Digest, escape: Escape) -> str:

@@ -86,7 +86,7 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
 
 def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
-    header = _text.header_line(digest, _escape)
+    header = _good(digest) + _text.header_line(digest, _escape)
     dropped = _text.bold(_text.dropped_line(digest.dropped))
     blocks = [f"#### {header}", _text.summary_line(digest, _escape), dropped,
               links.markdown_links(links.message_links(digest), _escape)]
@@ -108,6 +108,11 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
         quoted = (f"> {_INDENT.sub(lambda m: chr(0xA0) * len(m.group()), line)}" for line in view.traceback)
         text += "\n\n" + "  \n".join(quoted)
     return text
+
+
+def _good(digest: Digest) -> str:
+    """DingTalk markdown has no colours: an all-clear's header starts with a check mark."""
+    return "✅ " if digest.all_clear else ""
 
 
 def _mention_text(mentions: tuple[str, ...]) -> str:

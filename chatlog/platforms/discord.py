@@ -64,6 +64,8 @@ _LONGEST_INLINE_WAIT_S = 5.0
 _COLOURS = ((logging.CRITICAL, 0x8B0000), (logging.ERROR, 0xE74C3C), (logging.WARNING, 0xE67E22),
             (logging.INFO, 0x3498DB))
 _GREY = 0x95A5A6
+_GREEN = 0x2ECC71
+"""An all-clear's colour."""
 _RETRY_CODES = frozenset({20016, 20028})
 """Slowmode and the channel's send rate limit."""
 _REJECTED = {
@@ -95,6 +97,10 @@ def _colour(level: int) -> int:
     return next((colour for floor, colour in _COLOURS if level >= floor), _GREY)
 
 
+def _head_colour(digest: Digest) -> int:
+    return _GREEN if digest.all_clear else _colour(digest.level)
+
+
 def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """Embeds for `digest` (a header embed, then one per group, coloured by severity) within Discord's
     limits and `limits.body_bytes`; ``content`` only for the configured mentions; `keyword` ends the
@@ -109,7 +115,7 @@ def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Paylo
     intro = [_text.summary_line(digest, _text.inert), _text.bold(_text.dropped_line(digest.dropped)),
              links.markdown_links(links.message_links(digest), _text.inert), more]
     header = _text.header_line(digest, _text.inert)
-    head: dict[str, Any] = {"color": _colour(digest.level)}
+    head: dict[str, Any] = {"color": _head_colour(digest)}
     if _chars(header) <= TITLE_CHARS:
         head["title"] = header
     else:  # a header of wide characters: the description holds it whole
@@ -170,7 +176,7 @@ def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
     footer = _text.truncate_utf8(_footer(digest, keyword), 1_000)
 
     def make(text: str) -> Payload:
-        embed = {"description": text or "…", "color": _colour(digest.level), "footer": {"text": footer}}
+        embed = {"description": text or "…", "color": _head_colour(digest), "footer": {"text": footer}}
         return _with_mentions({"embeds": [embed]}, digest.mentions)
 
     summary = _text.truncate_utf8(_text.plain_summary(digest, _text.inert), 3_000)

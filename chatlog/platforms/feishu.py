@@ -109,7 +109,7 @@ def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     footer = _text.with_keyword(_text.footer_line(digest, _text.inert), keyword)
     elements += [{"tag": "hr"}, {"tag": "note", "elements": [{"tag": "plain_text", "content": footer}]}]
     header = {"title": {"tag": "plain_text", "content": _text.header_line(digest, _text.inert)},
-              "template": _template(digest.level)}
+              "template": "green" if digest.all_clear else _template(digest.level)}
     return {"config": {"wide_screen_mode": True}, "header": header, "elements": [e for e in elements if e]}
 
 

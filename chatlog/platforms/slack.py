@@ -88,7 +88,10 @@ def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Paylo
         blocks.append(_section(more))
     footer = _text.with_keyword(_text.footer_line(digest, escape), keyword)
     blocks.append({"type": "context", "elements": [_mrkdwn(footer or "chatlog")]})
-    return {"text": _fallback_text(digest, mentions, keyword), "blocks": blocks}
+    text = _fallback_text(digest, mentions, keyword)
+    if digest.all_clear:  # Slack's green bar exists only beside an attachment's blocks
+        return {"text": text, "attachments": [{"color": "good", "blocks": blocks}]}
+    return {"text": text, "blocks": blocks}
 
 
 def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
@@ -152,11 +155,17 @@ def _with_keyword_within(text: str, keyword: str | None, limit: int) -> str:
 
 def within_limits(payload: Payload) -> bool:
     """True when `payload` keeps Slack's limits on blocks, section text and the ``text`` fallback."""
-    blocks = payload.get("blocks", [])
+    blocks = blocks_of(payload)
     texts = [element["text"] for block in blocks for element in _text_objects(block)]
     return (len(blocks) <= MAX_BLOCKS and all(_chars(text) <= SECTION_CHARS for text in texts)
             and sum(_chars(text) for text in texts) <= BLOCKS_CHARS
             and _chars(payload.get("text", "")) <= TEXT_CHARS)
+
+
+def blocks_of(payload: Payload) -> list[dict[str, Any]]:
+    """The message's blocks, also those inside its attachments (an all-clear's)."""
+    inner = [block for item in payload.get("attachments") or [] for block in item.get("blocks") or []]
+    return [*(payload.get("blocks") or []), *inner]
 
 
 def _text_objects(block: dict[str, Any]) -> list[dict[str, Any]]:

@@ -92,7 +92,8 @@ def _body(text: str) -> Payload:
 
 def _html(digest: Digest, budget: _text.Budget, keyword: str | None) -> str:
     shown = digest.groups[: budget.groups]
-    intro = (f"<b>{_text.header_line(digest, escape)}</b>", _text.summary_line(digest, escape),
+    good = "✅ " if digest.all_clear else ""  # Telegram has no colours
+    intro = (f"<b>{good}{_text.header_line(digest, escape)}</b>", _text.summary_line(digest, escape),
              _bold(_text.dropped_line(digest.dropped)), _links(links.message_links(digest)))
     blocks = ["\n".join(line for line in intro if line)]
     blocks += [_group(digest, group, budget) for group in shown]

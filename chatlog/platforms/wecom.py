@@ -69,7 +69,8 @@ def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payl
     intro = [_text.summary_line(digest, _text.inert), _font("warning", _text.dropped_line(digest.dropped)),
              links.markdown_links(links.message_links(digest), _text.inert)]
     quoted_intro = "\n".join(f"> {line}" for line in intro if line)
-    blocks = [f"## {_font(colour, _text.header_line(digest, _text.inert))}", quoted_intro]
+    head = "info" if digest.all_clear else colour  # WeCom's green: the incident is over
+    blocks = [f"## {_font(head, _text.header_line(digest, _text.inert))}", quoted_intro]
     blocks += [_group(digest, group, budget, colour) for group in shown]
     footer = _text.with_keyword(_text.footer_line(digest, _text.inert), keyword)
     blocks += [_text.more_line(digest.groups[len(shown) :]), _font("comment", footer)]

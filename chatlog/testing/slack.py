@@ -106,12 +106,15 @@ def problem_of(payload: JSONObject | None) -> str | None:
         return "invalid_payload"
     if attachments is not None and (not isinstance(attachments, list) or len(attachments) > 100):
         return "too_many_attachments"
-    if blocks is None:
+    inner = [item.get("blocks") for item in attachments or [] if isinstance(item, dict)]
+    if any(not isinstance(found, list) or not found for found in inner if found is not None):
+        return "invalid_blocks"
+    if blocks is None and not any(inner):
         return None if text or attachments else "no_text"
-    if not isinstance(blocks, list) or not blocks or len(blocks) > MAX_BLOCKS:
+    if blocks is not None and (not isinstance(blocks, list) or not blocks or len(blocks) > MAX_BLOCKS):
         return "invalid_blocks"
     total = 0
-    for block in blocks:
+    for block in _blocks(payload):
         counted = _block_chars(block)
         if counted is None:
             return "invalid_blocks"
@@ -149,11 +152,17 @@ def _valid_text(item: object, limit: int, *, plain_only: bool) -> bool:
     return isinstance(text, str) and 0 < len(text) <= limit
 
 
+def _blocks(payload: JSONObject) -> list[Any]:
+    """The message's blocks, then those of its attachments (which show a coloured bar)."""
+    inner = [item.get("blocks") or [] for item in payload.get("attachments") or [] if isinstance(item, dict)]
+    return [*(payload.get("blocks") or []), *(block for found in inner for block in found)]
+
+
 def _mrkdwn_texts(payload: JSONObject) -> Iterator[str]:
     """Every text Slack parses as mrkdwn: ``text`` and the mrkdwn text objects of the blocks."""
     if isinstance(payload.get("text"), str):
         yield payload["text"]
-    for block in payload.get("blocks") or []:
+    for block in _blocks(payload):
         if not isinstance(block, dict):
             continue
         objects = [block.get("text"), *(block.get("elements") or []), *(block.get("fields") or [])]
@@ -199,7 +208,7 @@ def links(payload: JSONObject) -> tuple[str, ...]:
 def text_of(payload: JSONObject) -> str:
     """The text of the blocks (or ``text`` without blocks) as sent: ``&amp;`` is what Slack shows as ``&``."""
     texts: list[Any] = []
-    for block in payload.get("blocks") or []:
+    for block in _blocks(payload):
         if isinstance(block, dict):
             texts += [block.get("text"), *(block.get("elements") or [])]
     shown = [item["text"] for item in texts if isinstance(item, dict) and isinstance(item.get("text"), str)]
