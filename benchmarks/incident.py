@@ -5,7 +5,9 @@ group_interval 60 s, repeat_interval 1 h):
 
 - 0–59 s quiet; at 59 s the connection pool starts to warn, at 60 s the errors begin;
 - 60–480 s: 50,000 errors over 5 fingerprints (two with a traceback) and 5,000 warnings over 2;
-- 480–540 s: recovery, 200 "replication lag" warnings; 540–600 s quiet.
+- 480–540 s: recovery, 200 "replication lag" warnings; 540–600 s quiet;
+- then, in 1 s steps, until the all-clear (``resolve_after`` 600 s after the last error) has had time to go
+  out: its delay after the last error and that exactly one went to each destination are reported.
 
 The dispatcher runs without its thread: this script appends to its buffer exactly what
 ``ChatHandler.emit`` appends and calls ``step()`` every 50 ms of simulated time. The fake platform shares
@@ -50,6 +52,10 @@ except ImportError:  # the front end queues the record itself, with its formatte
 
 DURATION_S = 600.0
 TICK_S = 0.05
+RESOLVE_AFTER_S = 600.0
+AFTER_S = 480.0 + RESOLVE_AFTER_S + 120.0
+"""How long the run goes on: the last error (480 s), the quiet time, and two minutes more."""
+TAIL_TICK_S = 1.0
 PLATFORMS = ("feishu", "dingtalk", "wecom")
 BOT_OPTIONS: dict[str, dict[str, str]] = {
     "feishu": {"secret": "feishu-bench-secret"},
@@ -201,14 +207,14 @@ def run_platform(platform: str, events: list[Event], counts: dict[str, int], clo
         destination = resolve(bot.url).destination
         if hasattr(destination, "clock"):
             destination.clock = clock  # the signature's timestamp lives on the simulated timeline too
-        timing = Timing()
+        timing = Timing(resolve_after=RESOLVE_AFTER_S)  # the handler's default
         dispatcher = Dispatcher(destination, timing=timing, clock=clock, start=False,
                                 context=Context(service="checkout", environment="prod"))
         sent = watch(destination, clock)
         began = time.monotonic()
         next_event = 0
-        while clock.now < t0 + DURATION_S:
-            clock.now = round(clock.now + TICK_S, 6)
+        while clock.now < t0 + AFTER_S:
+            clock.now = round(clock.now + (TICK_S if clock.now < t0 + DURATION_S else TAIL_TICK_S), 6)
             while next_event < len(events) and events[next_event].at <= clock.now:
                 event = events[next_event]
                 dispatcher.queue(_queued(event.record, event.message))
@@ -231,6 +237,8 @@ def judge_run(platform: str, events: list[Event], counts: dict[str, int], receiv
     first_alert = next((r.at for r in accepted if r.at >= first_error), None)
     # Which digest each accepted request carried: sends and received requests are in the same order.
     delivered = [s for s in sent if s.outcome.ok]
+    last_error = max(e.at for e in events if e.record.levelno >= logging.ERROR)
+    all_clears = [s.at for s in delivered if s.digest.all_clear is not None]
     shown: dict[str, int] = dict.fromkeys(counts, 0)
     accounted: dict[str, int] = dict.fromkeys(counts, 0)
     accepted_texts = [t for r, t in zip(received, texts, strict=True) if r.accepted]
@@ -247,7 +255,10 @@ def judge_run(platform: str, events: list[Event], counts: dict[str, int], receiv
         "platform": platform,
         "records": logged,
         "requests": len(received),
-        "messages": len(accepted),
+        "messages": len(accepted) - len(all_clears),
+        "all_clears": len(all_clears),
+        "all_clear_delay_s": round(all_clears[0] - last_error, 2) if all_clears else None,
+        "resolve_after_s": timing.resolve_after,
         "rejected": len(received) - len(accepted),
         "windows": windows,
         "first_alert_s": None if first_alert is None else first_alert - first_error,
@@ -262,6 +273,7 @@ def judge_run(platform: str, events: list[Event], counts: dict[str, int], receiv
         "group_wait_s": timing.group_wait,
         "wall_s": seconds,
         "message_times_s": [round(r.at - t0, 2) for r in accepted],
+        "all_clear_text": next((t for t in accepted_texts if "no ERROR for" in t), ""),
     }
 
 
@@ -289,6 +301,7 @@ def targets_for(run: dict[str, Any]) -> list[dict[str, Any]]:
     limit_text = ", ".join(f"{w['max']}/{name} ≤ {w['limit']}" for name, w in run["windows"].items())
     first = run["first_alert_s"]
     first_limit = run["group_wait_s"] + 1.0
+    delay, delay_limit = run["all_clear_delay_s"], (run["resolve_after_s"] or 0.0) + 1.0
     return [
         {"target": f"{p}: messages in 10 min", "measured": run["messages"], "limit": f"≤ {MAX_MESSAGES}",
          "pass": run["messages"] <= MAX_MESSAGES},
@@ -302,6 +315,10 @@ def targets_for(run: dict[str, Any]) -> list[dict[str, Any]]:
         {"target": f"{p}: records accounted (delivered + dropped + pending)",
          "measured": f"{run['stats']['delivered']:,} delivered, {run['stats']['pending']} pending, "
                      f"{run['stats']['dropped']} dropped", "limit": "100 %", "pass": run["accounting_holds"]},
+        {"target": f"{p}: all-clears sent", "measured": run["all_clears"], "limit": "exactly 1",
+         "pass": run["all_clears"] == 1},
+        {"target": f"{p}: last error → all-clear (s)", "measured": delay if delay is not None else "never",
+         "limit": f"≤ {delay_limit:g}", "pass": delay is not None and delay <= delay_limit},
     ]
 
 
@@ -312,11 +329,13 @@ def report(result: dict[str, Any]) -> str:
             f"platform's fake with its rate limits. {common.machine_line(result['machine'])}.")
     main = common.table(
         ["platform", "records", "chatlog messages", "busiest window", "refused", "first alert s",
-         "exact counts", "pending", "naive messages", "naive accepted", "naive refused"],
+         "exact counts", "pending", "all-clears", "all-clear after last error s", "naive messages",
+         "naive accepted", "naive refused"],
         [[r["platform"], r["records"], r["messages"],
           ", ".join(f"{w['max']}/{k} (limit {w['limit']})" for k, w in r["windows"].items()),
           r["rejected"], r["first_alert_s"] if r["first_alert_s"] is not None else "never",
-          f"{len(r['exact'])}/{r['fingerprints']}", r["stats"]["pending"], r["naive"]["messages"],
+          f"{len(r['exact'])}/{r['fingerprints']}", r["stats"]["pending"], r["all_clears"],
+          r["all_clear_delay_s"] if r["all_clear_delay_s"] is not None else "never", r["naive"]["messages"],
           r["naive"]["accepted"], f"{r['naive']['rejected_pct']:.1f} %"] for r in runs],
     )
     goals = common.targets_table(result["targets"])

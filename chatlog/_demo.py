@@ -21,6 +21,9 @@ from chatlog.testing import PLATFORM_RULES, FakeBot, FakePlatforms
 from chatlog.testing.rules import RateState, Request
 
 _MARKUP = re.compile(r"<[^>]*>|\*\*|^[#>\s]+")
+RESOLVE_AFTER_S = 2.0
+"""The demo's ``resolve_after``: its all-clear comes 2 s after the last error, not 10 minutes."""
+_ALL_CLEAR = ": no ERROR for "
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,16 @@ def _log_one(logger: logging.Logger, i: int) -> None:
             {"user": i}["order"]
         except KeyError:
             logger.exception("could not render receipt for user %d", i)
+
+
+def await_all_clears(bots: Sequence[FakeBot], timeout_s: float) -> bool:
+    """Wait, at most `timeout_s`, until every bot received the incident's all-clear; True when they did."""
+    deadline = time.monotonic() + timeout_s
+    while not all(any(_ALL_CLEAR in text for text in bot.texts()) for bot in bots):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 class Printer:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from chatlog import __version__
-from chatlog._demo import Printer, Tally, simulate_incident, summary
+from chatlog._demo import RESOLVE_AFTER_S, Printer, Tally, await_all_clears, simulate_incident, summary
 from chatlog._report import write_stderr
 from chatlog.chatops import listen
 from chatlog.courier import HttpOptions, make_client
@@ -116,7 +116,8 @@ def _demo(args: argparse.Namespace) -> int:
               "(one line per message they received):\n")
         handlers = [
             ChatHandler(bot.url, level=logging.WARNING, service="checkout", environment="demo",
-                        group_wait=1.0, group_interval=3.0, mentions={"CRITICAL": ["all"]})
+                        group_wait=1.0, group_interval=3.0, mentions={"CRITICAL": ["all"]},
+                        resolve_after=RESOLVE_AFTER_S)
             for bot in bots
         ]
         tally = Tally(logging.WARNING)
@@ -129,6 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
         printer.start()
         try:
             simulate_incident(logger, args.seconds, args.records)
+            await_all_clears(bots, RESOLVE_AFTER_S + 10.0)
             for handler in [*handlers, tally]:
                 logger.removeHandler(handler)
                 handler.close()

@@ -125,6 +125,11 @@ def test_demo_prints_one_line_per_message_and_a_summary_that_adds_up() -> None:
     # the last message of each bot: the most severe level, then the total of every level, then the split
     assert re.search(r"CRITICAL · [\d,]+ records · checkout · demo — 1 CRITICAL, [\d,]+ ERROR", out), out
     assert "Traceback" not in out and "**" not in out and "<font" not in out  # bodies only with --verbose
+    # each group hears that the incident is over, once, after its last alert
+    for platform in platforms:
+        sent = [line for line in log if line.split()[1] == platform]
+        assert [": no ERROR for 2 s after" in line for line in sent].count(True) == 1, sent
+        assert ": no ERROR for 2 s after" in sent[-1], sent
     assert len(out.splitlines()) <= 45  # one screen
     # platform, records in, messages out, refused, then one message per record: sent / refused
     rows = {m[0]: m for m in re.findall(r"^  (\S+) +300 +(\d+) +0   300 / (\d+)", out, re.M)}
