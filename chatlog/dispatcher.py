@@ -38,6 +38,7 @@ from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
 if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
+    from chatlog.escalation import Escalator
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
 
@@ -78,12 +79,13 @@ class Dispatcher:
         context_fields: tuple[str, ...] | None = None,
         http: HttpOptions | None = None,
         controls: ControlStore | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
         """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
         connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``);
         `controls` is the ChatOps store whose mutes and acks this destination honours (read on this
-        thread only).
+        thread only); `escalator` hears of every delivered message (``escalate=``: `chatlog.escalation`).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -94,6 +96,7 @@ class Dispatcher:
         self._clock = clock
         self._context_fields = context_fields
         self._controls = controls
+        self.escalator = escalator
         self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
         self._secrets = (*destination.secrets, *self._http.secrets)
         self.reporter = Reporter(destination.masked(), self._secrets)
@@ -507,12 +510,17 @@ class Dispatcher:
                 self._end_suspension()
             if self._silencer is not None:
                 self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
+            if self.escalator is not None:
+                self.escalator.delivered(now, digest, self._acked)
         elif outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":
             self._reject(digest, outcome, now)
         else:
             self._suspend(outcome, now)
+
+    def _acked(self, group_id: str) -> bool:
+        return self._silencer is not None and self._silencer.acked(group_id)
 
     def _reject(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """The platform refused this message's content: drop its records (counted), keep going."""

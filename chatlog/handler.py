@@ -16,6 +16,7 @@ from chatlog.destinations import platform_options, resolve
 from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
+from chatlog.escalation import Escalator, parse_escalate
 from chatlog.incident import RESOLVE_EXAMPLE, level_number, resolve_after_seconds
 from chatlog.links import parse_links
 
@@ -34,7 +35,9 @@ class ChatHandler(logging.Handler):
     batch (``group_wait`` / ``group_interval`` / ``repeat_interval``, in seconds) within the
     platform's rate limits. Once every record at or above ``resolve_level`` (default ERROR) has been
     quiet for ``resolve_after`` seconds (default 600; None: off), one all-clear message says the
-    incident is over. ``url`` is a destination string such as
+    incident is over. ``escalate={"after": "15m", "to": URL, "level": "CRITICAL"}`` sends a group at
+    that level still firing and not acknowledged (ChatOps ``ack``) after the delay to ``to``, once per
+    group per ``repeat_interval``. ``url`` is a destination string such as
     ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
     ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
     ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20).
@@ -60,6 +63,8 @@ class ChatHandler(logging.Handler):
         group_wait: float = 5.0, group_interval: float = 60.0, repeat_interval: float = 3600.0,
         # when an incident is over: one all-clear after this many quiet seconds (None: none)
         resolve_after: float | None = 600.0, resolve_level: int | str = logging.ERROR,
+        # who hears of a group nobody acknowledged: {"after": "15m", "to": URL, "level": "CRITICAL"}
+        escalate: Mapping[str, object] | None = None,
         # bounds
         max_queue: int = 10_000, close_timeout: float = 5.0, max_groups: int = 200,
         # what an alert shows
@@ -87,6 +92,7 @@ class ChatHandler(logging.Handler):
             resolve_level=level_number("resolve_level", resolve_level, RESOLVE_EXAMPLE),
         )
         http = http_options(proxy, verify)
+        plan = parse_escalate(escalate)
         levels = _mention_levels(mentions)
         who = Mentions(tuple((level, tuple(levels[level])) for level in sorted(levels)), resolved.at)
         context = Context(
@@ -96,9 +102,10 @@ class ChatHandler(logging.Handler):
         )
         super().__init__(level)
         self._context_fields = _field_names(context_fields)
+        self._escalator = None if plan is None else Escalator(plan, timing, context, http)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
                                       context_fields=self._context_fields, http=http,
-                                      controls=_controls(chatops))
+                                      controls=_controls(chatops), escalator=self._escalator)
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
@@ -186,6 +193,8 @@ class ChatHandler(logging.Handler):
         self._counters = {}
         try:
             self._dispatcher.close(self._close_timeout)
+            if self._escalator is not None:  # after the handler's last messages, which may escalate
+                self._escalator.close(self._close_timeout)
         finally:
             super().close()
 

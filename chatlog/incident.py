@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from dataclasses import dataclass
 
 RESOLVE_EXAMPLE = "resolve_after=600 (seconds; None turns the all-clear off), resolve_level='ERROR'"
@@ -105,7 +104,7 @@ def resolve_after_seconds(value: object) -> float | None:
     """``resolve_after=`` checked: positive seconds, or None (no all-clear)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"resolve_after must be a number of seconds or None, e.g. {RESOLVE_EXAMPLE}; "
                         f"got {type(value).__name__}")
     seconds = float(value)

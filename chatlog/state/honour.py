@@ -88,14 +88,16 @@ class Silencer:
         """`digest` with the muted notes, acked groups shown as one line, and buttons on app-bot cards
         (only app bots' cards call back)."""
         now = self._clock()
-        acks = self._controls.acks
-        groups = tuple(
-            replace(group, repeat=True) if group.group_id in acks
-            and 0.0 <= now - acks[group.group_id].at < self._repeat_interval else group
-            for group in digest.groups
-        )
+        groups = tuple(replace(group, repeat=True) if self.acked(group.group_id, now) else group
+                       for group in digest.groups)
         buttons = getattr(self._destination, "platform", "") in ("feishu-app", "lark-app")
         return replace(digest, groups=groups, muted=tuple(self._notes.values()), actions=buttons)
+
+    def acked(self, group_id: str, now: float | None = None) -> bool:
+        """True when `group_id` was acknowledged within ``repeat_interval`` (as of the last `refresh`)."""
+        ack = self._controls.acks.get(group_id)
+        when = self._clock() if now is None else now
+        return ack is not None and 0.0 <= when - ack.at < self._repeat_interval
 
     def delivered(self, digest: Digest) -> None:
         """The digest reached the chat: its muted notes were read; remember what it showed."""
