@@ -102,6 +102,8 @@ class Digest:
     actions: bool = False
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
     all_clear: AllClear | None = None
+    quota: str = ""
+    """``"1,980 of 10,000 messages left this month"`` once ``quota=`` is 80 % used (`chatlog.quota`)."""
     """The incident is over: the message leads with this, in the platform's "good" style (its records,
     if any, are below the incident's level)."""
 

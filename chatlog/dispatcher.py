@@ -39,6 +39,7 @@ from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
 if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
     from chatlog.escalation import Escalator
+    from chatlog.quota import Quota, QuotaPlan
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
 
@@ -80,12 +81,14 @@ class Dispatcher:
         http: HttpOptions | None = None,
         controls: ControlStore | None = None,
         escalator: Escalator | None = None,
+        quota: QuotaPlan | None = None,
     ) -> None:
         """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
         connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``);
         `controls` is the ChatOps store whose mutes and acks this destination honours (read on this
-        thread only); `escalator` hears of every delivered message (``escalate=``: `chatlog.escalation`).
+        thread only); `escalator` hears of every delivered message (``escalate=``: `chatlog.escalation`);
+        `quota` limits the messages per day or month (`chatlog.quota`).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -97,6 +100,7 @@ class Dispatcher:
         self._context_fields = context_fields
         self._controls = controls
         self.escalator = escalator
+        self._quota_plan = quota
         self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
         self._secrets = (*destination.secrets, *self._http.secrets)
         self.reporter = Reporter(destination.masked(), self._secrets)
@@ -163,6 +167,9 @@ class Dispatcher:
             self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
         self._flight: Digest | None = None
         """The digest whose message the courier carries now."""
+        self._flight_requests = 0
+        self._quota = None if self._quota_plan is None else _quota()(
+            self._quota_plan, self.destination, lambda key, text: self.reporter.report(key, text, once=True))
 
     # ---- application side -------------------------------------------------------------
 
@@ -341,7 +348,7 @@ class Dispatcher:
             self._await_flight(deadline)
             if self._flight is None and self._groups.unsent and not self._suspended:
                 now = self._clock()
-                wait = self._window.wait(now)
+                wait = self._send_wait(now)
                 if 0.0 < wait <= self.timing.close_timeout / 2:
                     time.sleep(wait)
                     wait = 0.0
@@ -400,11 +407,15 @@ class Dispatcher:
         due = self._due_at(forced=bool(self._waiters))
         if now < due:
             return due - now
-        wait = self._window.wait(now)
+        wait = self._send_wait(now)
         if wait > 0:
             return wait
         self._launch(now)
         return math.inf if self._flight is not None else 0.0
+
+    def _send_wait(self, now: float) -> float:
+        """Seconds until the send window and the quota let the next message out (0.0: now)."""
+        return max(self._window.wait(now), 0.0 if self._quota is None else self._quota.wait_s())
 
     def _waiter_wait(self, now: float) -> float:
         with self._lock:
@@ -442,7 +453,10 @@ class Dispatcher:
                                      batch=f"{self._batch_seed}-{self._batch_number}", all_clear=all_clear)
         if self._silencer is not None:
             digest = self._silencer.decorate(digest)
+        if self._quota is not None:
+            digest = replace(digest, quota=self._quota.note(1))
         payloads = self._render(digest)
+        self._flight_requests = len(payloads)
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self._window.record(now)
         self._sends_started += 1
@@ -512,6 +526,8 @@ class Dispatcher:
                 self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
             if self.escalator is not None:
                 self.escalator.delivered(now, digest, self._acked)
+            if self._quota is not None:
+                self._quota.sent(self._flight_requests)
         elif outcome.kind == "retry":
             self._schedule_retry(digest, outcome, now)
         elif outcome.kind == "rejected":
@@ -597,6 +613,12 @@ def _tell_incident(incident: Incident, digest: Digest, *, shown: bool = True) ->
         incident.resolved(digest.all_clear)
     for group in digest.groups if shown else ():
         incident.shown(group.sample.level, group.count, group.group_id, group.merged_groups)
+
+
+def _quota() -> type[Quota]:
+    from chatlog.quota import Quota  # imported on first use, like the silencer
+
+    return Quota
 
 
 def _silencer() -> type[Silencer]:

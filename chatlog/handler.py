@@ -19,6 +19,7 @@ from chatlog.entry import format_message
 from chatlog.escalation import Escalator, parse_escalate
 from chatlog.incident import RESOLVE_EXAMPLE, level_number, resolve_after_seconds
 from chatlog.links import parse_links
+from chatlog.quota import parse_quota
 
 if TYPE_CHECKING:
     from chatlog.state.controls import ControlStore
@@ -37,7 +38,9 @@ class ChatHandler(logging.Handler):
     quiet for ``resolve_after`` seconds (default 600; None: off), one all-clear message says the
     incident is over. ``escalate={"after": "15m", "to": URL, "level": "CRITICAL"}`` sends a group at
     that level still firing and not acknowledged (ChatOps ``ack``) after the delay to ``to``, once per
-    group per ``repeat_interval``. ``url`` is a destination string such as
+    group per ``repeat_interval``. ``quota="10000/month"`` (or ``"/day"``) caps the messages to this
+    destination per UTC calendar period: from 80 % each says how many are left, at 100 % sending waits
+    for the next period (records keep counting). ``url`` is a destination string such as
     ``"dingtalk://ACCESS_TOKEN?secret=SEC..."`` or a platform webhook URL; ``secret``,
     ``keyword`` and ``platform`` win over the URL's query options. ``context_fields`` picks which
     ``extra={...}`` / ``bind()`` fields an alert shows (default: all, up to 20).
@@ -65,6 +68,8 @@ class ChatHandler(logging.Handler):
         resolve_after: float | None = 600.0, resolve_level: int | str = logging.ERROR,
         # who hears of a group nobody acknowledged: {"after": "15m", "to": URL, "level": "CRITICAL"}
         escalate: Mapping[str, object] | None = None,
+        # messages per destination and calendar period (UTC): "10000/month" or "500/day"
+        quota: str | None = None,
         # bounds
         max_queue: int = 10_000, close_timeout: float = 5.0, max_groups: int = 200,
         # what an alert shows
@@ -93,6 +98,7 @@ class ChatHandler(logging.Handler):
         )
         http = http_options(proxy, verify)
         plan = parse_escalate(escalate)
+        quota_plan = parse_quota(quota)
         levels = _mention_levels(mentions)
         who = Mentions(tuple((level, tuple(levels[level])) for level in sorted(levels)), resolved.at)
         context = Context(
@@ -105,7 +111,8 @@ class ChatHandler(logging.Handler):
         self._escalator = None if plan is None else Escalator(plan, timing, context, http)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
                                       context_fields=self._context_fields, http=http,
-                                      controls=_controls(chatops), escalator=self._escalator)
+                                      controls=_controls(chatops), escalator=self._escalator,
+                                      quota=quota_plan)
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue

@@ -247,6 +247,8 @@ def footer_line(digest: Digest, escape: Escape) -> str:
         parts.append(inline(digest.context.host, 80, escape))
     if digest.context.pid:
         parts.append(f"pid {digest.context.pid}")
+    if digest.quota:
+        parts.append(f"quota: {digest.quota}")
     return " · ".join(parts)
 
 
