@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chatlog.digest import Digest
 
 RESOLVE_EXAMPLE = "resolve_after=600 (seconds; None turns the all-clear off), resolve_level='ERROR'"
 
@@ -91,6 +95,14 @@ class Incident:
         was made opens the next incident."""
         newer = self.last_at if self.last_at is not None and self.last_at > sent.ends_at else None
         self._reset(newer)
+
+    def settled(self, digest: Digest, *, shown: bool = True) -> None:
+        """A message was delivered (`shown`) or refused: count the groups it showed, and forget the
+        incident when it was the all-clear (never sent twice)."""
+        if digest.all_clear is not None:
+            self.resolved(digest.all_clear)
+        for group in digest.groups if shown else ():
+            self.shown(group.sample.level, group.count, group.group_id, group.merged_groups)
 
     def shift(self, delta: float) -> None:
         """Move the remembered times by `delta` (negative after the clock stepped back)."""
