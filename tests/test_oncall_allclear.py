@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,13 +14,15 @@ import pytest
 import chatlog.loguru
 from chatlog import ChatHandler
 from chatlog.capture import capture
-from chatlog.destinations import resolve
-from chatlog.dispatcher import Dispatcher, Timing
+from chatlog.dispatcher import Dispatcher
 from chatlog.incident import Incident
 from chatlog.testing import PLATFORM_RULES, FakePlatforms
-from tests.conftest import assert_accounting
-from tests.test_dispatcher import Clock
+from tests.test_faults import Clock, clock, make_dispatcher
 
+__all__ = ["clock", "make_dispatcher"]  # fixtures shared with test_faults
+
+QUIET = 600.0
+"""The handler's default resolve_after."""
 GROUP_BOTS = [name for rules in PLATFORM_RULES for name in rules.names]
 PLATFORMS = [*GROUP_BOTS, "feishu-app"]
 
@@ -101,28 +103,6 @@ class Place:
             self.payloads = lambda: bot.messages
 
 
-@pytest.fixture
-def make_dispatcher(clock: Clock) -> Iterator[Callable[..., Dispatcher]]:
-    made: list[Dispatcher] = []
-
-    def make(url: str, **timing: Any) -> Dispatcher:
-        options = {"group_wait": 5.0, "group_interval": 60.0, "close_timeout": 1.0, "resolve_after": 600.0,
-                   **timing}
-        dispatcher = Dispatcher(resolve(url).destination, timing=Timing(**options), clock=clock, start=False)
-        made.append(dispatcher)
-        return dispatcher
-
-    yield make
-    for dispatcher in made:
-        dispatcher.close(1.0)
-        assert_accounting(dispatcher.stats())
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def log(dispatcher: Dispatcher, level: int = logging.ERROR, message: str = "order %s failed",
         arg: object = 1) -> None:
     record = logging.LogRecord("shop", level, "shop.py", 1, message, (arg,), None)
@@ -155,7 +135,7 @@ def test_one_all_clear_in_the_good_style_after_the_quiet_time(
     fake_platforms: FakePlatforms, make_dispatcher: Callable[..., Dispatcher], clock: Clock, platform: str
 ) -> None:
     place = Place(fake_platforms, platform)
-    dispatcher = make_dispatcher(place.url)
+    dispatcher = make_dispatcher(place.url, resolve_after=QUIET)
     for order in range(3):
         log(dispatcher, arg=order)
     log(dispatcher, message="cart %s lost", arg=9)
@@ -189,7 +169,7 @@ def test_no_all_clear_after_warnings_only_with_the_default_level(
     fake_platforms: FakePlatforms, make_dispatcher: Callable[..., Dispatcher], clock: Clock
 ) -> None:
     place = Place(fake_platforms, "dingtalk")
-    dispatcher = make_dispatcher(place.url)
+    dispatcher = make_dispatcher(place.url, resolve_after=QUIET)
     log(dispatcher, logging.WARNING, "disk %s%% full", 91)
     run(dispatcher, clock, 7200.0, step_s=60.0)
     assert len(place.texts()) == 1 and "✅" not in place.texts()[0]
@@ -199,7 +179,7 @@ def test_a_new_error_after_the_all_clear_starts_a_new_incident(
     fake_platforms: FakePlatforms, make_dispatcher: Callable[..., Dispatcher], clock: Clock
 ) -> None:
     place = Place(fake_platforms, "slack")
-    dispatcher = make_dispatcher(place.url)
+    dispatcher = make_dispatcher(place.url, resolve_after=QUIET)
     log(dispatcher)
     run(dispatcher, clock, 700.0)
     for order in range(5):
@@ -216,7 +196,8 @@ def test_warnings_waiting_when_the_incident_ends_ride_in_the_all_clear(
     fake_platforms: FakePlatforms, make_dispatcher: Callable[..., Dispatcher], clock: Clock
 ) -> None:
     place = Place(fake_platforms, "feishu")
-    dispatcher = make_dispatcher(place.url, group_interval=3600.0, repeat_interval=7200.0)
+    dispatcher = make_dispatcher(place.url, resolve_after=QUIET, group_interval=3600.0,
+                                 repeat_interval=7200.0)
     log(dispatcher)
     run(dispatcher, clock, 10.0)
     log(dispatcher, logging.WARNING, "disk %s%% full", 91)

@@ -116,47 +116,38 @@ def store() -> Iterator[ControlStore]:
     made.close()
 
 
-def test_an_unacknowledged_critical_group_is_escalated_once(
-    group_bot: FakeBot, oncall: FakeApp, clock: Clock, store: ControlStore
-) -> None:
-    setup = Setup(group_bot.url, oncall.url(), clock, store)
-    try:
-        setup.minutes(14)
-        assert oncall.texts() == []
-        setup.minutes(30)
-        texts = oncall.texts()
-        assert len(texts) == 1, texts
-        assert "Not acknowledged for 15m: payment provider down for 1 s" in texts[0]
-        assert "checkout" in texts[0] and "not acknowledged" in texts[0]
-        assert len(group_bot.texts()) > 10  # the group itself kept hearing of it
-    finally:
-        setup.close()
+@pytest.fixture
+def setup(group_bot: FakeBot, oncall: FakeApp, clock: Clock, store: ControlStore) -> Iterator[Setup]:
+    made = Setup(group_bot.url, oncall.url(), clock, store)
+    yield made
+    made.close()
 
 
-def test_an_acknowledged_group_is_not_escalated_to_anyone(
-    group_bot: FakeBot, oncall: FakeApp, clock: Clock, store: ControlStore
-) -> None:
-    setup = Setup(group_bot.url, oncall.url(), clock, store)
-    try:
-        setup.minutes(2)
-        found = GROUP_ID.search(group_bot.texts()[0])
-        assert found is not None
-        store.ack([scope_of(setup.dispatcher.destination)], found.group(1), "ou_alice", time.time())
-        setup.minutes(40)
-        assert oncall.texts() == []
-    finally:
-        setup.close()
+def test_an_unacknowledged_critical_group_is_escalated_once(setup: Setup, group_bot: FakeBot,
+                                                            oncall: FakeApp) -> None:
+    setup.minutes(14)
+    assert oncall.texts() == []
+    setup.minutes(30)
+    texts = oncall.texts()
+    assert len(texts) == 1, texts
+    assert "Not acknowledged for 15m: payment provider down for 1 s" in texts[0]
+    assert "checkout" in texts[0] and "not acknowledged" in texts[0]
+    assert len(group_bot.texts()) > 10  # the group itself kept hearing of it
 
 
-def test_errors_below_the_level_are_not_escalated(
-    group_bot: FakeBot, oncall: FakeApp, clock: Clock, store: ControlStore
-) -> None:
-    setup = Setup(group_bot.url, oncall.url(), clock, store)
-    try:
-        setup.minutes(30, logging.ERROR)
-        assert oncall.texts() == [] and len(group_bot.texts()) > 10
-    finally:
-        setup.close()
+def test_an_acknowledged_group_is_not_escalated_to_anyone(setup: Setup, group_bot: FakeBot, oncall: FakeApp,
+                                                          store: ControlStore) -> None:
+    setup.minutes(2)
+    found = GROUP_ID.search(group_bot.texts()[0])
+    assert found is not None
+    store.ack([scope_of(setup.dispatcher.destination)], found.group(1), "ou_alice", time.time())
+    setup.minutes(40)
+    assert oncall.texts() == [] and len(group_bot.texts()) > 10
+
+
+def test_errors_below_the_level_are_not_escalated(setup: Setup, group_bot: FakeBot, oncall: FakeApp) -> None:
+    setup.minutes(30, logging.ERROR)
+    assert oncall.texts() == [] and len(group_bot.texts()) > 10
 
 
 # --- options -------------------------------------------------------------------------------------------
