@@ -116,10 +116,14 @@ def resolve_after_seconds(value: object) -> float | None:
     """``resolve_after=`` checked: positive seconds, or None (no all-clear)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise TypeError(f"resolve_after must be a number of seconds or None, e.g. {RESOLVE_EXAMPLE}; "
                         f"got {type(value).__name__}")
-    seconds = float(value)
+    try:
+        seconds = float(value)  # dictConfig and YAML may give "600"
+    except ValueError:
+        raise ValueError(f"resolve_after must be a number of seconds or None, e.g. {RESOLVE_EXAMPLE}; "
+                         f"got {value!r}") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"resolve_after must be a positive number of seconds or None, e.g. "
                          f"{RESOLVE_EXAMPLE}; got {value!r}")

@@ -15,7 +15,7 @@ import chatlog.loguru
 from chatlog import ChatHandler
 from chatlog.capture import capture
 from chatlog.dispatcher import Dispatcher
-from chatlog.incident import Incident
+from chatlog.incident import Incident, resolve_after_seconds
 from chatlog.testing import PLATFORM_RULES, FakePlatforms
 from tests.test_faults import Clock, clock, make_dispatcher
 
@@ -229,3 +229,4 @@ def test_the_handler_and_the_sink_take_the_all_clear_options() -> None:
         assert name in inspect.signature(ChatHandler).parameters
         assert name in inspect.signature(chatlog.loguru.sink).parameters
     assert inspect.signature(ChatHandler).parameters["resolve_after"].default == 600.0
+    assert resolve_after_seconds("600") == 600.0 and resolve_after_seconds(None) is None  # dictConfig, YAML
