@@ -124,13 +124,20 @@ class Quota:
     def wait_s(self) -> float:
         """0.0 while messages may go out; else the seconds until the period ends (reported once)."""
         key, ends = period_of(self.plan.period, self._wall())
-        if self._counter.count_sent(self.scope, key, 0) < self.plan.limit:
+        used_up = self.used_up()
+        if not used_up:
             return 0.0
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ends))
-        self._report(f"quota:{key}", f"the quota of {self.plan.limit:,} messages a {self.plan.period} is "
-                     f"used up: nothing more is sent to this destination until {when}; records keep being "
-                     "counted and go out then")
+        self._report(f"quota:{key}", f"{used_up}: nothing more is sent to this destination until {when}; "
+                     "records keep being counted and go out then")
         return max(ends - self._wall(), 1.0)
+
+    def used_up(self) -> str:
+        """``"the quota of 500 messages a day is used up"`` when it is, else ``""``."""
+        key, _ = period_of(self.plan.period, self._wall())
+        if self._counter.count_sent(self.scope, key, 0) < self.plan.limit:
+            return ""
+        return f"the quota of {self.plan.limit:,} messages a {self.plan.period} is used up"
 
     def note(self, requests: int) -> str:
         """``"1,980 of 10,000 messages left this month"`` once the quota is 80 % used (after `requests`

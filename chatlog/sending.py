@@ -148,7 +148,8 @@ class Sender:
         """What close() says of `left` records it did not see delivered (`lifecycle.undelivered_message`)."""
         carried = self.in_flight.digest
         awaited = carried.total if carried is not None and self.courier.sent else 0
-        return lifecycle.undelivered_message(left, awaited, timeout, self.settlement.suspension.reason)
+        reason = self.settlement.suspension.reason or (self.quota.used_up() if self.quota else "")
+        return lifecycle.undelivered_message(left, awaited, timeout, reason)
 
     def _render(self, digest: Digest) -> Payloads:
         try:

@@ -133,6 +133,9 @@ def test_a_used_up_quota_holds_messages_until_the_next_period(
     assert len(texts) == 10
     assert "ERROR · 55 records" in texts[5]  # what waited, summarised in the first message of the day
     assert "until 2026-12-03 00:00 UTC" in capsys.readouterr().err  # said once for the new day too
+    dispatcher.close(1.0)
+    assert "close() gave up (close_timeout=1 s): the quota of 5 messages a day is used up" in (
+        capsys.readouterr().err)
 
 
 def test_no_quota_no_note(fake_platforms: FakePlatforms, clock: Clock) -> None:
