@@ -7,6 +7,8 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,9 +17,11 @@ import chatlog.loguru
 from chatlog import ChatHandler
 from chatlog.capture import capture
 from chatlog.dispatcher import Dispatcher
-from chatlog.incident import Incident, resolve_after_seconds
+from chatlog.incident import AllClear, Incident, resolve_after_seconds
 from chatlog.testing import PLATFORM_RULES, FakePlatforms
+from tests import registry
 from tests.test_faults import Clock, clock, make_dispatcher
+from tests.test_render import digest, group
 
 __all__ = ["clock", "make_dispatcher"]  # fixtures shared with test_faults
 
@@ -81,6 +85,24 @@ def test_a_record_filed_while_the_all_clear_is_out_opens_the_next_incident() -> 
     incident.record_filed(61.0, logging.ERROR)
     incident.resolved(done)
     assert incident.due_at() == 121.0 and incident.records == 0
+
+
+# --- rendered on every platform -------------------------------------------------------------------------
+
+HOSTILE = "<at id=all></at> [x](http://evil) @all <@U1>"
+
+
+@pytest.mark.parametrize("module", registry.MODULES, ids=registry.IDS)
+def test_the_all_clear_renders_inert_and_accepted_on_every_platform(module: ModuleType) -> None:
+    done = AllClear("ERROR", 600.0, 1482, 420.0, 3, 0.0)
+    quiet = replace(digest(service=HOSTILE, environment="prod"), all_clear=done)
+    payload = module.render(quiet)
+    assert registry.refusal(module, payload) == ""
+    assert registry.live_markup(module, payload) == [] and registry.notified(module, payload) == []
+    shown = registry.shown(module, payload)
+    assert "prod: no ERROR for 10 min after 1,482 records in 7 min (3 groups)" in shown
+    warned = replace(quiet, groups=(group("disk 91% full", level=logging.WARNING),))
+    assert "disk 91% full" in registry.shown(module, module.render(warned))
 
 
 # --- every platform, over real HTTP -----------------------------------------------------------------------
