@@ -5,6 +5,7 @@ over real HTTP to the fakes."""
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
 import time
 from collections.abc import Iterator
@@ -133,6 +134,8 @@ def test_an_unacknowledged_critical_group_is_escalated_once(setup: Setup, group_
     assert "Not acknowledged for 15m: payment provider down for 1 s" in texts[0]
     assert "checkout" in texts[0] and "not acknowledged" in texts[0]
     assert len(group_bot.texts()) > 10  # the group itself kept hearing of it
+    setup.minutes(33)  # 77 minutes in: the repeat interval (1 h) after the first escalation is over
+    assert len(oncall.texts()) == 2
 
 
 def test_an_acknowledged_group_is_not_escalated_to_anyone(setup: Setup, group_bot: FakeBot, oncall: FakeApp,
@@ -170,6 +173,20 @@ def test_a_bad_escalate_fails_at_construction_naming_the_problem(escalate: Any, 
             build("wecom://KEY", escalate=escalate)
         assert 'escalate={"after": "15m"' in str(failure.value)
         assert "escalationsecret99" not in str(failure.value)
+
+
+def test_dictconfig_passes_escalate_resolve_after_and_quota() -> None:
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "handlers": {"chat": {
+        "class": "chatlog.ChatHandler", "url": "wecom://KEY", "resolve_after": "300", "quota": "500/day",
+        "escalate": {"after": "15m", "to": APP, "level": "CRITICAL"}}},
+        "loggers": {"dictconfig.escalate": {"handlers": ["chat"]}}})
+    handler = logging.getLogger("dictconfig.escalate").handlers[0]
+    try:
+        assert isinstance(handler, ChatHandler) and "escalationsecret99" not in repr(handler)
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                                   "loggers": {"dictconfig.escalate": {"handlers": []}}})
+        handler.close()
 
 
 def test_the_handler_takes_escalate_and_closes_its_escalation_destination() -> None:
