@@ -17,13 +17,15 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatlog._record import Record
 from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.platforms._http import watch_sends
 
 if TYPE_CHECKING:
+    from typing import Final
+
     import httpx
 
 HTTP_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack", "py.warnings")
@@ -85,21 +87,27 @@ def install_log_filter() -> None:
             logger.addFilter(_DROP_OWN)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpOptions:
+class HttpOptions(Record):
     """How the courier's HTTP client connects: total request deadline, proxy, certificate checks.
 
     The environment is honoured as by any HTTP client (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
     ``NO_PROXY``, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``); an explicit `proxy` or `verify` wins.
     """
 
-    timeout_s: float = 10.0
+    timeout_s: Final[float]
     """connect + send + read of one request, in total."""
-    proxy: str | None = None
-    verify: bool | str = True
+    proxy: Final[str | None]
+    verify: Final[bool | str]
     """True: the system's (or ``SSL_CERT_FILE``'s) CAs; a CA bundle file or directory; False: no check."""
-    transport: Any = None
+    transport: Final[Any]
     """An ``httpx`` transport instead of the network (tests at the edge, like ``httpx.MockTransport``)."""
+
+    def __init__(self, timeout_s: float = 10.0, proxy: str | None = None, verify: bool | str = True,
+                 transport: Any = None) -> None:
+        self.timeout_s = timeout_s
+        self.proxy = proxy
+        self.verify = verify
+        self.transport = transport
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -8,31 +8,41 @@ Errors name options, never their values, and mask every credential the string ho
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import chatlog.platforms
 from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.platforms._base import COMMON_OPTIONS, Destination, Target, redact
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 _COMMON = tuple(option.name for option in COMMON_OPTIONS)
 _NAME = lazy_pattern(r"[a-z][a-z0-9_]{0,30}")
 _USERINFO = lazy_pattern(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(Record):
     """A parsed destination string: where to send, its keyword, and the ``at=`` mentions it asked for."""
 
-    destination: Destination
-    keyword: str | None = None
-    at: tuple[str, ...] = ()
+    destination: Final[Destination]
+    keyword: Final[str | None]
+    at: Final[tuple[str, ...]]
+
+    def __init__(self, destination: Destination, keyword: str | None = None,
+                 at: tuple[str, ...] = ()) -> None:
+        self.destination = destination
+        self.keyword = keyword
+        self.at = at
 
 
 def platform_classes() -> list[type[Destination]]:
     """Every registered platform class (importing each module under ``chatlog.platforms`` once)."""
+    import pkgutil  # here: a short form (``dingtalk://``) finds its module without listing them
+
     for module in pkgutil.iter_modules(chatlog.platforms.__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"chatlog.platforms.{module.name}")
@@ -45,12 +55,17 @@ def _scheme_class(scheme: str) -> type[Destination] | None:
     (``feishu-app`` → ``feishu_app``): constructing a handler then skips the other platforms' imports.
     Still found through the registry; a scheme no module is named after (``lark``) imports them all."""
     module = scheme.replace("-", "_")
-    if module.isidentifier() and not module.startswith("_") and any(
-            found.name == module for found in pkgutil.iter_modules(chatlog.platforms.__path__)):
-        importlib.import_module(f"chatlog.platforms.{module}")
-        cls = next((cls for cls in Destination.registry if scheme in cls.names), None)
-        if cls is not None:
-            return cls
+    if module.isidentifier() and not module.startswith("_"):
+        name = f"chatlog.platforms.{module}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists and lacks something it imports: not ours to hide
+                raise
+        else:
+            cls = next((cls for cls in Destination.registry if scheme in cls.names), None)
+            if cls is not None:
+                return cls
     return next((cls for cls in platform_classes() if scheme in cls.names), None)
 
 

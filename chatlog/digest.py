@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
 
+from chatlog._record import Record
 from chatlog.entry import Entry
 from chatlog.links import Link
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 OTHER_GROUP: Hashable = ("chatlog", "other")
 """Key prefix of the buckets that count records of new groups once `GroupTable` is full: one bucket
@@ -15,45 +19,68 @@ per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's lev
 stay true when the records that overflow are the most severe ones."""
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(Record):
     """Who is speaking: shown in every message header and footer."""
 
-    service: str | None = None
-    environment: str | None = None
-    host: str = ""
-    pid: int = 0
-    links: tuple[Link, ...] = ()
+    service: Final[str | None]
+    environment: Final[str | None]
+    host: Final[str]
+    pid: Final[int]
+    links: Final[tuple[Link, ...]]
     """The handler's ``links=`` (`chatlog.links`), checked: every message renders them."""
 
+    def __init__(self, service: str | None = None, environment: str | None = None, host: str = "",
+                 pid: int = 0, links: tuple[Link, ...] = ()) -> None:
+        self.service = service
+        self.environment = environment
+        self.host = host
+        self.pid = pid
+        self.links = links
 
-@dataclass(frozen=True, slots=True)
-class GroupSummary:
+
+class GroupSummary(Record):
     """One group of alike records within a digest: its count and one sample."""
 
-    sample: Entry
-    count: int
-    total: int
-    first_seen: float
-    last_seen: float
-    repeat: bool = False
+    sample: Final[Entry]
+    count: Final[int]
+    total: Final[int]
+    first_seen: Final[float]
+    last_seen: Final[float]
+    repeat: Final[bool]
     """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
-    merged_groups: int = 0
+    merged_groups: Final[int]
     """For the overflow bucket: how many distinct groups were merged into it."""
-    template: str = ""
+    template: Final[str]
     """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
     its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
-    group_id: str = ""
+    group_id: Final[str]
     """Short stable id a person can type (``a3f2``, shown ``#a3f2``); "" for the overflow buckets."""
 
+    def __init__(self, sample: Entry, count: int, total: int, first_seen: float, last_seen: float,
+                 repeat: bool = False, merged_groups: int = 0, template: str = "",
+                 group_id: str = "") -> None:
+        self.sample = sample
+        self.count = count
+        self.total = total
+        self.first_seen = first_seen
+        self.last_seen = last_seen
+        self.repeat = repeat
+        self.merged_groups = merged_groups
+        self.template = template
+        self.group_id = group_id
 
-@dataclass(frozen=True, slots=True)
-class Mentions:
+
+class Mentions(Record):
     """Who a digest mentions: `always` (the destination's ``at=``), then the ids of every level in
     `by_level` (``mentions=``, sorted by level) that the digest's level reaches."""
 
-    by_level: tuple[tuple[int, tuple[str, ...]], ...] = ()
-    always: tuple[str, ...] = ()
+    by_level: Final[tuple[tuple[int, tuple[str, ...]], ...]]
+    always: Final[tuple[str, ...]]
+
+    def __init__(self, by_level: tuple[tuple[int, tuple[str, ...]], ...] = (),
+                 always: tuple[str, ...] = ()) -> None:
+        self.by_level = by_level
+        self.always = always
 
     def for_level(self, level: int) -> tuple[str, ...]:
         """The ids a digest of `level` mentions, in order, each once."""
@@ -64,15 +91,20 @@ class Mentions:
         return tuple(ids)
 
 
-@dataclass(frozen=True, slots=True)
-class MutedNote:
+class MutedNote(Record):
     """Records of a muted group kept out of messages since the last one: one line in the next message."""
 
-    group_id: str
-    count: int
-    until: float
+    group_id: Final[str]
+    count: Final[int]
+    until: Final[float]
     """Unix seconds."""
-    by: str
+    by: Final[str]
+
+    def __init__(self, group_id: str, count: int, until: float, by: str) -> None:
+        self.group_id = group_id
+        self.count = count
+        self.until = until
+        self.by = by
 
 
 def group_id(key: Hashable) -> str:
@@ -83,23 +115,37 @@ def group_id(key: Hashable) -> str:
     return hashlib.sha256(repr(key).encode("utf-8", "replace")).hexdigest()[:4]
 
 
-@dataclass(frozen=True, slots=True)
-class Digest:
+class Digest(Record):
     """Everything one message says: groups (most severe and most frequent first) and totals."""
 
-    groups: tuple[GroupSummary, ...]
-    level_counts: tuple[tuple[str, int], ...]
-    window_start: float
-    window_end: float
-    context: Context = field(default_factory=Context)
-    dropped: int = 0
-    mentions: tuple[str, ...] = ()
-    batch: str = ""
+    groups: Final[tuple[GroupSummary, ...]]
+    level_counts: Final[tuple[tuple[str, int], ...]]
+    window_start: Final[float]
+    window_end: Final[float]
+    context: Final[Context]
+    dropped: Final[int]
+    mentions: Final[tuple[str, ...]]
+    batch: Final[str]
     """Names the batch: the same across retries of one batch, new after each delivered message
     (platforms that de-duplicate, like Feishu's app ``uuid``, derive their key from it)."""
-    muted: tuple[MutedNote, ...] = ()
-    actions: bool = False
+    muted: Final[tuple[MutedNote, ...]]
+    actions: Final[bool]
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
+
+    def __init__(self, groups: tuple[GroupSummary, ...], level_counts: tuple[tuple[str, int], ...],
+                 window_start: float, window_end: float, context: Context | None = None, dropped: int = 0,
+                 mentions: tuple[str, ...] = (), batch: str = "", muted: tuple[MutedNote, ...] = (),
+                 actions: bool = False) -> None:
+        self.groups = groups
+        self.level_counts = level_counts
+        self.window_start = window_start
+        self.window_end = window_end
+        self.context = Context() if context is None else context
+        self.dropped = dropped
+        self.mentions = mentions
+        self.batch = batch
+        self.muted = muted
+        self.actions = actions
 
     @property
     def total(self) -> int:
@@ -119,19 +165,33 @@ class Digest:
         return next(names, None) or logging.getLevelName(level)
 
 
-@dataclass(slots=True)
 class _Group:
-    sample: Entry
-    total: int = 0
-    unsent: int = 0
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    unsent_first: float = 0.0
-    shown_full_at: float | None = None
-    template: str = ""
-    merged: set[int] = field(default_factory=set)
-    """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
-    group_id: str = ""
+    __slots__ = (
+        "first_seen",
+        "group_id",
+        "last_seen",
+        "merged",
+        "sample",
+        "shown_full_at",
+        "template",
+        "total",
+        "unsent",
+        "unsent_first",
+    )
+
+    def __init__(self, sample: Entry, *, first_seen: float = 0.0, template: str = "",
+                 group_id: str = "") -> None:
+        self.sample = sample
+        self.total = 0
+        self.unsent = 0
+        self.first_seen = first_seen
+        self.last_seen = 0.0
+        self.unsent_first = 0.0
+        self.shown_full_at: float | None = None
+        self.template = template
+        self.merged: set[int] = set()
+        """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
+        self.group_id = group_id
 
 
 class GroupTable:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
+from chatlog._record import Record, replace
 from chatlog._report import Reporter
 from chatlog.capture import Captured
 from chatlog.courier import (
@@ -36,6 +35,8 @@ from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
 if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
+    from typing import Final
+
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
 
@@ -45,20 +46,29 @@ ROUND_BUDGET_S = 0.02
 """The longest one round files records before it looks at the clock: however fast records arrive,
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
 
-@dataclass(frozen=True, slots=True)
-class ChatStats:
+class ChatStats(Record):
     """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
 
-    accepted: int
-    dropped: int
+    accepted: Final[int]
+    dropped: Final[int]
     """Records that will not reach the chat: buffer overflow, or a message the platform refused for its
     content. (A destination stopped by a configuration error keeps its records pending.)"""
-    pending: int
-    delivered_records: int
-    messages_sent: int
-    messages_failed: int
-    muted: int = 0
+    pending: Final[int]
+    delivered_records: Final[int]
+    messages_sent: Final[int]
+    messages_failed: Final[int]
+    muted: Final[int]
     """Records kept out of messages because their group was muted from the chat (ChatOps)."""
+
+    def __init__(self, accepted: int, dropped: int, pending: int, delivered_records: int, messages_sent: int,
+                 messages_failed: int, muted: int = 0) -> None:
+        self.accepted = accepted
+        self.dropped = dropped
+        self.pending = pending
+        self.delivered_records = delivered_records
+        self.messages_sent = messages_sent
+        self.messages_failed = messages_failed
+        self.muted = muted
 
 
 class Dispatcher:
@@ -139,7 +149,7 @@ class Dispatcher:
         self._outwaited = 0
         """The send that a timed-out flush() already waited for: close() does not wait for it again."""
         self._report_from_thread = False
-        self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
+        self._batch_seed = f"{os.getpid():x}{os.urandom(4).hex()}"
         self._batch_number = 0
         self._suspended = ""
         """Why the destination is stopped by a configuration error ("" while it works); it probes
@@ -514,6 +524,8 @@ class Dispatcher:
                              f"its {digest.total} records are counted as dropped, later alerts still go out")
 
     def _schedule_retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        import random  # here, on this thread: `import chatlog` need not pay for it
+
         self._backoff = self._backoff.after_failure(
             now, retry_after=outcome.retry_after, max_backoff=self.timing.max_backoff,
             jitter=random.uniform(0.5, 1.0))

@@ -11,10 +11,13 @@ from __future__ import annotations
 import string
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from chatlog._record import Record
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final
+
     from chatlog.digest import Digest, GroupSummary
 
 PLACEHOLDERS: tuple[str, ...] = (
@@ -28,13 +31,17 @@ PER_GROUP = frozenset({"level", "logger", "fingerprint", "group_id"})
 EXAMPLE = 'links={"Logs": "https://kibana.example/app/discover#/?q={group_id}&from={first}&to={last}"}'
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(Record):
     """One configured link: its label and its template, checked."""
 
-    label: str
-    template: str
-    names: frozenset[str]
+    label: Final[str]
+    template: Final[str]
+    names: Final[frozenset[str]]
+
+    def __init__(self, label: str, template: str, names: frozenset[str]) -> None:
+        self.label = label
+        self.template = template
+        self.names = names
 
     @property
     def per_group(self) -> bool:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+
+from chatlog._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 
 class SendWindow:
@@ -42,17 +47,22 @@ class SendWindow:
         self._sent.append(now)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(Record):
     """Where a destination stands after failed sends: how many in a row, and until when to hold off.
 
     `retry_at` is our own exponential backoff; `paused_until` is what the platform asked for (a
     "too fast" answer). `flush()` may skip the first (`retry_now`), never the second.
     """
 
-    failures: int = 0
-    retry_at: float = -math.inf
-    paused_until: float = -math.inf
+    failures: Final[int]
+    retry_at: Final[float]
+    paused_until: Final[float]
+
+    def __init__(self, failures: int = 0, retry_at: float = -math.inf,
+                 paused_until: float = -math.inf) -> None:
+        self.failures = failures
+        self.retry_at = retry_at
+        self.paused_until = paused_until
 
     def after_failure(self, now: float, *, retry_after: float, max_backoff: float, jitter: float) -> Backoff:
         """The backoff after one more failure at `now`: ``2 ** failures`` seconds (capped at `max_backoff`)
@@ -68,7 +78,7 @@ class Backoff:
 
     def retry_now(self) -> Backoff:
         """Skip our own backoff (``flush()`` means "try now"); a platform's pause still holds."""
-        return replace(self, retry_at=-math.inf)
+        return Backoff(self.failures, -math.inf, self.paused_until)
 
     def ready_at(self) -> float:
         """The earliest time a send may start."""

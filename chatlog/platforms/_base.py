@@ -13,12 +13,14 @@ import re
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from chatlog._record import Record
 from chatlog.digest import Digest
 
 if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
+    from typing import Final
+
     import httpx
 
 Payload = dict[str, Any]
@@ -27,19 +29,25 @@ Payloads = tuple[Payload, ...]
 _TOKEN = re.compile(r"[^\s/?#@:]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Record):
     """What a platform's answer means for the dispatcher."""
 
-    kind: Literal["ok", "retry", "permanent", "rejected"]
+    kind: Final[Literal["ok", "retry", "permanent", "rejected"]]
     """``retry``: try again later; ``permanent``: this destination cannot work until its configuration
     is fixed; ``rejected``: the platform refused this message's content (too large, flagged) — its
     records are dropped and reported, the destination goes on with the next message."""
-    retry_after: float = 0.0
-    reason: str = ""
+    retry_after: Final[float]
+    reason: Final[str]
     """Plain words for the user, with the fix where there is one; never a secret."""
-    answer: str = ""
+    answer: Final[str]
     """The platform's answer body, trimmed (what `chatlog send` prints)."""
+
+    def __init__(self, kind: Literal["ok", "retry", "permanent", "rejected"], retry_after: float = 0.0,
+                 reason: str = "", answer: str = "") -> None:
+        self.kind = kind
+        self.retry_after = retry_after
+        self.reason = reason
+        self.answer = answer
 
     @property
     def ok(self) -> bool:
@@ -47,33 +55,44 @@ class Outcome:
         return self.kind == "ok"
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(Record):
     """A platform's limits as chatlog keeps them (a margin below the documented values)."""
 
-    body_bytes: int
+    body_bytes: Final[int]
     """Largest JSON request body, in UTF-8 bytes."""
-    per_minute: int
+    per_minute: Final[int]
     """Messages per minute per bot that chatlog allows itself."""
-    per_second: float | None = None
+    per_second: Final[float | None]
     """Messages per second per bot, where the platform also limits bursts."""
-    text_bytes: int | None = None
+    text_bytes: Final[int | None]
     """Largest text/markdown content, in UTF-8 bytes, where the platform limits it separately."""
 
+    def __init__(self, body_bytes: int, per_minute: int, per_second: float | None = None,
+                 text_bytes: int | None = None) -> None:
+        self.body_bytes = body_bytes
+        self.per_minute = per_minute
+        self.per_second = per_second
+        self.text_bytes = text_bytes
 
-@dataclass(frozen=True, slots=True)
-class Option:
+
+class Option(Record):
     """An option a platform takes by name: in the destination's query (``?app_id=…``), as a handler or
     sink keyword (``app_id=…``), or in dictConfig. The handler validates every option against these
     tables, so a platform's options reach it without the handler naming them."""
 
-    name: str
-    help: str
+    name: Final[str]
+    help: Final[str]
     """What it is, with an example value (shown in errors)."""
-    secret: bool = False
+    secret: Final[bool]
     """A credential: never shown in a repr, an error or output (the tests scan for it)."""
-    many: bool = False
+    many: Final[bool]
     """A list of values: a list of strings, or one comma-separated string."""
+
+    def __init__(self, name: str, help: str, secret: bool = False, many: bool = False) -> None:
+        self.name = name
+        self.help = help
+        self.secret = secret
+        self.many = many
 
 
 COMMON_OPTIONS: tuple[Option, ...] = (
@@ -86,24 +105,34 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 """Options every destination string may carry; a platform declares its own in `Destination.options`."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(Record):
     """A parsed destination string, handed to the platform that claims it."""
 
-    url: urllib.parse.SplitResult
+    url: Final[urllib.parse.SplitResult]
     """The string as given, split (scheme ``dingtalk``, ``https``, ``http``, …)."""
-    query: dict[str, str]
+    query: Final[dict[str, str]]
     """Query parameters not yet consumed. A platform pops its own (``access_token``, ``key``);
     whatever is left is reported as an unknown option."""
-    platform: str
+    platform: Final[str]
     """The platform name chosen (one of the class's `names`)."""
-    secret: str | None = None
-    keyword: str | None = None
-    base_url: str | None = None
+    secret: Final[str | None]
+    keyword: Final[str | None]
+    base_url: Final[str | None]
     """``scheme://host[:port]`` to send to instead of the platform's own host (local inbox, proxy)."""
-    relay: bool = False
+    relay: Final[bool]
     """An http(s) URL whose path is no platform's own, chosen by ``platform=`` (a relay or proxy): the
     platform sends to that URL's path instead of its own."""
+
+    def __init__(self, url: urllib.parse.SplitResult, query: dict[str, str], platform: str,
+                 secret: str | None = None, keyword: str | None = None, base_url: str | None = None,
+                 relay: bool = False) -> None:
+        self.url = url
+        self.query = query
+        self.platform = platform
+        self.secret = secret
+        self.keyword = keyword
+        self.base_url = base_url
+        self.relay = relay
 
 
 class Destination(ABC):

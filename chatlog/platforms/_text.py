@@ -10,12 +10,14 @@ Sizes are UTF-8 bytes, as the platforms count them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary, MutedNote
 from chatlog.platforms._base import Payload
+from chatlog.platforms._views import BUDGETS as BUDGETS
+from chatlog.platforms._views import Budget as Budget
+from chatlog.platforms._views import GroupView as GroupView
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -239,49 +241,6 @@ def bold(text: str) -> str:
 def dropped_line(dropped: int) -> str:
     """``"120 records dropped: buffer full"``; ``""`` when nothing was dropped."""
     return f"{plural(dropped, 'record')} dropped: buffer full" if dropped > 0 else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """How much of a digest one render shows; `fit` tries `BUDGETS` from the first to the last."""
-
-    groups: int
-    traceback_lines: int
-    message_chars: int
-    extras: int
-
-
-BUDGETS: tuple[Budget, ...] = (
-    Budget(groups=10, traceback_lines=12, message_chars=500, extras=5),
-    Budget(groups=10, traceback_lines=6, message_chars=300, extras=3),
-    Budget(groups=10, traceback_lines=0, message_chars=300, extras=3),
-    Budget(groups=5, traceback_lines=0, message_chars=200, extras=0),
-    Budget(groups=3, traceback_lines=0, message_chars=120, extras=0),
-    Budget(groups=1, traceback_lines=0, message_chars=80, extras=0),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupView:
-    """One group's pieces, cleaned and escaped, for a platform to lay out in its markup."""
-
-    count: str
-    """``"×57"``."""
-    level: str
-    logger: str
-    message: str
-    since: str
-    """``"5,000 since 09:12:03"`` when the group has more records than this digest shows, else ``""``."""
-    where: str
-    """``"app/pay.py:42 in charge · first 09:12:03 · last 09:14:10"``."""
-    extras: str
-    traceback: tuple[str, ...]
-    repeat: bool
-    merged_groups: int
-    template: str = ""
-    """``"template: order <*> failed"`` when the group's records varied from its sample, else ``""``."""
-    group_id: str = ""
-    """``"#a3f2"``: what a person types to mute or acknowledge the group; "" for a merged bucket."""
 
 
 def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
