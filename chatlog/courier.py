@@ -17,14 +17,14 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from chatlog._record import Record
 from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.platforms._http import watch_sends
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import Any, Final
 
     import httpx
 

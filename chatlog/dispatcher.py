@@ -13,7 +13,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog._record import Record, replace
@@ -34,6 +33,7 @@ from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
     from typing import Final
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
-from typing import Any
 
 from chatlog._record import Record
 from chatlog.templates import template_of
 
 TYPE_CHECKING = False
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import Any, Final
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000

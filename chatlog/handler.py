@@ -6,7 +6,6 @@ import logging
 import math
 import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog.capture import Captured, capture
@@ -16,10 +15,11 @@ from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
 from chatlog.links import parse_links
+from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.state.controls import ControlStore
-from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from chatlog.platforms._base import Outcome, redact
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any
+
     import httpx
 
 _CODE = re.compile(r"-?\d{1,12}")

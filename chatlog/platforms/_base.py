@@ -13,17 +13,20 @@ import re
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from chatlog._record import Record
 from chatlog.digest import Digest
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
-    from typing import Final
+    from typing import Any, ClassVar, Final, Literal
 
     import httpx
 
-Payload = dict[str, Any]
+if TYPE_CHECKING:
+    Payload = dict[str, Any]
+else:
+    Payload = dict  # `typing` (for Any) is not imported at run time: `import chatlog` stays cheap
 Payloads = tuple[Payload, ...]
 """The request bodies of one digest, in sending order (usually one)."""
 _TOKEN = re.compile(r"[^\s/?#@:]+")

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 from chatlog.platforms._answers import answer_code, classify_http, json_body, retry_after, trimmed
 from chatlog.platforms._answers import unexpected_answer as unexpected
 from chatlog.platforms._base import Outcome
 from chatlog.platforms._text import answer_message
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Literal
+
     import httpx
 
 _SEND_SCOPE = "im:message:send_as_bot"
@@ -57,8 +59,9 @@ _MESSAGE_PERMANENT = {
     230028: "it did not pass Feishu's content audit",
 }
 
-Scope = Literal["recipient", "app", "token"]
-_Kind = Literal["retry", "permanent", "rejected"]
+if TYPE_CHECKING:
+    Scope = Literal["recipient", "app", "token"]
+    _Kind = Literal["retry", "permanent", "rejected"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chatlog.platforms._answers import answer_code, classify_http, json_body, retry_after, trimmed
 from chatlog.platforms._answers import unexpected_answer as unexpected
 from chatlog.platforms._base import Outcome
 from chatlog.platforms._text import answer_message
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
     import httpx
 

@@ -10,7 +10,6 @@ Sizes are UTF-8 bytes, as the platforms count them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary, MutedNote
@@ -19,6 +18,7 @@ from chatlog.platforms._views import BUDGETS as BUDGETS
 from chatlog.platforms._views import Budget as Budget
 from chatlog.platforms._views import GroupView as GroupView
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
 

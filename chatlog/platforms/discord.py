@@ -25,7 +25,6 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
@@ -42,7 +41,10 @@ from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, ta
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://discord.com"

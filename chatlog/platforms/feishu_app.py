@@ -24,7 +24,6 @@ import secrets
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from chatlog._report import Reporter
 from chatlog.digest import Digest
@@ -47,6 +46,7 @@ from chatlog.platforms._feishu_tokens import TOKENS, Fetched, TenantTokens, toke
 from chatlog.platforms._http import post_json
 from chatlog.platforms._text import fit_text, inert, no_tags, payload_bytes, plain_summary, with_keyword
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
     import httpx
 

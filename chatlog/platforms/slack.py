@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
@@ -29,7 +28,10 @@ from chatlog.platforms._base import Limits, Outcome, Payload, Target, check_toke
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://hooks.slack.com"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
@@ -27,7 +26,10 @@ from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, ta
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://api.telegram.org"
