@@ -3,10 +3,10 @@ not the platform's means (a proxy's page, a redirect), and outcomes with every s
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Callable
 
+from chatlog._lazy import lazy_pattern
 from chatlog.platforms._base import Outcome, redact
 
 TYPE_CHECKING = False
@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request i
 
     import httpx
 
-_CODE = re.compile(r"-?\d{1,12}")
+_CODE = lazy_pattern(r"-?\d{1,12}")
 
 
 def json_body(response: httpx.Response) -> dict[str, Any] | None:

@@ -9,11 +9,11 @@ Reading answers is `chatlog.platforms._answers`; what group-bot webhooks share, 
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from chatlog._lazy import lazy_pattern
 from chatlog._record import Record
 from chatlog.digest import Digest
 
@@ -29,7 +29,7 @@ else:
     Payload = dict  # `typing` (for Any) is not imported at run time: `import chatlog` stays cheap
 Payloads = tuple[Payload, ...]
 """The request bodies of one digest, in sending order (usually one)."""
-_TOKEN = re.compile(r"[^\s/?#@:]+")
+_TOKEN = lazy_pattern(r"[^\s/?#@:]+")
 
 
 class Outcome(Record):

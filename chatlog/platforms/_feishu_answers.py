@@ -5,9 +5,9 @@ decides; an answer without one (a proxy's page, a redirect) is a retry, never a 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from chatlog._lazy import lazy_pattern
 from chatlog.platforms._answers import answer_code, classify_http, json_body, retry_after, trimmed
 from chatlog.platforms._answers import unexpected_answer as unexpected
 from chatlog.platforms._base import Outcome
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request i
 
 _SEND_SCOPE = "im:message:send_as_bot"
 _USER_ID_SCOPE = "contact:user.employee_id:readonly"
-_SCOPES = re.compile(r"\[([^\]]{1,400})\]")
+_SCOPES = lazy_pattern(r"\[([^\]]{1,400})\]")
 
 _TOKEN_INVALID = frozenset({99991661, 99991663, 99991664, 99991668, 99991677, 20013})
 _APP_RATE = {99991400: 1.0, 11232: 10.0, 11247: 10.0}

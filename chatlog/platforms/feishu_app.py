@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import replace
 
+from chatlog._lazy import lazy_pattern
 from chatlog._report import Reporter
 from chatlog.digest import Digest
 from chatlog.platforms import feishu
@@ -71,8 +71,8 @@ many: a digest to N recipients is N requests)."""
 
 _ROOM_FOR_ID = "x" * 64
 _ROOM_FOR_UUID = "x" * 32
-_TYPE_SHAPE = re.compile(r"[a-z_]{1,20}")
-_ID_SHAPE = re.compile(r"[^\s,]{1,200}")
+_TYPE_SHAPE = lazy_pattern(r"[a-z_]{1,20}")
+_ID_SHAPE = lazy_pattern(r"[^\s,]{1,200}")
 
 
 # --- rendering ----------------------------------------------------------------------------------------

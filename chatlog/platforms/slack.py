@@ -21,6 +21,7 @@ import re
 import urllib.parse
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _text
 from chatlog.platforms._answers import retry_after, trimmed, unexpected_answer
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request i
 
 _ORIGIN = "https://hooks.slack.com"
 _PATH = "/services/"
-_URL = re.compile(r"/services/([^/]+)/([^/]+)/([^/]+)/?")
+_URL = lazy_pattern(r"/services/([^/]+)/([^/]+)/([^/]+)/?")
 LIMITS = Limits(body_bytes=100_000, per_minute=50, per_second=1)
 """About one message a second per webhook (short bursts are tolerated)."""
 SECTION_CHARS = 3_000
