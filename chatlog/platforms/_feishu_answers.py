@@ -5,9 +5,8 @@ decides; an answer without one (a proxy's page, a redirect) is a retry, never a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.platforms._answers import answer_code, classify_http, json_body, retry_after, trimmed
 from chatlog.platforms._answers import unexpected_answer as unexpected
 from chatlog.platforms._base import Outcome
@@ -15,7 +14,7 @@ from chatlog.platforms._text import answer_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Literal
+    from typing import Final, Literal
 
     import httpx
 
@@ -64,17 +63,24 @@ if TYPE_CHECKING:
     _Kind = Literal["retry", "permanent", "rejected"]
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(Record):
     """What one answer of the send API means, and for whom: one recipient, the whole app, or the token."""
 
-    outcome: Outcome
-    scope: Scope
-    code: int | None = None
-    said: str = ""
+    outcome: Final[Outcome]
+    scope: Final[Scope]
+    code: Final[int | None]
+    said: Final[str]
     """For a recipient that cannot be reached: Feishu's code and message."""
-    fix: str = ""
+    fix: Final[str]
     """For a recipient that cannot be reached: what to do about it ("" when unknown)."""
+
+    def __init__(self, outcome: Outcome, scope: Scope, code: int | None = None, said: str = "",
+                 fix: str = "") -> None:
+        self.outcome = outcome
+        self.scope = scope
+        self.code = code
+        self.said = said
+        self.fix = fix
 
 def classify(response: httpx.Response) -> Outcome:
     """What one answer of the send API means (see `verdict` for whom it concerns)."""
