@@ -24,7 +24,7 @@ from chatlog.platforms._http import watch_sends
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final
+    from typing import Any
 
     import httpx
 
@@ -94,20 +94,13 @@ class HttpOptions(Record):
     ``NO_PROXY``, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``); an explicit `proxy` or `verify` wins.
     """
 
-    timeout_s: Final[float]
+    timeout_s: float = 10.0
     """connect + send + read of one request, in total."""
-    proxy: Final[str | None]
-    verify: Final[bool | str]
+    proxy: str | None = None
+    verify: bool | str = True
     """True: the system's (or ``SSL_CERT_FILE``'s) CAs; a CA bundle file or directory; False: no check."""
-    transport: Final[Any]
+    transport: Any = None
     """An ``httpx`` transport instead of the network (tests at the edge, like ``httpx.MockTransport``)."""
-
-    def __init__(self, timeout_s: float = 10.0, proxy: str | None = None, verify: bool | str = True,
-                 transport: Any = None) -> None:
-        self.timeout_s = timeout_s
-        self.proxy = proxy
-        self.verify = verify
-        self.transport = transport
 
     @property
     def secrets(self) -> tuple[str, ...]:

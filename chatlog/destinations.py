@@ -17,10 +17,6 @@ from chatlog._lazy import lazy_pattern
 from chatlog._record import Record
 from chatlog.platforms._base import COMMON_OPTIONS, Destination, Target, redact
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
-
 _COMMON = tuple(option.name for option in COMMON_OPTIONS)
 _NAME = lazy_pattern(r"[a-z][a-z0-9_]{0,30}")
 _USERINFO = lazy_pattern(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
@@ -29,15 +25,9 @@ _USERINFO = lazy_pattern(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/
 class Resolved(Record):
     """A parsed destination string: where to send, its keyword, and the ``at=`` mentions it asked for."""
 
-    destination: Final[Destination]
-    keyword: Final[str | None]
-    at: Final[tuple[str, ...]]
-
-    def __init__(self, destination: Destination, keyword: str | None = None,
-                 at: tuple[str, ...] = ()) -> None:
-        self.destination = destination
-        self.keyword = keyword
-        self.at = at
+    destination: Destination
+    keyword: str | None = None
+    at: tuple[str, ...] = ()
 
 
 def platform_classes() -> list[type[Destination]]:

@@ -9,10 +9,6 @@ from chatlog._record import Record
 from chatlog.entry import Entry
 from chatlog.links import Link
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
-
 OTHER_GROUP: Hashable = ("chatlog", "other")
 """Key prefix of the buckets that count records of new groups once `GroupTable` is full: one bucket
 per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's level (its mentions)
@@ -22,65 +18,39 @@ stay true when the records that overflow are the most severe ones."""
 class Context(Record):
     """Who is speaking: shown in every message header and footer."""
 
-    service: Final[str | None]
-    environment: Final[str | None]
-    host: Final[str]
-    pid: Final[int]
-    links: Final[tuple[Link, ...]]
+    service: str | None = None
+    environment: str | None = None
+    host: str = ""
+    pid: int = 0
+    links: tuple[Link, ...] = ()
     """The handler's ``links=`` (`chatlog.links`), checked: every message renders them."""
-
-    def __init__(self, service: str | None = None, environment: str | None = None, host: str = "",
-                 pid: int = 0, links: tuple[Link, ...] = ()) -> None:
-        self.service = service
-        self.environment = environment
-        self.host = host
-        self.pid = pid
-        self.links = links
 
 
 class GroupSummary(Record):
     """One group of alike records within a digest: its count and one sample."""
 
-    sample: Final[Entry]
-    count: Final[int]
-    total: Final[int]
-    first_seen: Final[float]
-    last_seen: Final[float]
-    repeat: Final[bool]
+    sample: Entry
+    count: int
+    total: int
+    first_seen: float
+    last_seen: float
+    repeat: bool = False
     """True when this group was shown in full within `repeat_interval`: show one line, no traceback."""
-    merged_groups: Final[int]
+    merged_groups: int = 0
     """For the overflow bucket: how many distinct groups were merged into it."""
-    template: Final[str]
+    template: str = ""
     """The message template the group's records share (``record.msg``, or the message with ``<*>`` for
     its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
-    group_id: Final[str]
+    group_id: str = ""
     """Short stable id a person can type (``a3f2``, shown ``#a3f2``); "" for the overflow buckets."""
-
-    def __init__(self, sample: Entry, count: int, total: int, first_seen: float, last_seen: float,
-                 repeat: bool = False, merged_groups: int = 0, template: str = "",
-                 group_id: str = "") -> None:
-        self.sample = sample
-        self.count = count
-        self.total = total
-        self.first_seen = first_seen
-        self.last_seen = last_seen
-        self.repeat = repeat
-        self.merged_groups = merged_groups
-        self.template = template
-        self.group_id = group_id
 
 
 class Mentions(Record):
     """Who a digest mentions: `always` (the destination's ``at=``), then the ids of every level in
     `by_level` (``mentions=``, sorted by level) that the digest's level reaches."""
 
-    by_level: Final[tuple[tuple[int, tuple[str, ...]], ...]]
-    always: Final[tuple[str, ...]]
-
-    def __init__(self, by_level: tuple[tuple[int, tuple[str, ...]], ...] = (),
-                 always: tuple[str, ...] = ()) -> None:
-        self.by_level = by_level
-        self.always = always
+    by_level: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    always: tuple[str, ...] = ()
 
     def for_level(self, level: int) -> tuple[str, ...]:
         """The ids a digest of `level` mentions, in order, each once."""
@@ -94,17 +64,11 @@ class Mentions(Record):
 class MutedNote(Record):
     """Records of a muted group kept out of messages since the last one: one line in the next message."""
 
-    group_id: Final[str]
-    count: Final[int]
-    until: Final[float]
+    group_id: str
+    count: int
+    until: float
     """Unix seconds."""
-    by: Final[str]
-
-    def __init__(self, group_id: str, count: int, until: float, by: str) -> None:
-        self.group_id = group_id
-        self.count = count
-        self.until = until
-        self.by = by
+    by: str
 
 
 def group_id(key: Hashable) -> str:
@@ -118,34 +82,19 @@ def group_id(key: Hashable) -> str:
 class Digest(Record):
     """Everything one message says: groups (most severe and most frequent first) and totals."""
 
-    groups: Final[tuple[GroupSummary, ...]]
-    level_counts: Final[tuple[tuple[str, int], ...]]
-    window_start: Final[float]
-    window_end: Final[float]
-    context: Final[Context]
-    dropped: Final[int]
-    mentions: Final[tuple[str, ...]]
-    batch: Final[str]
+    groups: tuple[GroupSummary, ...]
+    level_counts: tuple[tuple[str, int], ...]
+    window_start: float
+    window_end: float
+    context: Context = Context()
+    dropped: int = 0
+    mentions: tuple[str, ...] = ()
+    batch: str = ""
     """Names the batch: the same across retries of one batch, new after each delivered message
     (platforms that de-duplicate, like Feishu's app ``uuid``, derive their key from it)."""
-    muted: Final[tuple[MutedNote, ...]]
-    actions: Final[bool]
+    muted: tuple[MutedNote, ...] = ()
+    actions: bool = False
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
-
-    def __init__(self, groups: tuple[GroupSummary, ...], level_counts: tuple[tuple[str, int], ...],
-                 window_start: float, window_end: float, context: Context | None = None, dropped: int = 0,
-                 mentions: tuple[str, ...] = (), batch: str = "", muted: tuple[MutedNote, ...] = (),
-                 actions: bool = False) -> None:
-        self.groups = groups
-        self.level_counts = level_counts
-        self.window_start = window_start
-        self.window_end = window_end
-        self.context = Context() if context is None else context
-        self.dropped = dropped
-        self.mentions = mentions
-        self.batch = batch
-        self.muted = muted
-        self.actions = actions
 
     @property
     def total(self) -> int:

@@ -40,8 +40,6 @@ from chatlog.waiters import FlushWaiters
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
-    from typing import Final
-
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
 
@@ -55,26 +53,16 @@ a due message is sent (or its answer settled) at least this often, not after the
 class ChatStats(Record):
     """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
 
-    accepted: Final[int]
-    dropped: Final[int]
+    accepted: int
+    dropped: int
     """Records that will not reach the chat: buffer overflow, or a message the platform refused for its
     content. (A destination stopped by a configuration error keeps its records pending.)"""
-    pending: Final[int]
-    delivered_records: Final[int]
-    messages_sent: Final[int]
-    messages_failed: Final[int]
-    muted: Final[int]
+    pending: int
+    delivered_records: int
+    messages_sent: int
+    messages_failed: int
+    muted: int = 0
     """Records kept out of messages because their group was muted from the chat (ChatOps)."""
-
-    def __init__(self, accepted: int, dropped: int, pending: int, delivered_records: int, messages_sent: int,
-                 messages_failed: int, muted: int = 0) -> None:
-        self.accepted = accepted
-        self.dropped = dropped
-        self.pending = pending
-        self.delivered_records = delivered_records
-        self.messages_sent = messages_sent
-        self.messages_failed = messages_failed
-        self.muted = muted
 
 
 class Dispatcher:

@@ -14,9 +14,8 @@ from chatlog._record import Record
 from chatlog.templates import template_of
 
 TYPE_CHECKING = False
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final
+    from typing import Any
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
@@ -31,36 +30,19 @@ TEMPLATE_LIMIT_CHARS = 500
 class Entry(Record):
     """One log record as chatlog shows it: formatted text, where it came from, its traceback."""
 
-    created: Final[float]
-    level: Final[int]
-    level_name: Final[str]
-    logger: Final[str]
-    message: Final[str]
-    pathname: Final[str]
-    lineno: Final[int]
-    func: Final[str]
-    exc_type: Final[str | None]
-    traceback: Final[str | None]
-    extra: Final[tuple[tuple[str, str], ...]]
-    logged_at: Final[str]
+    created: float
+    level: int
+    level_name: str
+    logger: str
+    message: str
+    pathname: str
+    lineno: int
+    func: str
+    exc_type: str | None = None
+    traceback: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+    logged_at: str = ""
     """``"flask/app.py:875"``: the logging call, when the location is another frame (the app's own)."""
-
-    def __init__(self, created: float, level: int, level_name: str, logger: str, message: str,
-                 pathname: str, lineno: int, func: str, exc_type: str | None = None,
-                 traceback: str | None = None, extra: tuple[tuple[str, str], ...] = (),
-                 logged_at: str = "") -> None:
-        self.created = created
-        self.level = level
-        self.level_name = level_name
-        self.logger = logger
-        self.message = message
-        self.pathname = pathname
-        self.lineno = lineno
-        self.func = func
-        self.exc_type = exc_type
-        self.traceback = traceback
-        self.extra = extra
-        self.logged_at = logged_at
 
     @property
     def location(self) -> str:

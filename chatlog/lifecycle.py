@@ -40,7 +40,6 @@ REPORT_SUSPENSION_EVERY_S = 3600.0
 
 
 if TYPE_CHECKING:  # a type only: `typing` (for Protocol) is not imported at run time
-
     class Lifecycle(Protocol):
         """What lifecycle needs of a dispatcher."""
 

@@ -16,8 +16,6 @@ from chatlog._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
-
     from chatlog.digest import Digest, GroupSummary
 
 PLACEHOLDERS: tuple[str, ...] = (
@@ -34,14 +32,9 @@ EXAMPLE = 'links={"Logs": "https://kibana.example/app/discover#/?q={group_id}&fr
 class Link(Record):
     """One configured link: its label and its template, checked."""
 
-    label: Final[str]
-    template: Final[str]
-    names: Final[frozenset[str]]
-
-    def __init__(self, label: str, template: str, names: frozenset[str]) -> None:
-        self.label = label
-        self.template = template
-        self.names = names
+    label: str
+    template: str
+    names: frozenset[str]
 
     @property
     def per_group(self) -> bool:

@@ -10,10 +10,6 @@ from collections import deque
 
 from chatlog._record import Record
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
-
 
 class SendWindow:
     """Sliding-window rate limiter: never more than the limits within any 60 s or 1 s window.
@@ -54,15 +50,9 @@ class Backoff(Record):
     "too fast" answer). `flush()` may skip the first (`retry_now`), never the second.
     """
 
-    failures: Final[int]
-    retry_at: Final[float]
-    paused_until: Final[float]
-
-    def __init__(self, failures: int = 0, retry_at: float = -math.inf,
-                 paused_until: float = -math.inf) -> None:
-        self.failures = failures
-        self.retry_at = retry_at
-        self.paused_until = paused_until
+    failures: int = 0
+    retry_at: float = -math.inf
+    paused_until: float = -math.inf
 
     def after_failure(self, now: float, *, retry_after: float, max_backoff: float, jitter: float) -> Backoff:
         """The backoff after one more failure at `now`: ``2 ** failures`` seconds (capped at `max_backoff`)

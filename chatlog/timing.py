@@ -12,38 +12,20 @@ import math
 
 from chatlog._record import Record
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
-
 
 class Timing(Record):
     """When batches go out, in seconds (DESIGN section 4: Alertmanager's knobs), and the handler's bounds."""
 
-    group_wait: Final[float]
-    group_interval: Final[float]
-    repeat_interval: Final[float]
-    close_timeout: Final[float]
-    max_queue: Final[int]
-    max_groups: Final[int]
-    poll_interval: Final[float]
+    group_wait: float = 5.0
+    group_interval: float = 60.0
+    repeat_interval: float = 3600.0
+    close_timeout: float = 5.0
+    max_queue: int = 10_000
+    max_groups: int = 200
+    poll_interval: float = 0.05
     """While records keep arriving, the dispatcher files them at most this long after they were logged."""
-    max_backoff: Final[float]
-    request_timeout: Final[float]
-
-    def __init__(self, group_wait: float = 5.0, group_interval: float = 60.0,
-                 repeat_interval: float = 3600.0, close_timeout: float = 5.0, max_queue: int = 10_000,
-                 max_groups: int = 200, poll_interval: float = 0.05, max_backoff: float = 300.0,
-                 request_timeout: float = 10.0) -> None:
-        self.group_wait = group_wait
-        self.group_interval = group_interval
-        self.repeat_interval = repeat_interval
-        self.close_timeout = close_timeout
-        self.max_queue = max_queue
-        self.max_groups = max_groups
-        self.poll_interval = poll_interval
-        self.max_backoff = max_backoff
-        self.request_timeout = request_timeout
+    max_backoff: float = 300.0
+    request_timeout: float = 10.0
 
 
 class BatchSchedule:

@@ -19,7 +19,7 @@ from chatlog.digest import Digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
-    from typing import Any, ClassVar, Final, Literal
+    from typing import Any, ClassVar, Literal
 
     import httpx
 
@@ -35,22 +35,15 @@ _TOKEN = lazy_pattern(r"[^\s/?#@:]+")
 class Outcome(Record):
     """What a platform's answer means for the dispatcher."""
 
-    kind: Final[Literal["ok", "retry", "permanent", "rejected"]]
+    kind: Literal["ok", "retry", "permanent", "rejected"]
     """``retry``: try again later; ``permanent``: this destination cannot work until its configuration
     is fixed; ``rejected``: the platform refused this message's content (too large, flagged) — its
     records are dropped and reported, the destination goes on with the next message."""
-    retry_after: Final[float]
-    reason: Final[str]
+    retry_after: float = 0.0
+    reason: str = ""
     """Plain words for the user, with the fix where there is one; never a secret."""
-    answer: Final[str]
+    answer: str = ""
     """The platform's answer body, trimmed (what `chatlog send` prints)."""
-
-    def __init__(self, kind: Literal["ok", "retry", "permanent", "rejected"], retry_after: float = 0.0,
-                 reason: str = "", answer: str = "") -> None:
-        self.kind = kind
-        self.retry_after = retry_after
-        self.reason = reason
-        self.answer = answer
 
     @property
     def ok(self) -> bool:
@@ -61,21 +54,14 @@ class Outcome(Record):
 class Limits(Record):
     """A platform's limits as chatlog keeps them (a margin below the documented values)."""
 
-    body_bytes: Final[int]
+    body_bytes: int
     """Largest JSON request body, in UTF-8 bytes."""
-    per_minute: Final[int]
+    per_minute: int
     """Messages per minute per bot that chatlog allows itself."""
-    per_second: Final[float | None]
+    per_second: float | None = None
     """Messages per second per bot, where the platform also limits bursts."""
-    text_bytes: Final[int | None]
+    text_bytes: int | None = None
     """Largest text/markdown content, in UTF-8 bytes, where the platform limits it separately."""
-
-    def __init__(self, body_bytes: int, per_minute: int, per_second: float | None = None,
-                 text_bytes: int | None = None) -> None:
-        self.body_bytes = body_bytes
-        self.per_minute = per_minute
-        self.per_second = per_second
-        self.text_bytes = text_bytes
 
 
 class Option(Record):
@@ -83,19 +69,13 @@ class Option(Record):
     sink keyword (``app_id=…``), or in dictConfig. The handler validates every option against these
     tables, so a platform's options reach it without the handler naming them."""
 
-    name: Final[str]
-    help: Final[str]
+    name: str
+    help: str
     """What it is, with an example value (shown in errors)."""
-    secret: Final[bool]
+    secret: bool = False
     """A credential: never shown in a repr, an error or output (the tests scan for it)."""
-    many: Final[bool]
+    many: bool = False
     """A list of values: a list of strings, or one comma-separated string."""
-
-    def __init__(self, name: str, help: str, secret: bool = False, many: bool = False) -> None:
-        self.name = name
-        self.help = help
-        self.secret = secret
-        self.many = many
 
 
 COMMON_OPTIONS: tuple[Option, ...] = (
@@ -111,31 +91,20 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 class Target(Record):
     """A parsed destination string, handed to the platform that claims it."""
 
-    url: Final[urllib.parse.SplitResult]
+    url: urllib.parse.SplitResult
     """The string as given, split (scheme ``dingtalk``, ``https``, ``http``, …)."""
-    query: Final[dict[str, str]]
+    query: dict[str, str]
     """Query parameters not yet consumed. A platform pops its own (``access_token``, ``key``);
     whatever is left is reported as an unknown option."""
-    platform: Final[str]
+    platform: str
     """The platform name chosen (one of the class's `names`)."""
-    secret: Final[str | None]
-    keyword: Final[str | None]
-    base_url: Final[str | None]
+    secret: str | None = None
+    keyword: str | None = None
+    base_url: str | None = None
     """``scheme://host[:port]`` to send to instead of the platform's own host (local inbox, proxy)."""
-    relay: Final[bool]
+    relay: bool = False
     """An http(s) URL whose path is no platform's own, chosen by ``platform=`` (a relay or proxy): the
     platform sends to that URL's path instead of its own."""
-
-    def __init__(self, url: urllib.parse.SplitResult, query: dict[str, str], platform: str,
-                 secret: str | None = None, keyword: str | None = None, base_url: str | None = None,
-                 relay: bool = False) -> None:
-        self.url = url
-        self.query = query
-        self.platform = platform
-        self.secret = secret
-        self.keyword = keyword
-        self.base_url = base_url
-        self.relay = relay
 
 
 class Destination(ABC):

@@ -14,7 +14,7 @@ from chatlog.platforms._text import answer_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Final, Literal
+    from typing import Literal
 
     import httpx
 
@@ -66,21 +66,13 @@ if TYPE_CHECKING:
 class Verdict(Record):
     """What one answer of the send API means, and for whom: one recipient, the whole app, or the token."""
 
-    outcome: Final[Outcome]
-    scope: Final[Scope]
-    code: Final[int | None]
-    said: Final[str]
+    outcome: Outcome
+    scope: Scope
+    code: int | None = None
+    said: str = ""
     """For a recipient that cannot be reached: Feishu's code and message."""
-    fix: Final[str]
+    fix: str = ""
     """For a recipient that cannot be reached: what to do about it ("" when unknown)."""
-
-    def __init__(self, outcome: Outcome, scope: Scope, code: int | None = None, said: str = "",
-                 fix: str = "") -> None:
-        self.outcome = outcome
-        self.scope = scope
-        self.code = code
-        self.said = said
-        self.fix = fix
 
 def classify(response: httpx.Response) -> Outcome:
     """What one answer of the send API means (see `verdict` for whom it concerns)."""

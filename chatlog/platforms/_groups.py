@@ -13,24 +13,14 @@ from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import Payload
 from chatlog.platforms._text import Escape, clean, clip, count, inline, moment, payload_bytes, plural
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
-
 
 class Budget(Record):
     """How much of a digest one render shows; `fit` tries `BUDGETS` from the first to the last."""
 
-    groups: Final[int]
-    traceback_lines: Final[int]
-    message_chars: Final[int]
-    extras: Final[int]
-
-    def __init__(self, groups: int, traceback_lines: int, message_chars: int, extras: int) -> None:
-        self.groups = groups
-        self.traceback_lines = traceback_lines
-        self.message_chars = message_chars
-        self.extras = extras
+    groups: int
+    traceback_lines: int
+    message_chars: int
+    extras: int
 
 
 BUDGETS: tuple[Budget, ...] = (
@@ -46,39 +36,23 @@ BUDGETS: tuple[Budget, ...] = (
 class GroupView(Record):
     """One group's pieces, cleaned and escaped, for a platform to lay out in its markup."""
 
-    count: Final[str]
+    count: str
     """``"×57"``."""
-    level: Final[str]
-    logger: Final[str]
-    message: Final[str]
-    since: Final[str]
+    level: str
+    logger: str
+    message: str
+    since: str
     """``"5,000 since 09:12:03"`` when the group has more records than this digest shows, else ``""``."""
-    where: Final[str]
+    where: str
     """``"app/pay.py:42 in charge · first 09:12:03 · last 09:14:10"``."""
-    extras: Final[str]
-    traceback: Final[tuple[str, ...]]
-    repeat: Final[bool]
-    merged_groups: Final[int]
-    template: Final[str]
+    extras: str
+    traceback: tuple[str, ...]
+    repeat: bool
+    merged_groups: int
+    template: str = ""
     """``"template: order <*> failed"`` when the group's records varied from its sample, else ``""``."""
-    group_id: Final[str]
+    group_id: str = ""
     """``"#a3f2"``: what a person types to mute or acknowledge the group; "" for a merged bucket."""
-
-    def __init__(self, *, count: str, level: str, logger: str, message: str, since: str, where: str,
-                 extras: str, traceback: tuple[str, ...], repeat: bool, merged_groups: int,
-                 template: str = "", group_id: str = "") -> None:
-        self.count = count
-        self.level = level
-        self.logger = logger
-        self.message = message
-        self.since = since
-        self.where = where
-        self.extras = extras
-        self.traceback = traceback
-        self.repeat = repeat
-        self.merged_groups = merged_groups
-        self.template = template
-        self.group_id = group_id
 
 
 def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
