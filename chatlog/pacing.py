@@ -6,6 +6,7 @@ Both are plain values on floats (the dispatcher's clock), tested without threads
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
 
 from chatlog._record import Record
@@ -77,3 +78,9 @@ class Backoff(Record):
     def shifted(self, delta: float) -> Backoff:
         """The same backoff on a clock that moved by `delta`."""
         return Backoff(self.failures, self.retry_at + delta, self.paused_until + delta)
+
+
+def jitter() -> float:
+    """A draw from 0.5..1.0 for `Backoff.after_failure`, from ``os.urandom``: no `random` to import (at
+    ``import chatlog``, or later on chatlog's thread, where an import could be under way at a fork)."""
+    return 0.5 + int.from_bytes(os.urandom(4), "big") / (2 * 0xFFFFFFFF)

@@ -13,7 +13,7 @@ import threading
 from chatlog import lifecycle
 from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable
-from chatlog.pacing import Backoff
+from chatlog.pacing import Backoff, jitter
 from chatlog.platforms._base import Outcome
 from chatlog.suspension import Suspension
 from chatlog.timing import BatchSchedule
@@ -98,11 +98,9 @@ class Settlement:
                               f"its {digest.total} records are counted as dropped, later alerts still go out")
 
     def _retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
-        import random  # here, on chatlog's thread: `import chatlog` need not pay for it
-
         self.backoff = self.backoff.after_failure(
             now, retry_after=outcome.retry_after, max_backoff=self._max_backoff,
-            jitter=random.uniform(0.5, 1.0))
+            jitter=jitter())
         self._reporter.report(
             "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
             f"retrying in {self.backoff.retry_at - now:.0f} s",

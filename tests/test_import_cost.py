@@ -28,7 +28,7 @@ STDLIB_ALLOWED = frozenset({
 when it first needs them), ``sqlite3`` and ``pathlib`` (the ChatOps store, only with ``chatops=``),
 ``dataclasses`` (with ``inspect``, ``ast`` and ``dis``: chatlog's value classes are
 ``chatlog._record`` ones), ``typing`` (annotations only, under ``TYPE_CHECKING``), ``pkgutil`` (only
-for a zipped package), ``random`` (the retry jitter, on chatlog's thread)."""
+for a zipped package), ``random`` (the retry jitter comes from ``os.urandom``)."""
 CHATLOG = """
 import sys
 sys.path[:] = PATH
