@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,6 +205,53 @@ def test_app_bot_cards_carry_mute_and_ack_buttons_that_the_receiver_answers(
     assert toast["type"] == "success" and toast["content"].startswith("Muted #")
     child.do("payment 4")
     assert child.flush()["muted"] == 4
+
+
+def buttons_of(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [action for element in card["elements"] if element.get("tag") == "action"
+            for action in element["actions"]]
+
+
+def contents_of(card: dict[str, Any]) -> str:
+    return "\n".join(str(element.get("content", "")) for element in card["elements"])
+
+
+def test_pressing_mute_or_ack_updates_the_card_in_place_over_the_callback_answer(
+        setup: tuple[FakeApp, FakeChat, Child]) -> None:
+    app, chat, child = setup
+    child.do("payment 2")
+    child.do("cache 1")
+    child.flush()
+    sent = app.messages[-1]
+    payment_mute, _, cache_mute, cache_ack = (b["value"]["command"] for b in buttons_of(sent.content))
+    payment = payment_mute.split()[1]
+
+    answer = chat.press("ou_alice", payment_mute).json()
+    assert answer["toast"]["type"] == "success" and answer["card"]["type"] == "raw"
+    card = chat.cards[sent.message_id]
+    assert card == answer["card"]["data"] and card["header"] == sent.content["header"]
+    assert f"🔕 Muted by <at id=ou_alice></at> until " in contents_of(card)
+    assert f"type unmute {payment} to undo" in contents_of(card)
+    assert [b["value"]["command"] for b in buttons_of(card)] == [cache_mute, cache_ack]
+
+    chat.press("ou_bob", cache_ack)
+    card = chat.cards[sent.message_id]
+    assert "🔕 Muted by <at id=ou_alice></at>" in contents_of(card)
+    assert "✅ Acknowledged by <at id=ou_bob></at>" in contents_of(card)
+    assert [b["value"]["command"] for b in buttons_of(card)] == [cache_mute]
+    assert app.messages[-1] == sent  # updated in place: no new message
+
+
+def test_the_name_in_an_updated_card_is_inert_whatever_the_callback_says(
+        setup: tuple[FakeApp, FakeChat, Child]) -> None:
+    app, chat, child = setup
+    child.do("payment 1")
+    child.flush()
+    sent = app.messages[-1]
+    mute = buttons_of(sent.content)[0]["value"]["command"]
+    assert chat.press("<at id=all></at>[x](http://evil)", mute).status == 200
+    shown = json.dumps(chat.cards[sent.message_id], ensure_ascii=False)
+    assert "Muted by" in shown and "<at id=all>" not in shown and "](http://evil)" not in shown
 
 
 def test_group_bot_cards_have_no_buttons(fake_platforms: FakePlatforms) -> None:

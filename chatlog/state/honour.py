@@ -106,6 +106,16 @@ class Silencer:
         shown = [Shown(self.scope, group.group_id, group.sample.level_name, group.sample.message[:200],
                        group.count, group.last_seen, now) for group in digest.groups if group.group_id]
         self._write(lambda: self._store.publish(shown))
+        if digest.actions and digest.batch:
+            self._keep_card(digest, now)
+
+    def _keep_card(self, digest: Digest, now: float) -> None:
+        """Keep the card with buttons just delivered (rendered again: rendering is a pure function of
+        the digest), so a press on one of them answers with it updated in place."""
+        message = self._destination.render(digest)
+        content = message.get("content")
+        if message.get("msg_type") == "interactive" and isinstance(content, str):
+            self._write(lambda: self._store.keep_card(digest.batch, self.scope, content, now))
 
     def _read(self, now: float) -> Controls:
         try:
