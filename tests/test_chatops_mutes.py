@@ -230,7 +230,7 @@ def test_pressing_mute_or_ack_updates_the_card_in_place_over_the_callback_answer
     assert answer["toast"]["type"] == "success" and answer["card"]["type"] == "raw"
     card = chat.cards[sent.message_id]
     assert card == answer["card"]["data"] and card["header"] == sent.content["header"]
-    assert f"🔕 Muted by <at id=ou_alice></at> until " in contents_of(card)
+    assert "🔕 Muted by <at id=ou_alice></at> until " in contents_of(card)
     assert f"type unmute {payment} to undo" in contents_of(card)
     assert [b["value"]["command"] for b in buttons_of(card)] == [cache_mute, cache_ack]
 

@@ -11,7 +11,8 @@ Order of checks, each refusing before the next step runs:
    and names the token — anything else unsigned is refused.
 
 Events: schema 2.0 ``im.message.receive_v1`` (text messages) and ``card.action.trigger`` (buttons,
-answered in the HTTP answer with a toast and the card updated in place, `chatlog.chatops.cards`). Other event types are acknowledged and ignored.
+answered in the HTTP answer with a toast and the card updated in place: `chatlog.chatops.cards`).
+Other event types are acknowledged and ignored.
 """
 
 from __future__ import annotations

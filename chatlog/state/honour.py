@@ -21,6 +21,11 @@ from chatlog.digest import Digest, GroupTable, MutedNote
 from chatlog.platforms._base import Destination
 from chatlog.state.controls import Controls, ControlStore, Shown
 
+BUTTONS = frozenset({"feishu-app", "lark-app"})
+"""Platforms whose cards call back: Mute 1h / Ack buttons."""
+TYPED = frozenset({"feishu", "lark", "dingtalk", "wecom"})
+"""Group bots in chats a receiver reads (but whose messages cannot call back): the command to type."""
+
 
 def scope_of(destination: Destination) -> str:
     """The destination's key in the store: a hash of its class, masked URL and credentials."""
@@ -85,8 +90,8 @@ class Silencer:
         return total
 
     def decorate(self, digest: Digest) -> Digest:
-        """`digest` with the muted notes, acked groups shown as one line, and buttons on app-bot cards
-        (only app bots' cards call back)."""
+        """`digest` with the muted notes, acked groups shown as one line, buttons on app-bot cards (only
+        app bots' cards call back) and, on the group bots a receiver can answer, the command to type."""
         now = self._clock()
         acks = self._controls.acks
         groups = tuple(
@@ -94,8 +99,9 @@ class Silencer:
             and 0.0 <= now - acks[group.group_id].at < self._repeat_interval else group
             for group in digest.groups
         )
-        buttons = getattr(self._destination, "platform", "") in ("feishu-app", "lark-app")
-        return replace(digest, groups=groups, muted=tuple(self._notes.values()), actions=buttons)
+        platform = getattr(self._destination, "platform", "")
+        return replace(digest, groups=groups, muted=tuple(self._notes.values()),
+                       actions=platform in BUTTONS, commands=platform in TYPED)
 
     def delivered(self, digest: Digest) -> None:
         """The digest reached the chat: its muted notes were read; remember what it showed."""

@@ -30,8 +30,8 @@ import httpx
 from chatlog.chatops import crypto
 from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot
-from chatlog.testing.cards import card_of_answer, find_button
 from chatlog.testing.callbacks_ws import ENDPOINT_PATH, FakeLongConnections
+from chatlog.testing.cards import card_of_answer, find_button
 from chatlog.testing.feishu_app import bearer, judge_unknown_token
 from chatlog.testing.rules import Answer, Request, dig_str
 
