@@ -7,6 +7,7 @@ import contextlib
 import gc
 import inspect
 import logging
+import re
 import subprocess
 import sys
 import warnings
@@ -219,3 +220,32 @@ def test_custom_levels_keep_their_name_in_the_alert(fake_platforms: FakePlatform
         logger.remove(sink_id)
     text = bot.texts()[0]
     assert "SUCCESS" in text and "Level 25" not in text
+
+
+def test_a_sink_with_chatops_shows_the_command_and_honours_a_mute_typed_in_the_chat(
+    fake_platforms: FakePlatforms, add_sink: AddSink
+) -> None:
+    from chatlog.chatops import HTTPReceiver, Receiver
+    from chatlog.state import ControlStore
+
+    wecom = {"token": "QDG6eK", "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}
+    bot = fake_platforms.add_bot("wecom")
+    sink, _ = add_sink(bot.url, chatops="memory", group_wait=0.05, group_interval=0.05)
+    server = HTTPReceiver(Receiver(wecom=wecom, state="memory"))
+    server.serve_in_thread()
+    try:
+        logger.error("disk {} is full", "/var")
+        hint = re.search(r"to silence, type: (mute #([0-9a-f]{4}) 1h)", bot.text_of(bot.wait_for(1)[0]))
+        assert hint is not None
+        chat = fake_platforms.add_chat("wecom", f"{server.url}/wecom", wecom, bot=bot)
+        chat.say("alice", hint.group(1))
+        assert chat.wait_replies(2)[-1].startswith(f"Muted #{hint.group(2)} until ")
+        logger.error("disk {} is full", "/var")
+        logger.error("cache {} is cold", "users")
+        latest = bot.text_of(bot.wait_for(3)[-1])
+        assert "cache users is cold" in latest and f"#{hint.group(2)} ×1 muted by alice" in latest
+        assert sink.stats().muted == 1  # and the fixture checks accepted == delivered + ... + muted
+    finally:
+        server.stop()
+        store = ControlStore("memory")
+        store.unmute(store.all_scopes(), "*")
