@@ -323,3 +323,22 @@ def test_who_muted_is_shown_inert_even_if_the_store_holds_markup(fake_platforms:
         log.removeHandler(handler)
         handler.close()
         store.unmute([scope], "*")
+
+
+def test_a_card_restated_from_a_store_holding_markup_shows_the_names_inert() -> None:
+    from chatlog.chatops.cards import restate
+    from chatlog.state.controls import Ack, Controls, Mute
+
+    def row(group: str) -> dict[str, Any]:
+        return {"tag": "action", "actions": [{"tag": "button", "value": {"command": f"{word} #{group}",
+                                                                          "group": group, "card": "b-1"}}
+                                             for word in ("mute", "ack")]}
+
+    card = {"header": {}, "elements": [row("a3f2"), row("b7c1")]}
+    evil = "<at id=all></at>[x](http://evil)"
+    controls = Controls({"a3f2": Mute("a3f2", time.time() + 60, evil, time.time())},
+                        {"b7c1": Ack("b7c1", "ou_bob", time.time())})
+    shown = json.dumps(restate(card, controls), ensure_ascii=False)
+    assert "Muted by" in shown and "<at id=all>" not in shown and "](http://evil)" not in shown
+    assert "✅ Acknowledged by <at id=ou_bob></at>" in shown
+    assert [b["value"]["command"] for b in buttons_of(restate(card, controls))] == ["mute #b7c1"]
