@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import chatlog
 from chatlog.chatops import HTTPReceiver, Receiver
-from chatlog.state import ControlStore
 from chatlog.testing import FakeBot, FakePlatforms
 
 FEISHU = {"encrypt_key": "chatlog-encrypt-key", "verification_token": "vtoken-abc"}
@@ -38,12 +38,12 @@ def logger_to(handler: logging.Handler, name: str) -> logging.Logger:
 class Typing:
     """A receiver over real HTTP for the platform `bot` is in, the fake chat typing to it, and who types."""
 
-    def __init__(self, fake: FakePlatforms, bot: FakeBot) -> None:
+    def __init__(self, fake: FakePlatforms, bot: FakeBot, state: str) -> None:
         app = None
         if bot.platform == "wecom":  # the callback names the bot's webhook: matched to its chat as is
-            receiver, keys, self.user = Receiver(wecom=WECOM, state="memory"), WECOM, "alice"
+            receiver, keys, self.user = Receiver(wecom=WECOM, state=state), WECOM, "alice"
         elif bot.platform == "dingtalk":  # a custom robot cannot be matched to its chat: allow-list
-            receiver = Receiver(dingtalk=DINGTALK, state="memory", allow=["alice"])
+            receiver = Receiver(dingtalk=DINGTALK, state=state, allow=["alice"])
             keys, self.user = DINGTALK, "alice"
         else:  # typed to the Feishu/Lark app in the group bot's chat: allow-list too
             app = fake.add_app(f"{bot.platform}-app", recipients={"chat_id": ["oc_ops"]})
@@ -51,7 +51,7 @@ class Typing:
             options = {**FEISHU, "app": option}
             receiver = Receiver(feishu=options if bot.platform == "feishu" else None,
                                 lark=options if bot.platform == "lark" else None,
-                                state="memory", allow=["ou_alice"])
+                                state=state, allow=["ou_alice"])
             keys, self.user = FEISHU, "ou_alice"
         self.server = HTTPReceiver(receiver)
         self.server.serve_in_thread()
@@ -61,11 +61,12 @@ class Typing:
 
 @pytest.mark.parametrize("platform", GROUP_BOTS)
 def test_group_bot_lines_show_the_command_that_typed_in_the_chat_mutes_the_group(
-        fake: FakePlatforms, platform: str) -> None:
+        fake: FakePlatforms, platform: str, tmp_path: Path) -> None:
+    state = f"sqlite:///{tmp_path / 'controls.db'}"  # its own store: the chat keys of other tests' bots
     bot = fake.add_bot(platform)
-    handler = chatlog.ChatHandler(bot.url, chatops="memory", group_wait=0.05)
+    handler = chatlog.ChatHandler(bot.url, chatops=state, group_wait=0.05)
     log = logger_to(handler, platform)
-    typing = Typing(fake, bot)
+    typing = Typing(fake, bot, state)
     try:
         log.error("disk %s is full", "/var")
         handler.flush(10)
@@ -91,15 +92,14 @@ def test_group_bot_lines_show_the_command_that_typed_in_the_chat_mutes_the_group
         typing.server.stop()
         log.handlers.clear()
         handler.close()
-        store = ControlStore("memory")
-        store.unmute(store.all_scopes(), "*")
 
 
-def test_no_command_line_without_chatops_nor_on_app_bot_cards(fake: FakePlatforms) -> None:
+def test_no_command_line_without_chatops_nor_on_app_bot_cards(fake: FakePlatforms, tmp_path: Path) -> None:
     bot = fake.add_bot("dingtalk")
     app = fake.add_app(recipients={"chat_id": ["oc_ops"]})
     plain = chatlog.ChatHandler(bot.url, group_wait=0.05)
-    with_buttons = chatlog.ChatHandler(app.url("chat_id"), chatops="memory", group_wait=0.05)
+    with_buttons = chatlog.ChatHandler(app.url("chat_id"), chatops=f"sqlite:///{tmp_path / 'c.db'}",
+                                       group_wait=0.05)
     log = logger_to(plain, "plain")
     log.addHandler(with_buttons)
     try:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,15 +224,15 @@ def test_custom_levels_keep_their_name_in_the_alert(fake_platforms: FakePlatform
 
 
 def test_a_sink_with_chatops_shows_the_command_and_honours_a_mute_typed_in_the_chat(
-    fake_platforms: FakePlatforms, add_sink: AddSink
+    fake_platforms: FakePlatforms, add_sink: AddSink, tmp_path: Path
 ) -> None:
     from chatlog.chatops import HTTPReceiver, Receiver
-    from chatlog.state import ControlStore
 
+    state = f"sqlite:///{tmp_path / 'controls.db'}"
     wecom = {"token": "QDG6eK", "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}
     bot = fake_platforms.add_bot("wecom")
-    sink, _ = add_sink(bot.url, chatops="memory", group_wait=0.05, group_interval=0.05)
-    server = HTTPReceiver(Receiver(wecom=wecom, state="memory"))
+    sink, _ = add_sink(bot.url, chatops=state, group_wait=0.05, group_interval=0.05)
+    server = HTTPReceiver(Receiver(wecom=wecom, state=state))
     server.serve_in_thread()
     try:
         logger.error("disk {} is full", "/var")
@@ -247,5 +248,3 @@ def test_a_sink_with_chatops_shows_the_command_and_honours_a_mute_typed_in_the_c
         assert sink.stats().muted == 1  # and the fixture checks accepted == delivered + ... + muted
     finally:
         server.stop()
-        store = ControlStore("memory")
-        store.unmute(store.all_scopes(), "*")
