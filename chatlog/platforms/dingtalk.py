@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import code_of, coded_answer, json_body, retry_after, trimmed
 from chatlog.platforms._base import (
     Limits,
@@ -80,11 +80,11 @@ def _escape(text: str) -> str:
 def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """The ``markdown`` message for `digest`, within `limits.body_bytes`; mentions only from
     ``digest.mentions``; `keyword` (the robot's keyword check) ends the footer."""
-    message = _text.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes)
+    message = _groups.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _markdown(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     header = _text.header_line(digest, _escape)
     dropped = _text.bold(_text.dropped_line(digest.dropped))
@@ -97,11 +97,11 @@ def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payl
     return {"msgtype": "markdown", "markdown": {"title": header, "text": text}, **_at(digest.mentions)}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
-    view = _text.group_view(group, digest, budget, _escape)
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
+    view = _groups.group_view(group, digest, budget, _escape)
     # Two trailing spaces make a line break: some DingTalk clients join single newlines.
     found = links.markdown_links(links.group_links(digest, group), _escape)
-    lines = [*_text.group_lines(view, _text.bold), found]
+    lines = [*_groups.group_lines(view, _text.bold), found]
     text = "  \n".join(line for line in lines if line)
     if view.traceback:
         # No-break spaces keep the indentation: four plain spaces would open a code block in the quote.

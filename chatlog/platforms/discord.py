@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import (
     answer_code,
     classify_http,
@@ -99,11 +99,11 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
     """Embeds for `digest` (a header embed, then one per group, coloured by severity) within Discord's
     limits and `limits.body_bytes`; ``content`` only for the configured mentions; `keyword` ends the
     footer."""
-    message = _text.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
+    message = _groups.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _message(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: min(budget.groups, MAX_EMBEDS - 1)]
     more = _text.more_line(digest.groups[len(shown) :])
     intro = [_text.summary_line(digest, _text.inert), _text.bold(_text.dropped_line(digest.dropped)),
@@ -126,9 +126,9 @@ def _footer(digest: Digest, keyword: str | None) -> str:
     return _text.with_keyword(_text.footer_line(digest, _text.inert), keyword) or "chatlog"
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> dict[str, Any]:
-    view = _text.group_view(group, digest, budget, _text.inert)
-    text = "\n".join(_text.group_lines(view, _text.bold))
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> dict[str, Any]:
+    view = _groups.group_view(group, digest, budget, _text.inert)
+    text = "\n".join(_groups.group_lines(view, _text.bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     found = links.markdown_links(links.group_links(digest, group), _text.inert)

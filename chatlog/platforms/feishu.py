@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import code_of, coded_answer, retry_after, trimmed
 from chatlog.platforms._base import (
     Limits,
@@ -83,7 +83,7 @@ def card(digest: Digest, fits: Callable[[Payload], bool], keyword: str | None = 
     Group bots send it as ``{"msg_type": "interactive", "card": card}``, app bots as a JSON string in
     ``content``, so each caller's `fits` measures its own request body.
     """
-    for budget in _text.BUDGETS:
+    for budget in _groups.BUDGETS:
         shown = _card(digest, budget, keyword)
         if fits(shown):
             return shown
@@ -94,7 +94,7 @@ def _interactive(card_object: Payload) -> Payload:
     return {"msg_type": "interactive", "card": card_object}
 
 
-def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _card(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     dropped = _text.bold(_text.dropped_line(digest.dropped))
     intro = [_text.summary_line(digest, _text.inert), dropped, _mentions(digest.mentions)]
@@ -113,9 +113,9 @@ def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     return {"config": {"wide_screen_mode": True}, "header": header, "elements": [e for e in elements if e]}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
-    view = _text.group_view(group, digest, budget, _text.inert)
-    text = "\n".join(_text.group_lines(view, _text.bold))
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
+    view = _groups.group_view(group, digest, budget, _text.inert)
+    text = "\n".join(_groups.group_lines(view, _text.bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     return text
