@@ -342,3 +342,33 @@ def test_a_card_restated_from_a_store_holding_markup_shows_the_names_inert() -> 
     assert "Muted by" in shown and "<at id=all>" not in shown and "](http://evil)" not in shown
     assert "✅ Acknowledged by <at id=ou_bob></at>" in shown
     assert [b["value"]["command"] for b in buttons_of(restate(card, controls))] == ["mute #b7c1"]
+
+
+def test_a_card_that_fails_to_render_falls_back_to_text_and_keeps_nothing(
+        fake_platforms: FakePlatforms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from chatlog.platforms.feishu_app import FeishuApp
+    from chatlog.state import ControlStore
+
+    def broken(self: FeishuApp, digest: object) -> dict[str, Any]:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(FeishuApp, "render", broken)
+    state = f"sqlite:///{tmp_path / 'controls.db'}"
+    app = fake_platforms.add_app(recipients={"chat_id": ["oc_ops"]})
+    handler = chatlog.ChatHandler(app.url("chat_id"), chatops=state, group_wait=0.05)
+    log = logging.getLogger("broken-card")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        log.error("boom %s", 1)
+        assert handler.flush(10)
+        log.error("boom %s", 2)
+        assert handler.flush(10)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert [m.msg_type for m in app.messages] == ["text", "text"]  # the dispatcher went on
+    assert ControlStore(state)._query("SELECT COUNT(*) FROM cards") == [(0,)]
+    err = capfd.readouterr().err
+    assert "could not render the message" in err and "internal error" not in err

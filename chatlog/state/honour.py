@@ -127,7 +127,10 @@ class Silencer:
     def _keep_card(self, digest: Digest, now: float) -> None:
         """Keep the card with buttons just delivered (rendered again: rendering is a pure function of
         the digest), so a press on one of them answers with it updated in place."""
-        message = self._destination.render(digest)
+        try:
+            message = self._destination.render(digest)
+        except Exception:  # the send fell back to plain text already (reported there): no buttons to keep
+            return
         content = message.get("content")
         if message.get("msg_type") == "interactive" and isinstance(content, str):
             self._write(lambda: self._store.keep_card(digest.batch, self.scope, content, now))
