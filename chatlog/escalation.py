@@ -13,14 +13,15 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.capture import Captured, capture_values
 from chatlog.destinations import resolve
 from chatlog.digest import Context, Digest, GroupSummary, Mentions
 from chatlog.incident import level_number
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.courier import HttpOptions
     from chatlog.dispatcher import Dispatcher, Timing
@@ -28,13 +29,12 @@ if TYPE_CHECKING:
 EXAMPLE = ('escalate={"after": "15m", "to": "feishu-app://APP_ID:SECRET@open_id/ou_oncall", '
            '"level": "CRITICAL"}')
 _KEYS = ("after", "to", "level")
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])", re.IGNORECASE)
-_PARTS = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+", re.IGNORECASE)
+_PART = lazy_pattern(r"(\d+(?:\.\d+)?)([smhd])", re.IGNORECASE)
+_PARTS = lazy_pattern(r"(?:\d+(?:\.\d+)?[smhd])+", re.IGNORECASE)
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-@dataclass(frozen=True, slots=True)
-class EscalatePlan:
+class EscalatePlan(Record):
     """``escalate=`` checked: the delay, the destination string (resolved once here) and the level."""
 
     after_s: float
@@ -152,8 +152,7 @@ class Escalator:
 
     def _target(self) -> Dispatcher:
         if self._dispatcher is None:
-            from dataclasses import replace
-
+            from chatlog._record import replace
             from chatlog.dispatcher import Dispatcher
 
             resolved = resolve(self.plan.to)

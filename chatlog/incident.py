@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from chatlog._record import Record
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.digest import Digest
 
 RESOLVE_EXAMPLE = "resolve_after=600 (seconds; None turns the all-clear off), resolve_level='ERROR'"
 
 
-@dataclass(frozen=True, slots=True)
-class AllClear:
+class AllClear(Record):
     """What an all-clear message says: "no ERROR for 10 min after 1,482 records in 7 min (3 groups)"."""
 
     level_name: str

@@ -15,24 +15,27 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
 
+from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
     from chatlog.platforms._base import Destination
+
+    class SentCounter(Protocol):
+        """Counts messages per destination and period; the fleet store's method has this shape."""
+
+        def count_sent(self, scope: str, period_key: str, n: int = 1) -> int:
+            """Add `n` to the counter of `period_key`; returns the new value (``n=0`` reads)."""
 
 EXAMPLE = "quota='10000/month' or quota='500/day'"
 WARN_AT = 0.8
 """From this share of the quota on, every message says how many are left."""
 _THIS = {"day": "today (UTC)", "month": "this month (UTC)"}
-_SHAPE = re.compile(r"(\d[\d_,]*)\s*/\s*(day|month)", re.IGNORECASE)
-
-
-class SentCounter(Protocol):
-    """Counts messages per destination and period; the fleet store's method has this shape."""
-
-    def count_sent(self, scope: str, period_key: str, n: int = 1) -> int:
-        """Add `n` to the counter of `period_key`; returns the new value (``n=0`` reads)."""
+_SHAPE = lazy_pattern(r"(\d[\d_,]*)\s*/\s*(day|month)", re.IGNORECASE)
 
 
 class LocalCounter:
@@ -58,15 +61,14 @@ LOCAL = LocalCounter()
 """The process's counter, used while no fleet store is configured."""
 
 
-@dataclass(frozen=True, slots=True)
-class QuotaPlan:
+class QuotaPlan(Record):
     """``quota=`` checked, and where its count lives."""
 
     limit: int
     period: Literal["day", "month"]
     counter: SentCounter = LOCAL
     """The seam for a fleet: a store's ``count_sent`` shares the count between processes."""
-    wall_clock: Callable[[], float] = field(default=time.time, compare=False)
+    wall_clock: Callable[[], float] = time.time
     """Unix seconds: which period it is (tests pass their own)."""
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.courier import Courier, HttpOptions
 from chatlog.digest import Digest
@@ -21,6 +20,7 @@ from chatlog.pacing import SendWindow
 from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.settlement import Settlement
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.quota import Quota
 

@@ -7,7 +7,6 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 import chatlog.loguru
 from chatlog import ChatHandler
+from chatlog._record import replace
 from chatlog.capture import capture
 from chatlog.dispatcher import Dispatcher
 from chatlog.incident import AllClear, Incident, resolve_after_seconds

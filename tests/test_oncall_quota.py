@@ -6,13 +6,13 @@ from __future__ import annotations
 import calendar
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 import chatlog.loguru
 from chatlog import ChatHandler
+from chatlog._record import replace
 from chatlog.capture import capture
 from chatlog.destinations import resolve
 from chatlog.dispatcher import Dispatcher, Timing
