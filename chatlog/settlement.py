@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
@@ -25,20 +24,19 @@ if TYPE_CHECKING:
     from chatlog.state.honour import Silencer
 
 
-@dataclass(slots=True)
 class Ledger:
-    """What became of the records sent, in this process (read by `Dispatcher.stats`)."""
+    """What became of the records sent, in this process (read by `Dispatcher.stats`): records
+    `delivered` (in messages the platform accepted) and `undeliverable` (in messages it refused for
+    their content: counted as dropped), buffer overflows already told of in a delivered message
+    (`dropped_reported`), messages `sent` and `failed`, and the `batches` settled for good (accepted
+    or refused: the number in the next batch name)."""
 
-    delivered: int = 0
-    """Records in messages the platform accepted."""
-    undeliverable: int = 0
-    """Records in messages the platform refused for their content (counted as dropped)."""
-    dropped_reported: int = 0
-    """Buffer overflows already told of in a delivered message."""
-    sent: int = 0
-    failed: int = 0
-    batches: int = 0
-    """Messages settled for good (accepted or refused): the number in the next batch name."""
+    __slots__ = ("batches", "delivered", "dropped_reported", "failed", "sent", "undeliverable")
+
+    def __init__(self) -> None:
+        """Nothing sent yet."""
+        self.delivered = self.undeliverable = self.dropped_reported = 0
+        self.sent = self.failed = self.batches = 0
 
 
 class Settlement:
@@ -50,12 +48,8 @@ class Settlement:
         self.ledger = Ledger()
         self.backoff = Backoff()
         self.suspension = Suspension(reporter)
-        self._groups = groups
-        self._schedule = schedule
-        self._lock = lock
-        self._reporter = reporter
-        self._silencer = silencer
-        self._max_backoff = max_backoff
+        self._groups, self._schedule, self._lock = groups, schedule, lock
+        self._reporter, self._silencer, self._max_backoff = reporter, silencer, max_backoff
 
     def settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """Apply the platform's answer to the message sent for `digest`."""
