@@ -51,6 +51,10 @@ class Settlement:
         self._groups, self._schedule, self._lock = groups, schedule, lock
         self._reporter, self._silencer, self._max_backoff = reporter, silencer, max_backoff
 
+    def try_now(self) -> None:
+        """flush(): the next send may go now, even during a backoff (hold the lock)."""
+        self.backoff = self.backoff.retry_now()
+
     def settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """Apply the platform's answer to the message sent for `digest`."""
         with self._lock:
