@@ -100,6 +100,9 @@ class Digest:
     muted: tuple[MutedNote, ...] = ()
     actions: bool = False
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
+    commands: bool = False
+    """Show the command to type under each group (``mute #a3f2 1h``): a ChatOps receiver reads this
+    chat, whose group-bot messages cannot call back."""
 
     @property
     def total(self) -> int:

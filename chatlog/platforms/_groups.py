@@ -55,6 +55,8 @@ class GroupView:
     """``"template: order <*> failed"`` when the group's records varied from its sample, else ``""``."""
     group_id: str = ""
     """``"#a3f2"``: what a person types to mute or acknowledge the group; "" for a merged bucket."""
+    command: str = ""
+    """``"to silence, type: mute #a3f2 1h · ack #a3f2"`` with ``Digest.commands``, else ``""``."""
 
 
 def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Escape) -> GroupView:
@@ -74,6 +76,8 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
         merged_groups=group.merged_groups,
         template=_template(group, budget, escape) if full else "",
         group_id=f"#{group.group_id}" if group.group_id else "",
+        command=f"to silence, type: mute #{group.group_id} 1h · ack #{group.group_id}"
+        if digest.commands and group.group_id and full else "",
     )
 
 
@@ -130,7 +134,8 @@ def group_lines(view: GroupView, strong: Callable[[str], str]) -> list[str]:
         return [f"{head} · {view.message}"]
     parts = (strong(view.count), view.level, view.logger, view.group_id, view.since)
     title = " · ".join(part for part in parts if part)
-    return [line for line in (title, view.message, view.template, view.where, view.extras) if line]
+    lines = (title, view.message, view.template, view.where, view.extras, view.command)
+    return [line for line in lines if line]
 
 
 def traceback_tail(text: str | None, max_lines: int, escape: Escape) -> tuple[str, ...]:

@@ -123,13 +123,15 @@ def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
 
 def _buttons(digest: Digest, group: GroupSummary) -> dict[str, Any]:
     """Mute 1h / Ack under a group, for app bots with a ChatOps receiver (``Digest.actions``); the value
-    is the command the receiver runs when the button is pressed."""
+    is the command the receiver runs when the button is pressed, the group, and the card's key (the
+    batch: the receiver answers with this card updated in place, `chatlog.chatops.cards`)."""
     if not digest.actions or not group.group_id:
         return {}
     commands = (("Mute 1h", f"mute #{group.group_id} 1h"), ("Ack", f"ack #{group.group_id}"))
     return {"tag": "action", "actions": [
         {"tag": "button", "text": {"tag": "plain_text", "content": label}, "type": "default",
-         "value": {"command": command}} for label, command in commands]}
+         "value": {"command": command, "group": group.group_id, "card": digest.batch}}
+        for label, command in commands]}
 
 
 def _link_buttons(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import httpx
 from chatlog.chatops import crypto
 from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot
+from chatlog.testing.cards import card_of_answer, find_button
 
 if TYPE_CHECKING:
     from chatlog.testing.callbacks_hub import Callbacks
@@ -75,6 +76,7 @@ class FakeChat:
         self._bot = bot
         self._replies: list[Said] = []
         self._message_ids: dict[str, float] = {}
+        self._updated: dict[str, dict[str, Any]] = {}
         self._client = httpx.Client(timeout=10.0, trust_env=False)
 
     def __repr__(self) -> str:
@@ -108,15 +110,34 @@ class FakeChat:
         return build(user, text, mention, message_id)
 
     def press(self, user: str, command: str) -> Delivery:
-        """Feishu/Lark: `user` presses a card button whose value is ``{"command": command}``."""
+        """Feishu/Lark: `user` presses the button that runs `command` on the latest card the app
+        delivered here (its own value and message id; the card the answer puts in its place is kept,
+        see `cards`), or, when no card has one, a button whose value is ``{"command": command}``."""
         if self.platform not in ("feishu", "lark"):
             raise ValueError(f"only Feishu/Lark cards call back; {self.platform} has no buttons")
+        button = find_button(self.cards.items(), command)
+        value = button.value if button else {"command": command}
+        message_id = button.message_id if button else f"om_{secrets.token_hex(16)}"
         event = {"schema": "2.0", "header": self._feishu_header("card.action.trigger", micro=True),
                  "event": {"operator": _feishu_ids(user), "token": f"c-{secrets.token_hex(16)}",
-                           "action": {"value": {"command": command}, "tag": "button"}, "host": "im_message",
-                           "context": {"open_message_id": f"om_{secrets.token_hex(16)}",
-                                       "open_chat_id": self.chat_id}}}
-        return self._feishu_post(event, signed=True)
+                           "action": {"value": value, "tag": "button"}, "host": "im_message",
+                           "context": {"open_message_id": message_id, "open_chat_id": self.chat_id}}}
+        delivery = self._feishu_post(event, signed=True)
+        card = card_of_answer(delivery.status, delivery.body)
+        if button is not None and card is not None:
+            with self._hub.changed:
+                self._updated[message_id] = card
+        return delivery
+
+    @property
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """Each card the app delivered to this chat, by message id, as it shows now: updated in place
+        by the answers to its buttons."""
+        delivered = self._app.messages_to(self.chat_id) if self._app is not None else []
+        with self._hub.changed:
+            updated = dict(self._updated)
+        return {m.message_id: updated.get(m.message_id, m.content) for m in delivered
+                if m.msg_type == "interactive"}
 
     def verify_url(self) -> Delivery:
         """What the platform sends when the callback URL is saved in its console."""
