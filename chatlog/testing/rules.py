@@ -155,6 +155,17 @@ def keys_in(value: object) -> Iterator[str]:
             yield from keys_in(item)
 
 
+def live_key_problems(payload: object) -> list[str]:
+    """``"live key K"`` for each key in `payload` that makes part of a message clickable (`LIVE_KEYS`)."""
+    return [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+
+
+def lacks_keyword(bot: BotSettings, payload: object, not_text: frozenset[str]) -> bool:
+    """True when `bot` requires a keyword that no text of `payload` holds (values under `not_text`
+    keys are not text)."""
+    return bot.keyword is not None and not any(bot.keyword in s for s in strings_in(payload, not_text))
+
+
 def markdown_problems(text: str) -> list[str]:
     """What in (already stripped of the platform's own tags) markdown would be live: a tag, a link, an
     image or a link definition."""
