@@ -8,18 +8,17 @@ out) or a configuration error (records kept, `Suspension`).
 
 from __future__ import annotations
 
-import random
 import threading
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable
-from chatlog.pacing import Backoff
+from chatlog.pacing import Backoff, jitter
 from chatlog.platforms._base import Outcome
 from chatlog.suspension import Suspension
 from chatlog.timing import BatchSchedule
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.state.honour import Silencer
 
@@ -97,7 +96,7 @@ class Settlement:
     def _retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
         self.backoff = self.backoff.after_failure(
             now, retry_after=outcome.retry_after, max_backoff=self._max_backoff,
-            jitter=random.uniform(0.5, 1.0))
+            jitter=jitter())
         self._reporter.report(
             "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
             f"retrying in {self.backoff.retry_at - now:.0f} s",

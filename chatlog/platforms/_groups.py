@@ -6,16 +6,15 @@ platform's payload is within its byte limit. Every piece is cleaned and escaped 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import Payload
 from chatlog.platforms._text import Escape, clean, clip, count, inline, moment, payload_bytes, plural
 
 
-@dataclass(frozen=True, slots=True)
-class Budget:
+class Budget(Record):
     """How much of a digest one render shows; `fit` tries `BUDGETS` from the first to the last."""
 
     groups: int
@@ -34,8 +33,7 @@ BUDGETS: tuple[Budget, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class GroupView:
+class GroupView(Record):
     """One group's pieces, cleaned and escaped, for a platform to lay out in its markup."""
 
     count: str

@@ -10,12 +10,12 @@ Sizes are UTF-8 bytes, as the platforms count them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary, MutedNote
 from chatlog.platforms._base import Payload
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
 

@@ -12,10 +12,8 @@ are quoted lines (``> ``), their indentation kept with no-break spaces.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
-
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import code_of, coded_answer, json_body, retry_after, trimmed
@@ -28,10 +26,10 @@ from chatlog.platforms._base import (
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    import httpx
+    from typing import Any
 
-if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
     import httpx
 
 _PATH = "/robot/send"
@@ -41,7 +39,7 @@ LIMITS = Limits(body_bytes=19_000, per_minute=18)
 
 _SECURITY = 310000
 _RATE_LIMITED = frozenset({410100, 410101, 130101})
-_INDENT = re.compile(r"^ +")
+_INDENT = lazy_pattern(r"^ +")
 _NO_TOKEN = "DingTalk says the access token does not exist: copy the robot's webhook URL again"
 _PERMANENT = {
     300001: _NO_TOKEN,

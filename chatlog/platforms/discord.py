@@ -21,13 +21,12 @@ courier thread, like a slow answer); a ``429`` is retried after the ``retry_afte
 from __future__ import annotations
 
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import (
@@ -42,12 +41,15 @@ from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, ta
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://discord.com"
 _PATH = "/api/webhooks/"
-_URL = re.compile(r"/api(?:/v\d+)?/webhooks/(\d{1,25})/([^/]+)/?")
+_URL = lazy_pattern(r"/api(?:/v\d+)?/webhooks/(\d{1,25})/([^/]+)/?")
 LIMITS = Limits(body_bytes=60_000, per_minute=25, per_second=2)
 """Per-webhook limits are not published (about 5 per 2 s and 30 a minute per channel are reported):
 chatlog keeps to 25 a minute and 2 a second, and obeys the ``X-RateLimit-*`` headers on top."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
@@ -28,7 +27,10 @@ from chatlog.platforms._base import (
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any
+
     import httpx
 
 _PATH = "/open-apis/bot/v2/hook/"

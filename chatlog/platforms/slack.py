@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import retry_after, trimmed, unexpected_answer
@@ -29,12 +29,15 @@ from chatlog.platforms._base import Limits, Outcome, Payload, Target, check_toke
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://hooks.slack.com"
 _PATH = "/services/"
-_URL = re.compile(r"/services/([^/]+)/([^/]+)/([^/]+)/?")
+_URL = lazy_pattern(r"/services/([^/]+)/([^/]+)/([^/]+)/?")
 LIMITS = Limits(body_bytes=100_000, per_minute=50, per_second=1)
 """About one message a second per webhook (short bursts are tolerated)."""
 SECTION_CHARS = 3_000

@@ -15,11 +15,10 @@ messages a minute (and a chat about one a second): chatlog keeps to 18 a minute 
 
 from __future__ import annotations
 
-import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import answer_code, classify_http, json_body, trimmed, unexpected_answer
@@ -27,15 +26,18 @@ from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, ta
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://api.telegram.org"
-_URL = re.compile(r"/bot([^/]+)/sendMessage/?")
-_TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
-_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
-_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{4,31})")
-_TAG = re.compile(r"<[^<>]*>")
+_URL = lazy_pattern(r"/bot([^/]+)/sendMessage/?")
+_TOKEN = lazy_pattern(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
+_CHAT = lazy_pattern(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+_USERNAME = lazy_pattern(r"@?([A-Za-z][A-Za-z0-9_]{4,31})")
+_TAG = lazy_pattern(r"<[^<>]*>")
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&"))
 LIMITS = Limits(body_bytes=100_000, per_minute=18, per_second=1)
 """About 20 messages a minute in a group and one a second in any chat."""

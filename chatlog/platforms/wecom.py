@@ -13,7 +13,6 @@ the digest goes as a ``text`` message (content ≤ 2,048 bytes) with ``mentioned
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
@@ -23,7 +22,10 @@ from chatlog.platforms._base import Limits, Option, Outcome, Payload
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any
+
     import httpx
 
 _PATH = "/cgi-bin/webhook/send"

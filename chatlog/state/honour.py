@@ -15,8 +15,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable, MutedNote
 from chatlog.platforms._base import Destination
