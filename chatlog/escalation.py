@@ -122,11 +122,8 @@ class Escalator:
         """`timing` is the handler's (its ``repeat_interval`` and ``group_interval`` apply); `clock` and
         `start` go to the dispatcher it builds (tests: ``start=False``, then `step`)."""
         self.plan = plan
-        self._timing = timing
-        self._context = context
-        self._http = http
-        self._clock = clock
-        self._start = start
+        self._timing, self._context, self._http = timing, context, http
+        self._clock, self._start = clock, start
         gap_s = plan.after_s + 2 * timing.group_interval  # longer than any pause between its messages
         self._state = Escalation(plan.after_s, timing.repeat_interval, gap_s)
         self._dispatcher: Dispatcher | None = None
