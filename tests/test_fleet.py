@@ -380,3 +380,21 @@ def test_an_unwritable_state_file_falls_back_to_alerting_alone_with_one_line(
     assert handler.flush(10) and "nightly export failed" in bot.texts()[0]
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("chatlog:")]
     assert len(lines) == 1 and "cannot use the state file" in lines[0] and "state='memory'" in lines[0], lines
+
+
+@pytest.mark.parametrize(("method", "kind"), [("fork", "Process"), ("spawn", "Pool")])
+def test_children_leaving_through_os_exit_hand_over_and_every_record_is_delivered(
+    fake_platforms: FakePlatforms, tmp_path: Path, method: str, kind: str
+) -> None:
+    from tests.test_lifecycle import MULTIPROCESSING_SCRIPT  # group_wait=60: only the exits send
+
+    bot = fake_platforms.add_bot("feishu")
+    script = tmp_path / "mp_app.py"
+    script.write_text(MULTIPROCESSING_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHATLOG_STATE": f"sqlite:///{tmp_path}/fleet.db"}
+    result = subprocess.run([sys.executable, str(script), bot.url, method, kind], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    texts = "\n".join(bot.texts())
+    assert sum(records_in(text) for text in bot.texts()) == (2 if kind == "Process" else 3), texts
+    assert "chatlog:" not in result.stderr, result.stderr
