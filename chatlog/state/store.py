@@ -235,8 +235,8 @@ def open_store(state: str | None, *, warn: bool = True) -> Store:
         return open_sqlite(parsed, warn=warn)
     import importlib
 
-    try:  # chatlog.state.redisstore implements this protocol on Redis (issue 11 item 2)
-        module = importlib.import_module("chatlog.state.redisstore")
+    try:  # chatlog.state.redis_store implements this protocol on Redis (issue 11 item 2)
+        module = importlib.import_module("chatlog.state.redis_store")
     except ImportError as exc:
         raise ValueError(f"state={parsed.masked!r} needs the redis extra: pip install 'chatlog[redis]' "
                          f"({exc})") from None
