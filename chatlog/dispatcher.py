@@ -145,7 +145,7 @@ class Dispatcher:
                               self._clock, self._wake.set)
         self._fleet = FleetSide(self._state, self.destination, self.timing, self.reporter, self._clock,
                                 groups=self._groups, lock=self._lock, sender=self._sender,
-                                settlement=self._settlement)
+                                settlement=self._settlement, overflow=lambda: self._overflow)
 
     # ---- application side -------------------------------------------------------------
 

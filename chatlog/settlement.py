@@ -106,6 +106,8 @@ class Settlement:
         fleet.note_error(outcome.reason or outcome.kind)
         if outcome.kind == "retry":
             self._retry(digest, outcome, now)
+            if outcome.retry_after:
+                fleet.paused(outcome.retry_after)
         elif outcome.kind == "rejected":
             fleet.refused(now)
             self._say_rejected(digest, outcome)

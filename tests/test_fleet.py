@@ -26,7 +26,7 @@ from chatlog import ChatHandler
 from chatlog.lifecycle import host_name
 from chatlog.state.sqlite import SQLiteStore
 from chatlog.state.store import Status
-from chatlog.testing import FakeBot, FakePlatforms
+from chatlog.testing import FakeBot, FakePlatforms, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNT = 10
@@ -398,3 +398,44 @@ def test_children_leaving_through_os_exit_hand_over_and_every_record_is_delivere
     texts = "\n".join(bot.texts())
     assert sum(records_in(text) for text in bot.texts()) == (2 if kind == "Process" else 3), texts
     assert "chatlog:" not in result.stderr, result.stderr
+
+
+def test_records_a_full_buffer_dropped_are_said_in_the_fleet_message(
+    fake_platforms: FakePlatforms, tmp_path: Path, make_handler: Callable[..., ChatHandler],
+    app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk", rate_limit=False)
+    handler = make_handler(bot.url, state=f"sqlite:///{tmp_path}/fleet.db", max_queue=5)
+    app_logger.addHandler(handler)
+    for burst in range(200):  # bounded: bursts until the buffer overflowed at least once
+        for i in range(50):
+            app_logger.error(f"job {burst}-{i} failed")  # a new text each time: each one is captured
+        if handler.stats().dropped:
+            break
+    assert handler.flush(10)
+    stats = handler.stats()
+    assert stats.dropped > 0 and stats.accepted == stats.delivered_records + stats.dropped
+    said = sum(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) records dropped: buffer full",
+                                                           "\n".join(bot.texts())))
+    assert said == stats.dropped, bot.texts()
+
+
+def test_a_pause_the_platform_asked_of_a_leader_holds_for_the_next_one(
+    fake_platforms: FakePlatforms, tmp_path: Path, make_handler: Callable[..., ChatHandler],
+    app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk")
+    state = f"sqlite:///{tmp_path}/fleet.db"
+    first, second = make_handler(bot.url, state=state), make_handler(bot.url, state=state)
+    app_logger.addHandler(first)
+    other = logging.getLogger(f"{app_logger.name}.other")
+    other.propagate = False
+    other.addHandler(second)
+    bot.fail_next(1, Fault.json({"errcode": 410100, "errmsg": "send too fast"}))  # a 10-minute block
+    app_logger.error("payment failed")
+    assert not first.flush(5)  # refused: the leader waits the 10 minutes
+    first.close()  # gives the lease up; its records stay in the store
+    other.error("payment failed again")
+    assert not second.flush(2)  # the next leader waits for the same pause
+    assert len(bot.received) == 1 and "chatlog" not in bot.texts()
+    other.removeHandler(second)
