@@ -32,11 +32,33 @@ ROOT = Path(__file__).resolve().parent.parent
 COUNT = 10
 WAIT_S = 60.0
 
-HARNESS = """
-import json, logging, os, sys, time
+CHILDREN = """
+import json, logging, multiprocessing, os, sys, time
 from pathlib import Path
 import chatlog
 
+
+def finish(handler, folder, limit):
+    # Bounded: until every record of this process was delivered (by whichever process sent it).
+    deadline = time.monotonic() + limit
+    while handler.stats().delivered_records < handler.stats().accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = handler.stats()
+    handler.close()
+    counts = {name: getattr(stats, name) for name in stats._fields}
+    Path(folder, f"stats-{os.getpid()}.json").write_text(json.dumps(counts))
+
+
+def run(method, n, work, args, join_s):
+    children = [multiprocessing.get_context(method).Process(target=work, args=args) for _ in range(n)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(join_s)
+    print("exit codes", [child.exitcode for child in children])
+"""
+
+HARNESS = CHILDREN + """
 
 def wait_for(path, stop, limit=240.0):
     deadline = time.monotonic() + limit
@@ -59,26 +81,12 @@ def work(url, state, folder, count, group_wait, group_interval):
             log.error("payment %s failed", i)
         (folder / f"logged{phase}-{os.getpid()}").touch()
         phase += 1
-    deadline = time.monotonic() + 60.0
-    while handler.stats().delivered_records < handler.stats().accepted and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stats = handler.stats()
-    handler.close()
-    counts = {name: getattr(stats, name) for name in stats._fields}
-    (folder / f"stats-{os.getpid()}.json").write_text(json.dumps(counts))
+    finish(handler, folder, 60.0)
 
 
 if __name__ == "__main__":
-    import multiprocessing
     url, state, folder, n, method, count, wait, interval = sys.argv[1:9]
-    context = multiprocessing.get_context(method)
-    args = (url, state, folder, int(count), float(wait), float(interval))
-    children = [context.Process(target=work, args=args) for _ in range(int(n))]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(300)
-    print("exit codes", [child.exitcode for child in children])
+    run(method, int(n), work, (url, state, folder, int(count), float(wait), float(interval)), 300)
 """
 
 
@@ -232,11 +240,7 @@ def test_a_deleted_store_file_means_each_process_alerts_alone_until_it_is_back(
     assert output.count("works again") == 3, output
 
 
-STORM = """
-import json, logging, os, sys, time
-from pathlib import Path
-import chatlog
-
+STORM = CHILDREN + """
 LEVELS = [(logging.WARNING, "cache slow on shard %s"), (logging.ERROR, "db timeout after %s ms"),
           (logging.CRITICAL, "db down, %s requests failed")]
 
@@ -252,25 +256,12 @@ def work(url, state, folder, duration):
         level, message = LEVELS[min(2, int(3 * tick / (duration * 4)))]
         log.log(level, message, tick % 7)
         time.sleep(0.25)
-    deadline = time.monotonic() + 150.0
-    while handler.stats().delivered_records < handler.stats().accepted and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stats = handler.stats()
-    handler.close()
-    counts = {name: getattr(stats, name) for name in stats._fields}
-    Path(folder, f"stats-{os.getpid()}.json").write_text(json.dumps(counts))
+    finish(handler, folder, 150.0)
 
 
 if __name__ == "__main__":
-    import multiprocessing
     url, state, folder, n, duration = sys.argv[1:6]
-    children = [multiprocessing.get_context("fork").Process(target=work, args=(url, state, folder,
-                float(duration))) for _ in range(int(n))]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(400)
-    print("exit codes", [child.exitcode for child in children])
+    run("fork", int(n), work, (url, state, folder, float(duration)), 400)
 """
 
 
