@@ -40,6 +40,8 @@ from chatlog.timing import BatchSchedule, Timing
 
 LEASE_TTL_S = 10.0
 """How long a leader's lease lasts without renewal: the longest a dead leader's records wait."""
+LEASE_MARGIN_S = 2.0
+"""A leader sends only while its lease has at least this long to run."""
 HANDOVER_S = 1.0
 """A member with records hands them over at least this often: the most SIGKILL can cost."""
 IDLE_SYNC_S = 3.0
@@ -49,7 +51,7 @@ DROPPED_KEY, DROPPED_SHOWN_KEY = "dropped", "dropped-shown"
 has reported: the leader's next message says the difference."""
 PAUSED_KEY = "paused-until"
 """Counter holding the Unix second until which the platform asked the fleet to pause (a block)."""
-FAILURES_TO_FALL_BACK = 2
+FAILURES_TO_FALL_BACK = 3
 """Store failures in a row after which the process alerts alone."""
 SAMPLE_AGAIN_S = 3600.0
 """A group's sample is handed over again after this long (the store may have forgotten the group)."""
@@ -90,6 +92,8 @@ class Fleet:
         self._in_transit = 0
         self._budget_seen = (0, 0.0)
         """Sends in the shared budget's last minute, and when that was read (for a fallback)."""
+        self._lease_until = -float("inf")
+        """When the lease this process last took or renewed ends (dispatcher clock)."""
         self._hold_until = -float("inf")
         """The shared budget is used up until then (dispatcher clock)."""
         self.flight: FleetDigest | None = None
@@ -196,6 +200,7 @@ class Fleet:
         if not self.leader:
             self._lose_lead()
             return
+        self._lease_until = now + self._lease_ttl
         grown = [g for g in pending if g.count > self._seen.get(g.fingerprint, 0)]
         if grown:
             self._schedule.record_filed(now, max(g.level for g in grown))
@@ -223,7 +228,10 @@ class Fleet:
     def build(self, context: Context, mentions: Mentions, batch: str,
               muted: Callable[[str, int], bool] | None = None) -> FleetDigest | None:
         """The fleet's digest of everything pending now (None: nothing, or the store failed). Groups
-        `muted` accepts (group id, count) are settled as kept out (dropped in their members' counts)."""
+        `muted` accepts (group id, count) are settled as kept out (dropped in their members' counts).
+        Nothing on a lease about to end (its renewal failed): the next leader could send the same."""
+        if self._now() >= self._lease_until - LEASE_MARGIN_S:
+            return None
         try:
             pending: list[PendingGroup] = self.store.pending(self.scope)
             if muted is not None:
@@ -315,7 +323,7 @@ class Fleet:
         self.leader = False
 
     def _failed(self, exc: StoreError) -> None:
-        """The store failed: skip this round; alone from the second failure in a row on (a lock held
+        """The store failed: skip this round; alone from the third failure in a row on (a lock held
         past the busy timeout by a descheduled process is not an outage)."""
         self._failures += 1
         if self._failures < FAILURES_TO_FALL_BACK:
