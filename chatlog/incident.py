@@ -96,13 +96,20 @@ class Incident:
         newer = self.last_at if self.last_at is not None and self.last_at > sent.ends_at else None
         self._reset(newer)
 
-    def settled(self, digest: Digest, *, shown: bool = True) -> None:
+    def settled(self, digest: Digest, *, shown: bool = True, at: float | None = None) -> None:
         """A message was delivered (`shown`) or refused: count the groups it showed, and forget the
-        incident when it was the all-clear (never sent twice)."""
+        incident when it was the all-clear (never sent twice). With `at` (a fleet's message, whose
+        records other processes filed) its groups at the level also open or extend the incident then."""
         if digest.all_clear is not None:
             self.resolved(digest.all_clear)
         for group in digest.groups if shown else ():
+            if at is not None:
+                self.record_filed(at, group.sample.level)
             self.shown(group.sample.level, group.count, group.group_id, group.merged_groups)
+
+    def forget(self) -> None:
+        """Drop the incident without an all-clear (another process sends the fleet's)."""
+        self._reset()
 
     def shift(self, delta: float) -> None:
         """Move the remembered times by `delta` (negative after the clock stepped back)."""

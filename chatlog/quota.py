@@ -123,6 +123,21 @@ class Quota:
             self._scope = scope_of(self._destination)
         return self._scope
 
+    def share(self, counter: SentCounter, scope: str) -> None:
+        """Count in `counter` under `scope` from now on: the fleet store, so every process of the
+        destination shares the count (a store that fails: this process counts alone again, said once)."""
+        self._counter, self._scope = counter, scope
+
+    def _count(self, period_key: str, n: int) -> int:
+        key = f"quota:{period_key}"  # beside the fleet's own counters in the store
+        try:
+            return self._counter.count_sent(self.scope, key, n)
+        except Exception as exc:  # the store's StoreError: the quota still holds, counted here
+            self._report("quota-store", f"the quota is counted in this process only: the shared store "
+                         f"failed ({type(exc).__name__})")
+            self._counter = LOCAL
+            return LOCAL.count_sent(self.scope, key, n)
+
     def wait_s(self) -> float:
         """0.0 while messages may go out; else the seconds until the period ends (reported once)."""
         key, ends = period_of(self.plan.period, self._wall())
@@ -137,7 +152,7 @@ class Quota:
     def used_up(self) -> str:
         """``"the quota of 500 messages a day is used up"`` when it is, else ``""``."""
         key, _ = period_of(self.plan.period, self._wall())
-        if self._counter.count_sent(self.scope, key, 0) < self.plan.limit:
+        if self._count(key, 0) < self.plan.limit:
             return ""
         return f"the quota of {self.plan.limit:,} messages a {self.plan.period} is used up"
 
@@ -145,7 +160,7 @@ class Quota:
         """``"1,980 of 10,000 messages left this month"`` once the quota is 80 % used (after `requests`
         more), else ``""``."""
         key, _ = period_of(self.plan.period, self._wall())
-        used = self._counter.count_sent(self.scope, key, 0) + requests
+        used = self._count(key, 0) + requests
         if used < WARN_AT * self.plan.limit:
             return ""
         left = max(self.plan.limit - used, 0)
@@ -154,4 +169,4 @@ class Quota:
     def sent(self, requests: int) -> None:
         """`requests` messages reached the platform."""
         key, _ = period_of(self.plan.period, self._wall())
-        self._counter.count_sent(self.scope, key, requests)
+        self._count(key, requests)

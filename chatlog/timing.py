@@ -31,6 +31,9 @@ class Timing(Record):
     """Quiet seconds after which an incident's all-clear goes out (None: never; the handler's default
     is 600)."""
     resolve_level: int = logging.ERROR
+    handover_interval: float = 1.0
+    """A process sharing a destination (``state=``) hands its records to the store at least this often:
+    the most a SIGKILL can cost."""
 
 
 class BatchSchedule:

@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,10 +17,12 @@ import chatlog.loguru
 from chatlog import ChatHandler
 from chatlog._record import replace
 from chatlog.capture import capture
-from chatlog.dispatcher import Dispatcher
+from chatlog.destinations import resolve
+from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.incident import AllClear, Incident, resolve_after_seconds
 from chatlog.testing import PLATFORM_RULES, FakePlatforms
 from tests import registry
+from tests.conftest import assert_accounting
 from tests.test_faults import Clock, clock, make_dispatcher
 from tests.test_render import digest, group
 
@@ -252,3 +255,26 @@ def test_the_handler_and_the_sink_take_the_all_clear_options() -> None:
         assert name in inspect.signature(chatlog.loguru.sink).parameters
     assert inspect.signature(ChatHandler).parameters["resolve_after"].default == 600.0
     assert resolve_after_seconds("600") == 600.0 and resolve_after_seconds(None) is None  # dictConfig, YAML
+
+
+def test_in_a_fleet_the_leader_sends_one_all_clear(fake_platforms: FakePlatforms, clock: Clock,
+                                                   tmp_path: Path) -> None:
+    from chatlog.state.url import parse_state
+
+    place = Place(fake_platforms, "wecom")
+    timing = Timing(group_wait=5.0, group_interval=60.0, close_timeout=1.0, resolve_after=QUIET)
+    state = parse_state(f"sqlite:///{tmp_path / 'fleet.db'}")
+    dispatcher = Dispatcher(resolve(place.url).destination, timing=timing, clock=clock, start=False,
+                            state=state)
+    try:
+        for order in range(3):
+            log(dispatcher, arg=order)
+        run(dispatcher, clock, 60.0)
+        assert len(place.texts()) == 1 and "3 records" in place.texts()[0]
+        run(dispatcher, clock, 3600.0, step_s=10.0)
+        texts = place.texts()
+        assert len(texts) == 2, texts
+        assert "No ERROR for 10 min after 3 records" in texts[1] and "(1 group)" in texts[1]
+    finally:
+        dispatcher.close(1.0)
+    assert_accounting(dispatcher.stats())
