@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,19 @@ def test_the_handler_and_the_sink_take_quota() -> None:
     handler.close()
     plan = parse_quota("10000/month")
     assert plan is not None and replace(plan, limit=5).counter is plan.counter
+
+
+def test_processes_sharing_a_store_share_the_quota(tmp_path: Path) -> None:
+    from chatlog.state.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'fleet.db'}")
+    wall = Wall()
+    destination = resolve("wecom://KEY").destination
+    first, second = (Quota(QuotaPlan(4, "day", wall_clock=wall), destination, lambda key, text: None)
+                     for _ in range(2))
+    for quota in (first, second):
+        quota.share(store, "scope-of-wecom")
+    first.sent(2)
+    second.sent(2)
+    assert first.wait_s() > 0 and second.wait_s() > 0  # 4 of 4 between them
+    store.close()
