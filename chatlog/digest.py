@@ -162,17 +162,35 @@ class GroupTable:
         `level` is the records': it picks the "other" bucket when the table is full, or when
         `make_sample` has no sample to give.
         """
+        if not self.count(key, created, level, count):
+            made = self._new_group(key, created, make_sample, level)
+            self.count(key, created, level, count, other=not made)
+
+    def count(self, key: Hashable, created: float, level: int, count: int = 1, *,
+              other: bool = False) -> bool:
+        """`add` for records that need no sample: their group is known, or the table is full (or `other`)
+        and they go to the "other" bucket of their level. False (nothing counted) when their group must
+        be made first: `add` does that. The dispatcher's cost per record: one dict lookup when known."""
         group = self._groups.get(key)
         if group is None:
-            group = self._new_group(key, created, make_sample, level)
-        elif group.unsent == 0:
-            self._idle.pop(key, None)
-        group.total += count
+            if not other and (self._idle or len(self._groups) - len(self._buckets) < self._max_groups):
+                return False
+            bucket = (OTHER_GROUP, level)
+            group = self._groups.get(bucket)
+            if group is None:
+                group = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
+                self._buckets.add(bucket)
+            if len(group.merged) < 100_000:
+                group.merged.add(hash(key))
+            key = bucket
         if group.unsent == 0:
+            self._idle.pop(key, None)
             group.unsent_first = created
+        group.total += count
         group.unsent += count
         group.last_seen = created
         self.unsent += count
+        return True
 
     def sample_of(self, key: Hashable) -> Entry | None:
         """The sample that the group of `key` shows; None when its records went to an "other" bucket."""
@@ -180,24 +198,17 @@ class GroupTable:
         return group.sample if group is not None and key not in self._buckets else None
 
     def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
-                   level: int) -> _Group:
-        full = len(self._groups) - len(self._buckets) >= self._max_groups
-        if full and self._idle:
+                   level: int) -> bool:
+        """Make `key`'s group, in the place of the group idle the longest when the table is full; False
+        when `make_sample` gives no sample (the records go to "other")."""
+        if self._idle and len(self._groups) - len(self._buckets) >= self._max_groups:
             self._forget(next(iter(self._idle)))
-            full = False
-        sample = None if full else make_sample()
+        sample = make_sample()
         if sample is None:
-            bucket = (OTHER_GROUP, level)
-            other = self._groups.get(bucket)
-            if other is None:
-                other = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
-                self._buckets.add(bucket)
-            if len(other.merged) < 100_000:
-                other.merged.add(hash(key))
-            return other
-        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key),
-                                           group_id=group_id(key))
-        return group
+            return False
+        self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key),
+                                   group_id=group_id(key))
+        return True
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
                batch: str = "") -> Digest:
