@@ -326,8 +326,8 @@ def cost_report(cost: dict[str, float], runs: list[dict[str, Any]]) -> tuple[str
     for kind, tree in dict.fromkeys((r["kind"], r["tree"]) for r in runs):
         mine = [r for r in runs if r["kind"] == kind and r["tree"] == tree]
         us = common.median([r["background_us_per_record"] for r in mine])
-        first = common.median([r.get("first_us_per_template", float("nan")) for r in mine])
-        rows.append([kind, tree, mine[0]["records"], mine[0]["groups"], first, us])
+        new = common.median([r.get("first_us_per_template", float("nan")) for r in mine])
+        rows.append([kind, tree, mine[0]["records"], mine[0]["groups"], new, us])
         if tree == "this tree":
             targets.append({"target": f"background CPU per {kind} record, known templates (µs)",
                             "measured": us, "limit": "< 3", "pass": us < 3})

@@ -13,6 +13,8 @@ OTHER_GROUP: Hashable = ("chatlog", "other")
 """Key prefix of the buckets that count records of new groups once `GroupTable` is full: one bucket
 per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's level (its mentions)
 stay true when the records that overflow are the most severe ones."""
+OVERFLOWED_KEYS = 10_000
+"""Keys remembered in `GroupTable` as counted in "other" (a key holds at most 500 chars of text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,9 @@ class GroupTable:
         self._idle: dict[Hashable, None] = {}
         """Keys of the groups with nothing unsent, longest idle first."""
         self._buckets: set[Hashable] = set()
+        self._overflowed: dict[Hashable, _Group] = {}
+        """Keys counted in an "other" bucket because the table was full: the bucket of each, valid while
+        no group is idle or forgotten (then cleared: a key may get a group of its own again)."""
         self._max_groups = max_groups
         self._repeat_interval = repeat_interval
         self.unsent = 0
@@ -171,18 +176,11 @@ class GroupTable:
         """`add` for records that need no sample: their group is known, or the table is full (or `other`)
         and they go to the "other" bucket of their level. False (nothing counted) when their group must
         be made first: `add` does that. The dispatcher's cost per record: one dict lookup when known."""
-        group = self._groups.get(key)
+        group = self._groups.get(key) or self._overflowed.get(key)
         if group is None:
             if not other and (self._idle or len(self._groups) - len(self._buckets) < self._max_groups):
                 return False
-            bucket = (OTHER_GROUP, level)
-            group = self._groups.get(bucket)
-            if group is None:
-                group = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
-                self._buckets.add(bucket)
-            if len(group.merged) < 100_000:
-                group.merged.add(hash(key))
-            key = bucket
+            group = self._bucket(key, level, created, remember=not other)
         if group.unsent == 0:
             self._idle.pop(key, None)
             group.unsent_first = created
@@ -209,6 +207,20 @@ class GroupTable:
         self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key),
                                    group_id=group_id(key))
         return True
+
+    def _bucket(self, key: Hashable, level: int, created: float, *, remember: bool) -> _Group:
+        """The "other" bucket of `level`, which counts `key` from now on; with `remember`, `count` finds
+        it by `key` while the table stays full (`_overflowed`, forgotten at any change)."""
+        bucket = (OTHER_GROUP, level)
+        group = self._groups.get(bucket)
+        if group is None:
+            group = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
+            self._buckets.add(bucket)
+        if len(group.merged) < 100_000:
+            group.merged.add(hash(key))
+        if remember and len(self._overflowed) < OVERFLOWED_KEYS:
+            self._overflowed[key] = group
+        return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
                batch: str = "") -> Digest:
@@ -246,6 +258,7 @@ class GroupTable:
         """Forget the counts that `digest` carried; with `shown`, remember which groups were shown in full
         (not when the platform refused the message: nobody saw them)."""
         carried = {id(summary.sample): summary for summary in digest.groups}
+        self._overflowed.clear()  # groups become idle: a new key may take one's place
         for key, group in list(self._groups.items()):
             summary = carried.get(id(group.sample))
             if summary is None:
@@ -265,6 +278,7 @@ class GroupTable:
         """Take the unsent records of the groups whose id `muted` accepts out of the next digest (the
         buckets have id ""); returns how many per group id."""
         taken: dict[str, int] = {}
+        self._overflowed.clear()
         for key, group in list(self._groups.items()):
             if not group.unsent or not muted(group.group_id):
                 continue
@@ -280,6 +294,7 @@ class GroupTable:
     def discard_unsent(self) -> int:
         """Give up on every unsent record (the destination cannot take them); returns how many."""
         lost = self.unsent
+        self._overflowed.clear()
         for key, group in self._groups.items():
             group.unsent = 0
             if key not in self._buckets:
@@ -294,6 +309,7 @@ class GroupTable:
                 self._forget(key)
 
     def _forget(self, key: Hashable) -> None:
+        self._overflowed.clear()
         del self._groups[key]
         self._idle.pop(key, None)
         self._buckets.discard(key)
