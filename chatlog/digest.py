@@ -124,7 +124,9 @@ class Digest:
 @dataclass(slots=True)
 class _Group:
     sample: Entry
-    total: int = 0
+    earlier: int = 0
+    """Records counted before the unsent ones (sent, muted or given up): the group's total is
+    ``earlier + unsent``, one addition fewer per record."""
     unsent: int = 0
     first_seen: float = 0.0
     last_seen: float = 0.0
@@ -184,7 +186,6 @@ class GroupTable:
         if group.unsent == 0:
             self._idle.pop(key, None)
             group.unsent_first = created
-        group.total += count
         group.unsent += count
         group.last_seen = created
         self.unsent += count
@@ -245,7 +246,7 @@ class GroupTable:
         return GroupSummary(
             sample=group.sample,
             count=group.unsent,
-            total=group.total,
+            total=group.earlier + group.unsent,
             first_seen=group.first_seen,
             last_seen=group.last_seen,
             repeat=self._within_repeat(group, now),
@@ -264,6 +265,7 @@ class GroupTable:
             if summary is None:
                 continue
             group.unsent -= summary.count
+            group.earlier += summary.count
             self.unsent -= summary.count
             if shown and not summary.repeat:
                 group.shown_full_at = now
@@ -284,6 +286,7 @@ class GroupTable:
                 continue
             taken[group.group_id] = taken.get(group.group_id, 0) + group.unsent
             self.unsent -= group.unsent
+            group.earlier += group.unsent
             group.unsent = 0
             if key in self._buckets:
                 self._forget(key)
@@ -296,6 +299,7 @@ class GroupTable:
         lost = self.unsent
         self._overflowed.clear()
         for key, group in self._groups.items():
+            group.earlier += group.unsent
             group.unsent = 0
             if key not in self._buckets:
                 self._idle[key] = None

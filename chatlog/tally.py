@@ -78,12 +78,14 @@ class Tallies:
         f-string's is new every time and would only fill the table, so a key is counted from its second
         record on, once the text has proved to repeat. Returns whether `key` is counted."""
         seen = self._seen_once
-        if key in seen:
+        known = len(seen)
+        seen[key] = None  # one look-up: the table grows only when the text is new
+        if len(seen) == known:
             self.register(key)
             return key in self.counters
-        if len(seen) >= KEY_LIMIT:
+        if known >= KEY_LIMIT:
             seen.clear()
-        seen[key] = None
+            seen[key] = None
         return False
 
     def link(self, key: Hashable, fingerprint: Hashable, sample: Entry | None, level: int,
