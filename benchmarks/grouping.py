@@ -280,7 +280,8 @@ def storm_child(kind: str, records: int, fingerprints: int) -> dict[str, Any]:
         return (common.process_cpu_s() - cpu_before) - (time.thread_time() - thread_before)
 
     error("the storm begins")
-    common.wait_until(lambda: not dispatcher.buffer and dispatcher._courier._client is not None, 30.0, 0.01)
+    courier = dispatcher._sender.courier if hasattr(dispatcher, "_sender") else dispatcher._courier  # older
+    common.wait_until(lambda: not dispatcher.buffer and courier._client is not None, 30.0, 0.01)
     time.sleep(0.2)
     first = background_s(0, fingerprints)
     known = background_s(fingerprints, fingerprints + records)

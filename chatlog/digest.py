@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
 
+from chatlog._record import Record
 from chatlog.entry import Entry
 from chatlog.links import Link
 
@@ -17,8 +17,7 @@ OVERFLOWED_KEYS = 10_000
 """Keys remembered in `GroupTable` as counted in "other" (a key holds at most 500 chars of text)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(Record):
     """Who is speaking: shown in every message header and footer."""
 
     service: str | None = None
@@ -29,8 +28,7 @@ class Context:
     """The handler's ``links=`` (`chatlog.links`), checked: every message renders them."""
 
 
-@dataclass(frozen=True, slots=True)
-class GroupSummary:
+class GroupSummary(Record):
     """One group of alike records within a digest: its count and one sample."""
 
     sample: Entry
@@ -49,8 +47,7 @@ class GroupSummary:
     """Short stable id a person can type (``a3f2``, shown ``#a3f2``); "" for the overflow buckets."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mentions:
+class Mentions(Record):
     """Who a digest mentions: `always` (the destination's ``at=``), then the ids of every level in
     `by_level` (``mentions=``, sorted by level) that the digest's level reaches."""
 
@@ -66,8 +63,7 @@ class Mentions:
         return tuple(ids)
 
 
-@dataclass(frozen=True, slots=True)
-class MutedNote:
+class MutedNote(Record):
     """Records of a muted group kept out of messages since the last one: one line in the next message."""
 
     group_id: str
@@ -85,15 +81,14 @@ def group_id(key: Hashable) -> str:
     return hashlib.sha256(repr(key).encode("utf-8", "replace")).hexdigest()[:4]
 
 
-@dataclass(frozen=True, slots=True)
-class Digest:
+class Digest(Record):
     """Everything one message says: groups (most severe and most frequent first) and totals."""
 
     groups: tuple[GroupSummary, ...]
     level_counts: tuple[tuple[str, int], ...]
     window_start: float
     window_end: float
-    context: Context = field(default_factory=Context)
+    context: Context = Context()
     dropped: int = 0
     mentions: tuple[str, ...] = ()
     batch: str = ""
@@ -102,6 +97,9 @@ class Digest:
     muted: tuple[MutedNote, ...] = ()
     actions: bool = False
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
+    commands: bool = False
+    """Show the command to type under each group (``mute #a3f2 1h``): a ChatOps receiver reads this
+    chat, whose group-bot messages cannot call back."""
 
     @property
     def total(self) -> int:
@@ -121,21 +119,35 @@ class Digest:
         return next(names, None) or logging.getLevelName(level)
 
 
-@dataclass(slots=True)
 class _Group:
-    sample: Entry
-    earlier: int = 0
-    """Records counted before the unsent ones (sent, muted or given up): the group's total is
-    ``earlier + unsent``, one addition fewer per record."""
-    unsent: int = 0
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    unsent_first: float = 0.0
-    shown_full_at: float | None = None
-    template: str = ""
-    merged: set[int] = field(default_factory=set)
-    """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
-    group_id: str = ""
+    __slots__ = (
+        "earlier",
+        "first_seen",
+        "group_id",
+        "last_seen",
+        "merged",
+        "sample",
+        "shown_full_at",
+        "template",
+        "unsent",
+        "unsent_first",
+    )
+
+    def __init__(self, sample: Entry, *, first_seen: float = 0.0, template: str = "",
+                 group_id: str = "") -> None:
+        self.sample = sample
+        self.earlier = 0
+        """Records counted before the unsent ones (sent, muted or given up): the group's total is
+        ``earlier + unsent``, one addition fewer per record."""
+        self.unsent = 0
+        self.first_seen = first_seen
+        self.last_seen = 0.0
+        self.unsent_first = 0.0
+        self.shown_full_at: float | None = None
+        self.template = template
+        self.merged: set[int] = set()
+        """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
+        self.group_id = group_id
 
 
 class GroupTable:

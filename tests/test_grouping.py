@@ -228,7 +228,7 @@ def test_filing_in_batches_counts_what_adding_one_by_one_counts(
         one_by_one.add(fingerprint(item), 1.0, lambda item=item: sample(item), level_of(item))
     batched = GroupTable(max_groups=max_groups)
     filing = Filing(batched, BatchSchedule(1.0, 1.0), Tallies(), threading.Lock(), lambda: 1.0)
-    assert filing.drain(deque(items), own=(), budget_s=None, catch_up=0) == (True, len(items))
+    assert filing.drain(deque(items), budget_s=None) == (True, len(items))
 
     def counts(table: GroupTable) -> list[tuple[str, int, int]]:
         return sorted((g.group_id, g.count, g.merged_groups) for g in table.digest(1.0, Context(), 0).groups)
