@@ -14,8 +14,10 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -188,3 +190,20 @@ def machine_line(info: dict[str, Any]) -> str:
     """``"2 CPUs, CPython 3.11.7, load 0.12 0.20 0.15"``."""
     load = " ".join(f"{x:.2f}" for x in info["loadavg"])
     return f"{info['cpus']} CPUs, {info['implementation']} {info['python']}, load average {load}"
+
+
+CALLGRIND_TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
+
+
+def callgrind_instructions(args: list[str], out: Path, env: dict[str, str] | None = None) -> int:
+    """Instructions of the main thread of ``python ARGS`` under callgrind (`out`: its files' prefix)."""
+    command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}.%p",
+               sys.executable, *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, env=env)
+    files = sorted(out.parent.glob(f"{out.name}.*-01"))
+    if done.returncode != 0 or not files:
+        raise RuntimeError(f"callgrind run {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    match = CALLGRIND_TOTALS.search(files[-1].read_text(errors="replace"))
+    if match is None:
+        raise RuntimeError(f"no totals in {files[-1]}")
+    return int(match.group(1))

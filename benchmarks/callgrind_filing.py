@@ -16,9 +16,7 @@ import argparse
 import inspect
 import logging
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +27,6 @@ import _common as common
 
 RECORDS, TEMPLATES, WARM, BATCH = 16_000, 1_000, 2_000, 256
 COUNTS = (2_000, 12_000)
-TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 
 
 def child(kind: str, extra: int) -> None:
@@ -66,18 +63,9 @@ def child(kind: str, extra: int) -> None:
 
 
 def instructions(tree: Path, kind: str, extra: int, workdir: Path) -> int:
-    out = workdir / f"{kind.strip('%-')}-{extra}-{abs(hash(tree))}"  # no % in a callgrind file name
-    command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}.%p",
-               sys.executable, __file__, "--child", kind, str(extra)]
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{common.ROOT / 'benchmarks'}"}
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, env=env)
-    files = sorted(workdir.glob(f"{out.name}.*-01"))
-    if done.returncode != 0 or not files:
-        raise RuntimeError(f"callgrind run {kind} {extra} failed:\n{done.stderr[-2000:]}")
-    match = TOTALS.search(files[-1].read_text(errors="replace"))
-    if match is None:
-        raise RuntimeError(f"no totals in {files[-1]}")
-    return int(match.group(1))
+    out = workdir / f"{kind.strip('%-')}-{extra}-{abs(hash(tree))}"  # no % in a callgrind file name
+    return common.callgrind_instructions([__file__, "--child", kind, str(extra)], out, env)
 
 
 def main(argv: list[str] | None = None) -> int:
