@@ -14,7 +14,8 @@ OTHER_GROUP: Hashable = ("chatlog", "other")
 per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's level (its mentions)
 stay true when the records that overflow are the most severe ones."""
 OVERFLOWED_KEYS = 10_000
-"""Keys remembered in `GroupTable` as counted in "other" (a key holds at most 500 chars of text)."""
+"""Keys remembered in `GroupTable` as counted in "other", by hash (~100 bytes each: a key can hold 500
+chars of text)."""
 
 
 class Context(Record):
@@ -164,9 +165,11 @@ class GroupTable:
         self._idle: dict[Hashable, None] = {}
         """Keys of the groups with nothing unsent, longest idle first."""
         self._buckets: set[Hashable] = set()
-        self._overflowed: dict[Hashable, _Group] = {}
-        """Keys counted in an "other" bucket because the table was full: the bucket of each, valid while
-        no group is idle or forgotten (then cleared: a key may get a group of its own again)."""
+        self._overflowed: dict[int, _Group] = {}
+        """Hashes of keys counted in an "other" bucket because the table was full: the bucket of each,
+        valid while no group is idle or forgotten (then cleared: a key may get a group of its own
+        again). While it is valid every new key goes to "other" anyway and `merged` holds hashes too,
+        so a key sharing another's hash changes nothing (unless its level differs: one in 2**64)."""
         self._max_groups = max_groups
         self._repeat_interval = repeat_interval
         self.unsent = 0
@@ -190,7 +193,7 @@ class GroupTable:
         """`add` for records that need no sample: their group is known, or the table is full (or `other`)
         and they go to the "other" bucket of their level. False (nothing counted) when their group must
         be made first: `add` does that. The dispatcher's cost per record: one dict lookup when known."""
-        group = self._groups.get(key) or self._overflowed.get(key)
+        group = self._groups.get(key) or self._overflowed.get(hash(key))
         if group is None:
             if not other and (self._idle or len(self._groups) - len(self._buckets) < self._max_groups):
                 return False
@@ -229,10 +232,11 @@ class GroupTable:
         if group is None:
             group = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
             self._buckets.add(bucket)
+        hashed = hash(key)
         if len(group.merged) < 100_000:
-            group.merged.add(hash(key))
+            group.merged.add(hashed)
         if remember and len(self._overflowed) < OVERFLOWED_KEYS:
-            self._overflowed[key] = group
+            self._overflowed[hashed] = group
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
