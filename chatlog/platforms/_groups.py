@@ -11,7 +11,17 @@ from chatlog._lazy import lazy_pattern
 from chatlog._record import Record
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms._base import Payload
-from chatlog.platforms._text import Escape, clean, clip, count, inline, moment, payload_bytes, plural
+from chatlog.platforms._text import (
+    Escape,
+    clean,
+    clip,
+    count,
+    count_phrase,
+    inline,
+    moment,
+    payload_bytes,
+    plural,
+)
 
 
 class Budget(Record):
@@ -62,7 +72,7 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
     sample = group.sample
     full = not group.repeat and not group.merged_groups
     return GroupView(
-        count=f"×{count(group.count)}",
+        count=count_phrase(group, escape),
         level=inline(sample.level_name, 40, escape),
         logger=inline(sample.logger, 80, escape),
         message=inline(sample.message, budget.message_chars, escape) or "(empty message)",

@@ -21,17 +21,14 @@ from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable, MutedNote
 from chatlog.platforms._base import Destination
 from chatlog.state.controls import Controls, ControlStore, Shown
+from chatlog.state.store import scope_of
+
+__all__ = ["BUTTONS", "TYPED", "Silencer", "chat_keys_of", "scope_of"]
 
 BUTTONS = frozenset({"feishu-app", "lark-app"})
 """Platforms whose cards call back: Mute 1h / Ack buttons."""
 TYPED = frozenset({"feishu", "lark", "dingtalk", "wecom"})
 """Group bots in chats a receiver reads (but whose messages cannot call back): the command to type."""
-
-
-def scope_of(destination: Destination) -> str:
-    """The destination's key in the store: a hash of its class, masked URL and credentials."""
-    seed = "\n".join([type(destination).__name__, destination.masked(), *destination.secrets])
-    return hashlib.sha256(("chatlog-scope\n" + seed).encode()).hexdigest()[:24]
 
 
 def chat_keys_of(destination: Destination) -> list[str]:
@@ -78,17 +75,26 @@ class Silencer:
         """Take the unsent records of muted groups out of `table`; returns how many (no I/O)."""
         if not self._controls.mutes:
             return 0
-        taken = table.silence(lambda group_id: self._controls.muted(group_id) is not None)
+        taken = table.silence(self.is_muted)
         for group_id, n in taken.items():
-            mute = self._controls.muted(group_id)
-            if mute is None:
-                continue
-            before = self._notes.get(group_id)
-            self._notes[group_id] = MutedNote(group_id or "other", n + (before.count if before else 0),
-                                              mute.until, mute.by)
+            self.note(group_id, n)
         total = sum(taken.values())
         self.muted += total
         return total
+
+    def is_muted(self, group_id: str) -> bool:
+        """True when a mute read by the last `refresh` covers `group_id`."""
+        return self._controls.muted(group_id) is not None
+
+    def note(self, group_id: str, n: int) -> None:
+        """`n` records of a muted group were kept out: one line in the next message that goes out (a
+        fleet's leader notes other processes' records here too; they count as dropped in theirs)."""
+        mute = self._controls.muted(group_id)
+        if mute is None:
+            return
+        before = self._notes.get(group_id)
+        self._notes[group_id] = MutedNote(group_id or "other", n + (before.count if before else 0),
+                                          mute.until, mute.by)
 
     def silence(self, table: GroupTable, lock: threading.Lock) -> bool:
         """Before a send: read the store (once per send at most) and take muted groups out of `table`
