@@ -326,10 +326,12 @@ class GroupTable:
     def take_unsent(self, now: float) -> list[Taken]:
         """Take every group's unsent records out (each summary's `count`); `give_back` undoes it."""
         taken = []
+        self._overflowed.clear()
         for key, group in self._groups.items():
             if group.unsent:
                 taken.append(Taken(key, self._summary(group, now), group.unsent_first))
                 self.unsent -= group.unsent
+                group.earlier += group.unsent
                 group.unsent = 0
                 self._idle[key] = None
         return taken
@@ -346,6 +348,7 @@ class GroupTable:
             if group.unsent == 0:
                 self._idle.pop(item.key, None)
                 group.unsent_first = item.unsent_first
+            group.earlier -= summary.count
             group.unsent += summary.count
             self.unsent += summary.count
 

@@ -279,3 +279,16 @@ def test_every_process_of_a_fleet_gives_a_record_the_same_group_id_whatever_it_s
         outputs.append(json.loads(done.stdout))
     assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == len(messages)
     assert len(set(outputs[0].values())) > 40  # distinct events keep distinct ids
+
+
+def test_a_groups_total_counts_records_taken_out_for_the_fleet_and_given_back_once() -> None:
+    table = GroupTable()
+    for i in range(3):
+        _add(table, _record("x %s", i), 1.0)
+    taken = table.take_unsent(2.0)
+    assert [t.summary.total for t in taken] == [3] and table.unsent == 0
+    _add(table, _record("x %s", 9), 3.0)
+    assert table.digest(3.0, Context(), 0).groups[0].total == 4
+    table.give_back(taken)
+    group = table.digest(4.0, Context(), 0).groups[0]
+    assert (group.count, group.total) == (4, 4)
