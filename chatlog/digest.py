@@ -14,8 +14,7 @@ OTHER_GROUP: Hashable = ("chatlog", "other")
 per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's level (its mentions)
 stay true when the records that overflow are the most severe ones."""
 OVERFLOWED_KEYS = 10_000
-"""Keys remembered in `GroupTable` as counted in "other", by hash (~100 bytes each: a key can hold 500
-chars of text)."""
+"""Keys `GroupTable` remembers as counted in "other", by hash (~100 bytes each; a key's text is 500)."""
 
 
 class Context(Record):
@@ -134,25 +133,14 @@ class Digest(Record):
 
 
 class _Group:
-    __slots__ = (
-        "earlier",
-        "first_seen",
-        "group_id",
-        "last_seen",
-        "merged",
-        "sample",
-        "shown_full_at",
-        "template",
-        "unsent",
-        "unsent_first",
-    )
+    __slots__ = ("earlier", "first_seen", "group_id", "last_seen", "merged", "sample", "shown_full_at",
+                 "template", "unsent", "unsent_first")
 
     def __init__(self, sample: Entry, *, first_seen: float = 0.0, template: str = "",
                  group_id: str = "") -> None:
         self.sample = sample
         self.earlier = 0
-        """Records counted before the unsent ones (sent, muted or given up): the group's total is
-        ``earlier + unsent``, one addition fewer per record."""
+        """Records counted before the unsent ones: the total is ``earlier + unsent`` (one addition less)."""
         self.unsent = 0
         self.first_seen = first_seen
         self.last_seen = 0.0
@@ -179,10 +167,8 @@ class GroupTable:
         """Keys of the groups with nothing unsent, longest idle first."""
         self._buckets: set[Hashable] = set()
         self._overflowed: dict[int, _Group] = {}
-        """Hashes of keys counted in an "other" bucket because the table was full: the bucket of each,
-        valid while no group is idle or forgotten (then cleared: a key may get a group of its own
-        again). While it is valid every new key goes to "other" anyway and `merged` holds hashes too,
-        so a key sharing another's hash changes nothing (unless its level differs: one in 2**64)."""
+        """Hash of a key counted in "other" (the table full) → its bucket; cleared when a group goes idle
+        or is forgotten. Till then every new key goes to "other": a shared hash changes nothing."""
         self._max_groups = max_groups
         self._repeat_interval = repeat_interval
         self.unsent = 0
@@ -204,8 +190,7 @@ class GroupTable:
     def count(self, key: Hashable, created: float, level: int, count: int = 1, *,
               other: bool = False) -> bool:
         """`add` for records that need no sample: their group is known, or the table is full (or `other`)
-        and they go to the "other" bucket of their level. False (nothing counted) when their group must
-        be made first: `add` does that. The dispatcher's cost per record: one dict lookup when known."""
+        and they go to "other"; False (nothing counted) when `add` must make their group first."""
         group = self._groups.get(key) or self._overflowed.get(hash(key))
         if group is None:
             if not other and (self._idle or len(self._groups) - len(self._buckets) < self._max_groups):
@@ -226,8 +211,7 @@ class GroupTable:
 
     def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
                    level: int) -> bool:
-        """Make `key`'s group, in the place of the group idle the longest when the table is full; False
-        when `make_sample` gives no sample (the records go to "other")."""
+        """Make `key`'s group (in the place of the longest idle when full); False without a sample."""
         if self._idle and len(self._groups) - len(self._buckets) >= self._max_groups:
             self._forget(next(iter(self._idle)))
         sample = make_sample()
@@ -238,8 +222,7 @@ class GroupTable:
         return True
 
     def _bucket(self, key: Hashable, level: int, created: float, *, remember: bool) -> _Group:
-        """The "other" bucket of `level`, which counts `key` from now on; with `remember`, `count` finds
-        it by `key` while the table stays full (`_overflowed`, forgotten at any change)."""
+        """The "other" bucket of `level`, which counts `key` from now on (found by hash with `remember`)."""
         bucket = (OTHER_GROUP, level)
         group = self._groups.get(bucket)
         if group is None:
