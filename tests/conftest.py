@@ -29,6 +29,8 @@ from chatlog import ChatHandler, ChatStats
 from chatlog.destinations import credentials_in, platform_classes
 from chatlog.testing import FakePlatforms
 
+pytest_plugins = ["tests._redis"]  # the real redis-server of the fleet-store tests
+
 
 def assert_accounting(stats: ChatStats) -> None:
     """The invariant every handler keeps: nothing disappears silently."""
