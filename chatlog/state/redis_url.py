@@ -102,11 +102,12 @@ def connect(url: RedisURL, timeout_s: float = SOCKET_TIMEOUT_S) -> redis.Redis:
     try:
         client: redis.Redis = redis.Redis.from_url(url.url, **options)
     except ValueError as exc:
-        raise ValueError(f"state {url.masked!r}: {_scrubbed(str(exc), url)}; e.g. {EXAMPLE}") from None
+        raise ValueError(f"state {url.masked!r}: {scrubbed(str(exc), url)}; e.g. {EXAMPLE}") from None
     return client
 
 
-def _scrubbed(text: str, url: RedisURL) -> str:
+def scrubbed(text: str, url: RedisURL) -> str:
+    """`text` without `url`'s password (plain or URL-quoted)."""
     for secret in url.secrets:
         text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
     return text
