@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from chatlog.state.sqlite import prepare_file
+from chatlog.state.store import runtime_dir
 
 ALL = "*"
 MEMORY_URI = "file:chatlog-controls?mode=memory&cache=shared"
@@ -89,11 +91,7 @@ class Controls:
 
 def default_path() -> Path:
     """``$XDG_RUNTIME_DIR/chatlog/controls.db``, else ``<tempdir>/chatlog-<uid>/controls.db``."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.access(runtime, os.W_OK):
-        return Path(runtime) / "chatlog" / "controls.db"
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(tempfile.gettempdir()) / f"chatlog-{uid}" / "controls.db"
+    return runtime_dir() / "controls.db"
 
 
 def path_of(state: str | None) -> Path | None:
@@ -219,7 +217,7 @@ def _connect(path: Path | None) -> sqlite3.Connection:
         _anchor_memory()
         db = sqlite3.connect(MEMORY_URI, uri=True, check_same_thread=False, timeout=2.0)
     else:
-        _prepare(path)
+        prepare_file(path)
         db = sqlite3.connect(str(path), check_same_thread=False, timeout=2.0)
         db.execute("PRAGMA journal_mode=WAL")
     db.executescript(_SCHEMA)
@@ -232,10 +230,3 @@ def _anchor_memory() -> None:
     with _anchor_lock:
         if _memory_anchor is None:
             _memory_anchor = sqlite3.connect(MEMORY_URI, uri=True, check_same_thread=False)
-
-
-def _prepare(path: Path) -> None:
-    """Create the folder (0700) and the file (0600) before SQLite does, so nobody else can read them."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)

@@ -20,12 +20,9 @@ from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable, MutedNote
 from chatlog.platforms._base import Destination
 from chatlog.state.controls import Controls, ControlStore, Shown
+from chatlog.state.store import scope_of
 
-
-def scope_of(destination: Destination) -> str:
-    """The destination's key in the store: a hash of its class, masked URL and credentials."""
-    seed = "\n".join([type(destination).__name__, destination.masked(), *destination.secrets])
-    return hashlib.sha256(("chatlog-scope\n" + seed).encode()).hexdigest()[:24]
+__all__ = ["Silencer", "chat_keys_of", "scope_of"]
 
 
 def chat_keys_of(destination: Destination) -> list[str]:

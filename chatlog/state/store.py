@@ -1,0 +1,281 @@
+"""The fleet store: what every process attached to one destination shares (issue 11).
+
+A *scope* is one destination (`scope_of`: a hash of platform and credentials, never the credentials).
+Per scope the store keeps
+
+- **members**: the processes attached (id ``host:pid:random``, host, pid, last seen);
+- **pending groups**: per fingerprint, the records handed over and not yet settled, counted per
+  member, with first/last seen, the most severe level, one opaque sample and when the group was last
+  shown in full (the shared ``repeat_interval`` memory);
+- **credits**: per member, how many of its records were settled as delivered or dropped;
+- **the lease**: which member sends for the scope, until when;
+- **the budget**: the send times of the last 60 s, shared by every sender;
+- **quota counters**, last send and last error (for ``chatlog status``).
+
+Every method of a `Store` is atomic (one transaction, one Lua script or MULTI); a method that cannot
+reach the store raises `StoreError`, and the caller (always a chatlog thread) falls back to sending
+alone. Times are Unix seconds (``time.time()``): they are compared across processes and hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from chatlog.platforms._base import Destination
+
+MEMBER_LIVE_S = 30.0
+"""A member not heard of for this long is not counted live (members heartbeat at least every 5 s)."""
+BUDGET_SPAN_S = 60.0
+"""The longest send window a store must remember (the platforms' per-minute limits)."""
+FORGET_AFTER_S = 86_400.0
+"""Groups with nothing pending, and members, unseen for a day are forgotten."""
+
+StoreKind = Literal["memory", "sqlite", "redis"]
+_EXAMPLE = ("state='memory', state='sqlite:///var/run/chatlog/fleet.db', "
+            "state='redis://:password@redis.internal:6379/0' (also rediss:// and unix:///run/redis.sock)")
+
+
+class StoreError(Exception):
+    """The store could not be reached or used (its message never holds a password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateURL:
+    """A parsed ``state=``: which store, where (`path` for SQLite, `url` for Redis), `masked` for output."""
+
+    kind: StoreKind
+    path: str = ""
+    url: str = ""
+    masked: str = "memory"
+
+    def __repr__(self) -> str:
+        return f"StateURL({self.masked!r})"
+
+
+def mask_url(url: str) -> str:
+    """`url` with any password (``user:password@``, ``?password=``) replaced by ``***``."""
+    masked = re.sub(r"^([a-z][a-z0-9+.-]*://)([^/@]*:)?[^/@]*@",
+                    lambda m: f"{m.group(1)}{m.group(2) or ''}***@", url, flags=re.I)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.I)
+
+
+def parse_state(state: str | None) -> StateURL:
+    """Read ``state=``: None (the default SQLite file), ``memory``, ``sqlite:///path``, ``redis://``,
+    ``rediss://`` or ``unix://``. ValueError naming the problem, with an example, otherwise."""
+    if state is None:
+        return StateURL("sqlite", path="", masked="sqlite (default file)")
+    if not isinstance(state, str):
+        raise ValueError(f"state must be a string: {_EXAMPLE}; got a {type(state).__name__}")
+    if state == "memory":
+        return StateURL("memory")
+    lowered = state.lower()
+    if lowered.startswith("sqlite:///") and len(state) > len("sqlite:///"):
+        return StateURL("sqlite", path=state[len("sqlite://"):], masked=state)
+    if lowered.startswith(("redis://", "rediss://", "unix://")):
+        return StateURL("redis", url=state, masked=mask_url(state))
+    raise ValueError(f"state must be {_EXAMPLE}; got {mask_url(state)!r}")
+
+
+def scope_of(destination: Destination) -> str:
+    """The destination's key in every store: a hash of its class, masked URL and credentials."""
+    seed = "\n".join([type(destination).__name__, destination.masked(), *destination.secrets])
+    return hashlib.sha256(("chatlog-scope\n" + seed).encode()).hexdigest()[:24]
+
+
+def runtime_dir() -> Path:
+    """Where chatlog keeps its files on this host: ``$XDG_RUNTIME_DIR/chatlog``, else
+    ``<tempdir>/chatlog-<uid>`` (created owner-only by whoever writes there first)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.access(runtime, os.W_OK):
+        return Path(runtime) / "chatlog"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"chatlog-{uid}"
+
+
+def new_member_id(host: str) -> str:
+    """``host:pid:random``: one process's id in the store (new in each process, after fork too)."""
+    return f"{host}:{os.getpid()}:{random.getrandbits(32):08x}"
+
+
+def host_of(member_id: str) -> str:
+    """The host part of a member id."""
+    return member_id.rsplit(":", 2)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One process attached to a scope."""
+
+    id: str
+    host: str
+    pid: int
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What one member counted of one group since its last hand-over."""
+
+    fingerprint: str
+    """Stable across processes and hosts (`chatlog.fleet.fingerprint_of`)."""
+    count: int
+    first_seen: float
+    last_seen: float
+    level: int
+    sample: str | None
+    """Opaque text (JSON) the leader renders; sent with a group's first hand-over only. The store keeps
+    the first sample it gets for a fingerprint and ignores later ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandOver:
+    """What `Store.hand_over` answers: the member's standing after the merge, read in the same step."""
+
+    epoch: str
+    """Names the store's data: a new epoch means everything handed over before was lost with it."""
+    outstanding: dict[str, int]
+    """This member's records per fingerprint that the store holds, not yet settled."""
+    delivered: int
+    """This member's records settled as delivered, ever (in this epoch)."""
+    dropped: int
+    """This member's records settled as refused by the platform, ever (in this epoch)."""
+    live_members: int
+    leader: str | None
+    """The member holding an unexpired lease, if any."""
+    pending_records: int
+    """Records pending in the scope, from every member."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingGroup:
+    """One group as the leader reads it: every member's unsettled records of one fingerprint."""
+
+    fingerprint: str
+    level: int
+    first_seen: float
+    last_seen: float
+    total: int
+    """Records ever handed over for this group (while the store remembered it)."""
+    sample: str
+    counts: dict[str, int]
+    """Unsettled records per member id."""
+    shown_at: float | None
+    """When a message last showed this group in full (any sender), or None."""
+
+    @property
+    def count(self) -> int:
+        """Unsettled records of the group, fleet-wide."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """One scope as ``chatlog status`` prints it."""
+
+    scope: str
+    masked: str
+    members: tuple[Member, ...]
+    """Live members, most recently seen first."""
+    leader: str | None
+    lease_until: float | None
+    pending_groups: int
+    pending_records: int
+    budget_used: int
+    """Sends within the last `BUDGET_SPAN_S`."""
+    last_send: float | None
+    last_error: str
+    last_error_at: float | None
+
+
+Sent = Mapping[str, Mapping[str, int]]
+"""What a message carried: per fingerprint, per member id, how many records."""
+
+
+class Store(Protocol):
+    """The shared state of every process attached to the same destinations. Every method is atomic;
+    every method raises `StoreError` when the store cannot be used, and nothing else."""
+
+    masked: str
+    """Where the store is, for messages (no password)."""
+
+    def describe(self, scope: str, masked: str, now: float) -> None:
+        """Remember the destination's masked URL for `status` (called once per process and epoch)."""
+
+    def hand_over(self, scope: str, member: Member, deltas: Sequence[Delta], now: float) -> HandOver:
+        """Heartbeat `member` and merge `deltas` into the pending groups (counts add up per member;
+        first seen is the minimum, last seen the maximum, level the maximum; a sample only where the
+        group has none). Returns the member's standing after the merge."""
+
+    def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
+        """Take the scope's lease when it is free or expired, or renew it when `member_id` holds it,
+        until ``now + ttl``. True when `member_id` holds it now."""
+
+    def release(self, scope: str, member_id: str) -> None:
+        """Give the lease up if `member_id` holds it, and forget the member (its pending records stay:
+        the next leader sends them)."""
+
+    def pending(self, scope: str) -> list[PendingGroup]:
+        """Every group of the scope with unsettled records (fleet-wide), most severe first."""
+
+    def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
+               shown: Collection[str]) -> bool:
+        """A message `member_id` sent, carrying `sent`, was answered: subtract exactly those counts
+        (never below zero), credit them to each member as delivered (or, with ``delivered=False``,
+        dropped: the platform refused the content), mark the `shown` fingerprints shown in full at
+        `now`, and remember the send. Applied only while no other member holds the lease; False (and
+        nothing changed) otherwise: a leader that lost its lease mid-send never takes records it did
+        not send (they are sent again by the new leader: a duplicate, never a loss)."""
+
+    def take_budget(self, scope: str, limits: Sequence[tuple[int, float]], now: float, count: int = 1,
+                    *, force: bool = False) -> float:
+        """Reserve `count` sends at `now` if every ``(limit, window_s)`` stays within its limit over
+        the sends already recorded; returns 0.0 when reserved, else the seconds until it would fit
+        (nothing reserved). With `force`, record the sends without checking (sends made while the
+        store was unreachable) and return 0.0."""
+
+    def count_sent(self, scope: str, period_key: str, n: int = 1) -> int:
+        """Add `n` to the counter of `period_key` (``"2026-12-01"``); returns the new value (n=0 reads)."""
+
+    def note_error(self, scope: str, error: str, now: float) -> None:
+        """Remember the scope's last error (already masked) for `status`."""
+
+    def status(self, scope: str, now: float) -> Status:
+        """The scope's members, lease, pending work, budget and last send/error."""
+
+    def scopes(self) -> list[str]:
+        """Every scope the store knows."""
+
+    def close(self) -> None:
+        """Let go of this process's connection (the data stays)."""
+
+
+def open_store(state: str | None, *, warn: bool = True) -> Store:
+    """The store `state` names (`parse_state`). A SQLite file that cannot be created falls back to
+    memory with one line on stderr (`warn`); a Redis URL needs the ``redis`` extra."""
+    parsed = parse_state(state)
+    if parsed.kind == "memory":
+        from chatlog.state.memory import MemoryStore
+
+        return MemoryStore()
+    if parsed.kind == "sqlite":
+        from chatlog.state.sqlite import open_sqlite
+
+        return open_sqlite(parsed, warn=warn)
+    import importlib
+
+    try:  # chatlog.state.redisstore implements this protocol on Redis (issue 11 item 2)
+        module = importlib.import_module("chatlog.state.redisstore")
+    except ImportError as exc:
+        raise ValueError(f"state={parsed.masked!r} needs the redis extra: pip install 'chatlog[redis]' "
+                         f"({exc})") from None
+    store: Store = module.RedisStore(parsed)
+    return store
