@@ -105,8 +105,10 @@ local function decrement(key, field, n)
   if redis.call('HINCRBY', key, field, -n) <= 0 then redis.call('HDEL', key, field) end
 end
 local p, now, forget = KEYS[1], ARGV[1], tonumber(ARGV[3])
+local lease = redis.call('HMGET', p..'lease', 'holder', 'until')
+if lease[1] and lease[1] ~= ARGV[5] and tonumber(lease[2]) > tonumber(now) then return 0 end
 local credit = (ARGV[2] == '1') and 'd:' or 'x:'
-local settled, i = 0, 6
+local i = 6
 for _ = 1, tonumber(ARGV[4]) do
   local fp, g = ARGV[i], p..'g:'..ARGV[i]
   local members = tonumber(ARGV[i+1])
@@ -120,7 +122,6 @@ for _ = 1, tonumber(ARGV[4]) do
       redis.call('HINCRBY', g, 'unsettled', -take)
       decrement(p..'o:'..member, fp, take)
       redis.call('HINCRBY', p..'credits', credit..member, take)
-      settled = settled + take
     end
     i = i + 2
   end
@@ -134,10 +135,11 @@ if ARGV[2] == '1' then
 end
 redis.call('PEXPIRE', p..'info', forget)
 redis.call('PEXPIRE', p..'credits', forget)
-return settled
+return 1
 """
-"""ARGV: now, delivered (``1``/``0``), forget_ms, number of groups, number of shown fingerprints, then per
-group: fingerprint, number of members, (member id, count) per member; then the shown fingerprints."""
+"""ARGV: now, delivered (``1``/``0``), forget_ms, number of groups, the settling member, then per group:
+fingerprint, number of members, (member id, count) per member; then the shown fingerprints. Refused
+(0, nothing changed) while another member holds the lease: a leader that lost it must not settle."""
 
 TAKE_BUDGET = """
 local k, now, count = KEYS[1]..'sent', tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -48,7 +48,7 @@ class RedisStore:
 
     def __init__(self, state: StateURL | str) -> None:
         """`state` as `chatlog.state.store.parse_state` reads it (or the URL itself). ValueError for a bad
-        URL, RuntimeError naming the extra to install when redis-py is missing; nothing is connected yet."""
+        URL, ImportError naming the extra to install when redis-py is missing; nothing is connected yet."""
         self._url: RedisURL = parse(state.url if isinstance(state, StateURL) else state)
         self.masked = self._url.masked
         self._client: redis.Redis = connect(self._url)
@@ -109,15 +109,16 @@ class RedisStore:
         live = [g for g in groups if g.count > 0]
         return sorted(live, key=lambda g: (-g.level, -g.count, g.first_seen))
 
-    def settle(self, scope: str, sent: Sent, now: float, *, delivered: bool, shown: Collection[str]) -> None:
+    def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
+               shown: Collection[str]) -> bool:
         """See `Store.settle`."""
-        args: list[object] = [repr(now), int(delivered), _FORGET_MS, len(sent), len(shown)]
+        args: list[object] = [repr(now), int(delivered), _FORGET_MS, len(sent), member_id]
         for fp, counts in sent.items():
             args += [fp, len(counts)]
             for member_id, n in counts.items():
                 args += [member_id, int(n)]
         args += list(shown)
-        self._run("SETTLE", scope, args)
+        return bool(self._run("SETTLE", scope, args))
 
     def take_budget(self, scope: str, limits: Sequence[tuple[int, float]], now: float, count: int = 1,
                     *, force: bool = False) -> float:

@@ -10,6 +10,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatlog.state.store import mask_url
+
 if TYPE_CHECKING:
     import redis
 
@@ -37,21 +39,16 @@ class RedisURL:
         return (self.password,) if self.password else ()
 
 
-def is_redis(state: object) -> bool:
-    """True when `state` names a Redis server (any of `SCHEMES`)."""
-    return isinstance(state, str) and state.partition("://")[0].lower() in SCHEMES and "://" in state
-
-
 def parse(state: str) -> RedisURL:
     """Check `state`; ValueError (naming the problem, never the password) with an example otherwise."""
     try:
         parts = urllib.parse.urlsplit(state)
         parts.port  # noqa: B018 -- a bad port is rejected here, not at the first connection
     except ValueError as exc:
-        raise ValueError(f"state is not a valid Redis URL ({_masked_text(state)}): {exc}; "
+        raise ValueError(f"state is not a valid Redis URL ({mask_url(state)}): {exc}; "
                          f"e.g. {EXAMPLE}") from None
     password = urllib.parse.unquote(parts.password or "")
-    masked = mask(state)
+    masked = mask_url(state)
     if parts.scheme.lower() not in SCHEMES:
         raise ValueError(f"state {masked!r} is not a Redis URL; e.g. {EXAMPLE}")
     if parts.scheme.lower() == "unix":
@@ -62,41 +59,16 @@ def parse(state: str) -> RedisURL:
     return RedisURL(state, masked, password)
 
 
-def mask(url: str) -> str:
-    """`url` with its password (and a password-only user part) replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return _masked_text(url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.partition(":")[0] if parts.password is not None else ""
-    masked_user = f"{name}:***" if parts.password is not None else "***"
-    query = urllib.parse.urlencode(
-        [(k, "***" if k.lower() == "password" else v) for k, v in urllib.parse.parse_qsl(parts.query)],
-        safe="*")
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{masked_user}@{host}", query=query))
-
-
-def _masked_text(text: str) -> str:
-    """A URL too broken to parse: everything between ``://`` and the last ``@`` is hidden."""
-    scheme, sep, rest = text.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"
-
-
 def connect(url: RedisURL, timeout_s: float = SOCKET_TIMEOUT_S) -> redis.Redis:
     """A redis-py client for `url` with short timeouts and no retries (the dispatcher retries next round).
 
-    RuntimeError saying what to install when redis-py is missing."""
+    ImportError saying what to install when redis-py is missing."""
     try:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
     except ImportError:
-        raise RuntimeError(f"state={url.masked!r} needs the redis package: {INSTALL}") from None
+        raise ImportError(f"state={url.masked!r} needs the redis package: {INSTALL}") from None
     options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
                                "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
     try:
