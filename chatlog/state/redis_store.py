@@ -80,6 +80,7 @@ class RedisStore:
                 pipe.pexpire(prefix(scope) + "info", _FORGET_MS)
                 pipe.zadd(SCOPES_KEY, {scope: now})
                 pipe.zremrangebyscore(SCOPES_KEY, "-inf", f"({now - FORGET_AFTER_S!r}")
+                pipe.pexpire(SCOPES_KEY, _FORGET_MS)
                 pipe.execute()
         except self._failures as exc:
             raise self._error(exc) from None

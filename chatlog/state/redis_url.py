@@ -53,7 +53,7 @@ def parse(state: str) -> RedisURL:
         raise ValueError(f"state {masked!r} is not a Redis URL; e.g. {EXAMPLE}")
     if parts.scheme.lower() == "unix":
         if not parts.path:
-            raise ValueError(f"state {masked!r} names no socket path; e.g. state='unix:///run/redis.sock'")
+            raise ValueError(f"state {masked!r} names no socket path; e.g. {EXAMPLE}")
     elif not parts.hostname:
         raise ValueError(f"state {masked!r} names no host; e.g. {EXAMPLE}")
     return RedisURL(state, masked, password)

@@ -1,0 +1,118 @@
+"""What only the Redis store has: URLs and their masking, the lazy import, keys that expire, a Redis that
+goes away and comes back (empty), and ``chatlog status`` against it. All against a real redis-server on a
+unix socket (`tests/_redis.py`); the protocol's semantics are tests/test_store.py's, run on Redis too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from chatlog import cli
+from chatlog.state.redis_store import RedisStore, prefix
+from chatlog.state.store import Delta, Member, StoreError, open_store
+from chatlog.testing.redis_server import RedisServer
+
+SCOPE = "r" * 24
+A = Member("web-1:100:aaaa", "web-1", 100)
+PASSWORD = "hunter2-redis-password"
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[RedisStore]:
+    """A RedisStore on the test's own redis-server."""
+    opened = open_store(redis_server.url)
+    assert isinstance(opened, RedisStore)
+    yield opened
+    opened.close()
+
+
+def test_every_key_of_a_scope_is_namespaced_and_expires(store: RedisStore, redis_server: RedisServer) -> None:
+    store.describe(SCOPE, "dingtalk://***", 100.0)
+    store.hand_over(SCOPE, A, [Delta("g1", 2, 100.0, 100.0, 40, "sample")], 100.0)
+    store.lease(SCOPE, A.id, 10.0, 100.0)
+    store.take_budget(SCOPE, [(20, 60.0)], 100.0)
+    store.settle(SCOPE, A.id, {"g1": {A.id: 1}}, 101.0, delivered=True, shown={"g1"})
+    store.count_sent(SCOPE, "2026-12-01")
+    store.note_error(SCOPE, "HTTP 500", 101.0)
+    client = store._client
+    keys = sorted(k.decode() for k in client.keys("*"))
+    scoped = [k for k in keys if k != "chatlog:scopes"]
+    assert scoped and all(k.startswith(prefix(SCOPE)) for k in scoped), keys
+    assert {k: client.pttl(k) > 0 for k in keys} == dict.fromkeys(keys, True)  # none lives forever
+    assert prefix(SCOPE) == f"chatlog:{{{SCOPE}}}:"  # one cluster slot per scope
+
+
+def test_the_password_is_masked_in_the_repr_errors_and_status(find_secrets: Callable[[str], list[str]],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:1/0"  # nothing listens on port 1: refused at once
+    store = open_store(url)
+    assert repr(store) == "RedisStore('redis://:***@127.0.0.1:1/0')"
+    with pytest.raises(StoreError) as caught:
+        store.hand_over(SCOPE, A, [], 100.0)
+    assert "redis://:***@127.0.0.1:1/0" in str(caught.value) and PASSWORD not in str(caught.value)
+    assert cli.main(["status", "--state", url]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the store" in err and PASSWORD not in err
+
+
+def test_a_missing_redis_package_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # "import redis" now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'chatlog-alerts\[redis\]'") as caught:
+        open_store(f"redis://:{PASSWORD}@cache:6379/0")
+    assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("redis://:pw-is-secret@:6379/0", "names no host"),
+    ("unix://:pw-is-secret@", "names no socket path"),
+    ("redis://:pw-is-secret@cache:99999/0", "not a valid Redis URL"),
+])
+def test_a_bad_redis_url_is_refused_with_an_example(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as caught:
+        open_store(url)
+    assert "pw-is-secret" not in str(caught.value) and "redis://" in str(caught.value)
+
+
+def test_redis_going_away_is_a_store_error_and_coming_back_empty_is_a_new_epoch(
+        store: RedisStore, redis_server: RedisServer) -> None:
+    before = store.hand_over(SCOPE, A, [Delta("g1", 3, 100.0, 100.0, 40, "s")], 100.0)
+    redis_server.stop()
+    for call in (lambda: store.hand_over(SCOPE, A, [], 101.0), lambda: store.pending(SCOPE),
+                 lambda: store.take_budget(SCOPE, [(20, 60.0)], 101.0), lambda: store.status(SCOPE, 101.0)):
+        with pytest.raises(StoreError, match="Redis at unix://"):
+            call()
+    redis_server.start()  # nothing was saved: the data is gone
+    after = store.hand_over(SCOPE, A, [], 102.0)
+    assert after.epoch != before.epoch
+    assert (after.outstanding, after.pending_records) == ({}, 0)
+
+
+def test_chatlog_status_prints_each_destination_of_a_redis_store(
+        store: RedisStore, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    now = time.time()
+    store.describe(SCOPE, "dingtalk://***", now)
+    store.hand_over(SCOPE, A, [Delta("g1", 5, now, now, 40, "s"), Delta("g2", 2, now, now, 30, "s")], now)
+    store.lease(SCOPE, A.id, 10.0, now)
+    store.take_budget(SCOPE, [(20, 60.0)], now)
+    store.settle(SCOPE, A.id, {"g2": {A.id: 2}}, now, delivered=True, shown={"g2"})
+    store.note_error(SCOPE, "HTTP 500 from the platform", now)
+    assert cli.main(["status", "--state", redis_server.url]) == 0
+    out = capsys.readouterr().out
+    assert f"{redis_server.url}: 1 destination" in out
+    assert f"dingtalk://***  [scope {SCOPE}]" in out
+    assert "members     1 live on 1 host: web-1 pid 100" in out
+    assert f"leader      {A.id}, lease" in out
+    assert "pending     1 group, 5 records" in out
+    assert "budget      1 send in the last 60 s" in out
+    assert "last send   20" in out and "last error  HTTP 500 from the platform, 20" in out
+
+
+def test_chatlog_status_of_an_empty_store_says_so(redis_server: RedisServer,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["status", "--state", redis_server.url]) == 0
+    assert "no destination has used this store yet" in capsys.readouterr().out
