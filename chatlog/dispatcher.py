@@ -1,8 +1,11 @@
-"""The background half of a handler: buffer, thread, timing, rate limits, retries, flush/close.
+"""The background half of a handler: the buffer, the dispatcher thread and its round, flush/close.
 
-The dispatcher thread owns the clock; the courier (`chatlog.courier`) carries requests; process
-events (fork, child exits, restart after close) are `chatlog.lifecycle`'s. The application thread
-touches nothing here but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
+One round (`Dispatcher.step`) files queued records (`chatlog.filing`), decides whether a batch is due
+(`chatlog.timing`, `chatlog.pacing`), builds the digest (`chatlog.digest`), and sends it and settles
+the answer (`chatlog.sending`, `chatlog.settlement`); flush() waits in `chatlog.waiters`. The courier
+(`chatlog.courier`) carries requests; process events (fork, child exits, restart after close) are
+`chatlog.lifecycle`'s. The application thread touches nothing here but `Dispatcher.buffer.append`
+(and `count_overflow` when the buffer is full).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from chatlog._report import Reporter
 from chatlog.capture import Captured
 from chatlog.courier import (
     CHATLOG_THREADS,
-    Courier,
     HttpOptions,
     install_log_filter,
     mark_own_thread,
@@ -30,10 +32,13 @@ from chatlog.courier import (
 )
 from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
-from chatlog.pacing import Backoff, SendWindow
-from chatlog.platforms._base import Destination, Outcome, Payloads
+from chatlog.pacing import SendWindow
+from chatlog.platforms._base import Destination
+from chatlog.sending import Sender
+from chatlog.settlement import Settlement
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
+from chatlog.waiters import FlushWaiters
 
 if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
     from chatlog.state.controls import ControlStore
@@ -44,6 +49,7 @@ __all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 ROUND_BUDGET_S = 0.02
 """The longest one round files records before it looks at the clock: however fast records arrive,
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
+
 
 @dataclass(frozen=True, slots=True)
 class ChatStats:
@@ -113,50 +119,27 @@ class Dispatcher:
         self._wake = threading.Event()
         self.idle = False
         """True while the thread sleeps with nothing queued: the next record must `wake` it."""
-        self._next_collect = 0.0
-        """When the next round reads the tallies (`time.monotonic()`; at most once per poll interval)."""
         self.tallies.clear()
-        self._waiters: list[tuple[float, threading.Event]] = []
-        self._closing = False
-        self._groups = GroupTable(
-            max_groups=self.timing.max_groups, repeat_interval=self.timing.repeat_interval
-        )
+        self._waiters = FlushWaiters(self._lock)
+        self._groups = GroupTable(max_groups=self.timing.max_groups,
+                                  repeat_interval=self.timing.repeat_interval)
         self._schedule = BatchSchedule(self.timing.group_wait, self.timing.group_interval)
-        self._filing = Filing(self._groups, self._schedule, self.tallies, self._lock, self._clock)
+        self._filing = Filing(self._groups, self._schedule, self.tallies, self._lock, self._clock,
+                              own=CHATLOG_THREADS, catch_up=self.timing.max_queue // 2,
+                              poll_interval=self.timing.poll_interval)
         self._clock_watch = ClockWatch()
-        self._window = SendWindow(self.destination.limits.per_minute, self.destination.limits.per_second)
-        self._backoff = Backoff()
         self._context = replace(self._base_context, host=lifecycle.host_name(), pid=os.getpid())
         self._overflow = 0
-        self._undeliverable = 0
-        self._dropped_reported = 0
-        self._delivered = 0
-        self._sent = 0
-        self._failed = 0
-        self._sends_started = 0
-        self._in_flight = 0
-        """Number of the send waiting for the platform's answer now (0: none)."""
-        self._outwaited = 0
-        """The send that a timed-out flush() already waited for: close() does not wait for it again."""
         self._report_from_thread = False
         self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
-        self._batch_number = 0
-        self._suspended = ""
-        """Why the destination is stopped by a configuration error ("" while it works); it probes
-        again every `lifecycle.PROBE_EVERY_S` (as a pause), its records wait meanwhile."""
-        self._suspension_said_at: float | None = None
-        self._life_lock = threading.Lock()
-        self._resume = False
-        """close() ran while the thread still finished the previous close: go on instead of ending."""
-        self._thread_ending = False
-        self._final_done = threading.Event()
-        """Set when the thread has made its last delivery attempt after close()."""
+        self._life = lifecycle.Handshake()
         self._thread_ident: int | None = None
-        self._courier = Courier(self.destination, self._http, self._wake.set)
         self._silencer = None if self._controls is None else _silencer()(
             self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
-        self._flight: Digest | None = None
-        """The digest whose message the courier carries now."""
+        self._settlement = Settlement(self._groups, self._schedule, self._lock, self.reporter,
+                                      self._silencer, max_backoff=self.timing.max_backoff)
+        self._sender = Sender(self.destination, self._http, self._settlement, self.reporter,
+                              self._clock, self._wake.set)
 
     # ---- application side -------------------------------------------------------------
 
@@ -186,33 +169,34 @@ class Dispatcher:
         with self._lock:
             self._filing.file_counted(self._clock())
             queued = len(self.buffer) + self.tallies.owed
-            dropped = self._overflow + self._undeliverable
+            ledger = self._settlement.ledger
             return ChatStats(
                 accepted=self._overflow + self._filing.processed + queued,
-                dropped=dropped,
+                dropped=self._overflow + ledger.undeliverable,
                 pending=queued + self._groups.unsent,
-                delivered_records=self._delivered,
-                messages_sent=self._sent,
-                messages_failed=self._failed,
+                delivered_records=ledger.delivered,
+                messages_sent=ledger.sent,
+                messages_failed=ledger.failed,
                 muted=0 if self._silencer is None else self._silencer.muted,
             )
 
     def flush(self, timeout: float) -> bool:
         """Send what is pending now and wait for the answer; False when not all was delivered."""
         thread = self._thread
-        if (self._closed or thread is None or not thread.is_alive() or timeout <= 0 or self._suspended
-                or lifecycle.holds_logging_lock()):
+        if (self._closed or thread is None or not thread.is_alive() or timeout <= 0
+                or self._settlement.suspension or lifecycle.holds_logging_lock()):
             return self._is_empty()
         done = threading.Event()
         deadline = self._clock() + timeout
-        with self._lock:
-            self._waiters.append((deadline, done))
-            self._backoff = self._backoff.retry_now()  # flush() means "try now", even during a backoff
+        settlement = self._settlement
+        with self._lock:  # flush() means "try now", even during a backoff
+            settlement.backoff = settlement.backoff.retry_now()
+        self._waiters.add(deadline, done)
         self._wake.set()
         # Timed out, or released by the loop at the deadline just before the wait would have: the send
         # still out has been waited for, and close() does not wait for it again.
         if not done.wait(timeout) or self._clock() >= deadline:
-            self._outwaited = self._in_flight
+            self._sender.in_flight.flush_gave_up()
         return self._is_empty()
 
     def close(self, timeout: float) -> None:
@@ -220,37 +204,27 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
-        with self._life_lock:
-            self._resume = False  # a restart before this close is undone by it
-        self._final_done.clear()
-        self._closing = True
+        self._life.close()
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self._wake.set()
             if lifecycle.holds_logging_lock():
                 self._report_from_thread = True  # it delivers as soon as the caller lets go of the lock
                 return
-            in_flight = self._in_flight
             # logging.shutdown() calls flush() and then close(): one close_timeout for both, not two.
-            self._final_done.wait(0.0 if in_flight and in_flight == self._outwaited else max(0.0, timeout))
+            waited = self._sender.in_flight.flush_waited()
+            self._life.final_done.wait(0.0 if waited else max(0.0, timeout))
         if not self._closed:
             return  # a record started the handler again meanwhile: its records are not given up
         if thread is None or not thread.is_alive():
-            self._courier.close_client()
+            self._sender.courier.close_client()
         self._report_undelivered(timeout)
 
     def restart(self) -> None:
         """Start again after close() (a record reached a closed handler): new threads, same accounting."""
-        with self._life_lock:
-            self._closed = False
-            self._report_from_thread = False
-            thread = self._thread
-            if thread is not None and thread.is_alive() and not self._thread_ending:
-                self._resume = True  # the thread still finishes the previous close(): it goes on after it
-                return
-            self._closing = False
-            self._thread_ending = False
-            self._start_thread()
+        self._closed = False
+        self._report_from_thread = False
+        self._life.restart(self._thread, self._start_thread)
 
     def close_at_child_exit(self) -> None:
         """Deliver within ``close_timeout``: the process leaves through ``os._exit`` right after."""
@@ -259,10 +233,7 @@ class Dispatcher:
     def _report_undelivered(self, timeout: float) -> None:
         left = self.stats().pending
         if left:
-            flight = self._flight
-            awaited = flight.total if flight is not None and self._courier.sent else 0
-            message = lifecycle.undelivered_message(left, awaited, timeout, self._suspended)
-            self.reporter.report("close", message)
+            self.reporter.report("close", self._sender.undelivered_message(left, timeout))
 
     def _is_empty(self) -> bool:
         with self._lock:
@@ -272,16 +243,9 @@ class Dispatcher:
     # ---- background thread --------------------------------------------------------------
 
     def _start_thread(self) -> None:
-        self._new_courier()
+        self._sender.new_courier()
         self._thread = threading.Thread(target=self._run, name="chatlog-dispatcher", daemon=True)
         self._thread.start()
-
-    def _new_courier(self) -> None:
-        """A courier thread of its own (a previous one may still carry a request that hangs)."""
-        if self._flight is not None:  # its answer will never be taken: keep the records, try again
-            self._land(Outcome("retry", reason="no answer before close()"))
-        self._courier = Courier(self.destination, self._http, self._wake.set)
-        self._courier.start()
 
     def _run(self) -> None:
         self._thread_ident = threading.get_ident()
@@ -290,14 +254,8 @@ class Dispatcher:
             while True:
                 self._loop()
                 self._final_flush()
-                with self._life_lock:
-                    if not self._resume:
-                        self._thread_ending = True
-                        self._final_done.set()  # also for a close() that came after the final flush
-                        return
-                    self._resume = False
-                    self._closing = False
-                    self._new_courier()
+                if self._life.thread_ends(resume=self._sender.new_courier):
+                    return
         finally:
             unmark_own_thread()
 
@@ -308,7 +266,7 @@ class Dispatcher:
             except BaseException as exc:
                 self.reporter.report("internal", f"internal error, continuing: {type(exc).__name__}: {exc}")
                 delay = self.timing.poll_interval
-            if self._closing:
+            if self._life.closing:
                 return
             if delay > self.timing.poll_interval and not self._go_idle():
                 delay = self.timing.poll_interval  # records came just before the flag was up: filed now
@@ -323,7 +281,7 @@ class Dispatcher:
         first and looks second. Under the GIL one of the two sees the other: no record waits for a
         deadline, and no log call pays for a wake-up unless this thread really sleeps."""
         self.idle = True
-        if self.buffer or self._drain(budget_s=ROUND_BUDGET_S)[1]:
+        if self.buffer or self._filing.drain(self.buffer, budget_s=ROUND_BUDGET_S)[1]:
             self.idle = False
             return False
         return True
@@ -331,23 +289,18 @@ class Dispatcher:
     def _final_flush(self) -> None:
         deadline = time.monotonic() + self.timing.close_timeout
         try:
-            self._drain(budget_s=self.timing.close_timeout / 4)  # not what keeps arriving after close()
-            self._await_flight(deadline)
-            if self._flight is None and self._groups.unsent and not self._suspended:
-                now = self._clock()
-                wait = self._window.wait(now)
-                if 0.0 < wait <= self.timing.close_timeout / 2:
-                    time.sleep(wait)
-                    wait = 0.0
-                if wait == 0.0 and now >= self._backoff.paused_until:
-                    self._launch(self._clock())
-                    self._await_flight(deadline)
+            # Not what keeps arriving after close().
+            self._filing.drain(self.buffer, budget_s=self.timing.close_timeout / 4)
+            self._sender.await_answer(deadline)
+            if self._groups.unsent and self._sender.last_send_allowed(self.timing.close_timeout):
+                self._launch(self._clock())
+                self._sender.await_answer(deadline)
         except Exception as exc:
             self.reporter.report("internal", f"internal error at close: {type(exc).__name__}: {exc}")
         finally:
-            self._courier.stop()
-            self._release_waiters(force=True)
-            self._final_done.set()
+            self._sender.courier.stop()
+            self._waiters.answer_all()
+            self._life.final_done.set()
             if self._report_from_thread:  # close() did not wait for this thread: finish its work here
                 self._report_undelivered(self.timing.close_timeout)
 
@@ -357,14 +310,7 @@ class Dispatcher:
         Returns seconds until the next round is needed; ``inf`` when only a record, an answer or
         flush()/close() can make one necessary (the thread then sleeps until woken).
         """
-        threaded = self._thread_ident is not None
-        # A flush waits for every count.
-        collect = not threaded or bool(self._waiters) or time.monotonic() >= self._next_collect
-        emptied, filed = self._drain(budget_s=ROUND_BUDGET_S if threaded else None, collect=collect)
-        if collect:
-            self._next_collect = time.monotonic() + self.timing.poll_interval
-        if filed:
-            self._courier.warm()  # the client is built before the message is due, on chatlog's thread
+        emptied, filed = self._file_round(threaded=self._thread_ident is not None)
         now = self._clock()
         self._follow_clock(now)
         wait = self._send_if_due(now)
@@ -372,36 +318,46 @@ class Dispatcher:
             return 0.0
         if filed:  # records are arriving: file the next ones within a poll interval
             wait = min(wait, self.timing.poll_interval)
-        return min(wait, self._waiter_wait(self._clock()))
+        return min(wait, self._waiters.seconds_to_next(self._clock()))
+
+    def _file_round(self, *, threaded: bool) -> tuple[bool, int]:
+        """File queued records and the tallies' counts (`Filing.round`); whether the buffer was emptied,
+        how many were filed."""
+        emptied, filed = self._filing.round(self.buffer, budget_s=ROUND_BUDGET_S if threaded else None,
+                                            flushing=bool(self._waiters))
+        if filed:
+            self._sender.courier.warm()  # the client is built before the message is due, on chatlog's thread
+        return emptied, filed
 
     def _send_if_due(self, now: float) -> float:
         """Settle an answer that came, start a send that is due; seconds until something is due."""
-        if self._flight is not None:  # a request is out: its answer wakes the thread
-            outcome = self._courier.take()
-            if outcome is None:
-                self._release_waiters(now=now)
+        if self._sender.busy:  # a request is out: its answer wakes the thread
+            if not self._sender.take_answer():
+                self._waiters.forget_expired(now)
                 return math.inf
-            self._land(outcome)
             now = self._clock()
-        self._release_waiters(now=now)
-        if self._suspended and now < self._backoff.paused_until:
-            self._release_waiters(force=True)  # flush() cannot help until the next probe
-            return self._backoff.paused_until - now
-        if not self._groups.unsent:
-            self._release_waiters(force=True)
-            return math.inf
-        due = self._due_at(forced=bool(self._waiters))
-        if now < due:
-            return due - now
-        wait = self._window.wait(now)
+        self._waiters.forget_expired(now)
+        wait = self._wait_until_due(now)
         if wait > 0:
             return wait
         self._launch(now)
-        return math.inf if self._flight is not None else 0.0
+        return math.inf if self._sender.busy else 0.0
 
-    def _waiter_wait(self, now: float) -> float:
-        with self._lock:
-            return min((deadline - now for deadline, _ in self._waiters), default=math.inf)
+    def _wait_until_due(self, now: float) -> float:
+        """Seconds until the unsent records may be sent (0: now, ``inf``: nothing to send); answers the
+        flushes when there is nothing they could wait for."""
+        backoff = self._settlement.backoff
+        if self._settlement.suspension and now < backoff.paused_until:
+            self._waiters.answer_all()  # flush() cannot help until the next probe
+            return backoff.paused_until - now
+        if not self._groups.unsent:
+            self._waiters.answer_all()
+            return math.inf
+        ready = backoff.ready_at()
+        due = ready if self._waiters else max(self._schedule.due_at(), ready)  # a flush: no group_wait
+        if now < due:
+            return due - now
+        return self._sender.window.wait(now)
 
     def _follow_clock(self, now: float) -> None:
         """After the clock stepped back, move every deadline back with it (see `ClockWatch`)."""
@@ -409,160 +365,38 @@ class Dispatcher:
         if not shift:
             return
         self._schedule.shift(shift)
-        self._backoff = self._backoff.shifted(shift)
-        with self._lock:
-            self._waiters = [(deadline + shift, event) for deadline, event in self._waiters]
-
-    def _due_at(self, *, forced: bool) -> float:
-        ready = self._backoff.ready_at()
-        return ready if forced else max(self._schedule.due_at(), ready)
-
-    def _drain(self, budget_s: float | None = None, *, collect: bool = True) -> tuple[bool, int]:
-        """File queued and counted records (`Filing.drain`); whether the buffer was emptied, how many."""
-        return self._filing.drain(self.buffer, own=CHATLOG_THREADS, budget_s=budget_s,
-                                  catch_up=self.timing.max_queue // 2, collect=collect)
+        self._settlement.backoff = self._settlement.backoff.shifted(shift)
+        self._waiters.shift(shift)
 
     def _launch(self, now: float) -> None:
-        """Render the digest of everything unsent and hand it to the courier (inline without threads)."""
+        """Build the digest of everything unsent and send it."""
+        digest = self._build_digest(now)
+        if digest is not None:
+            self._sender.send(digest, now)
+
+    def _build_digest(self, now: float) -> Digest | None:
+        """The digest of everything unsent, complete (batch name, mentions, mutes); None when the
+        mutes left nothing to send."""
         with self._lock:
             self._filing.file_counted(now)  # every count up to now, not up to the last collection
-        if self._silence():
-            return
-        dropped = self._overflow - self._dropped_reported
-        digest = self._groups.digest(now, self._context, dropped, self._mentions,
-                                     batch=f"{self._batch_seed}-{self._batch_number}")
-        if self._silencer is not None:
-            digest = self._silencer.decorate(digest)
-        payloads = self._render(digest)
-        for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
-            self._window.record(now)
-        self._sends_started += 1
-        self._in_flight = self._sends_started
-        self._flight = digest
-        if self._courier.running:
-            self._courier.submit(payloads)
-        else:
-            self._land(self._courier.send(payloads))
-
-    def _silence(self) -> bool:
-        """Take muted groups out of the batch (the store is read here: once per send at most); True when
-        nothing else was left to send."""
-        silencer = self._silencer
-        if silencer is None:
-            return False
-        silencer.refresh()
-        with self._lock:
-            silencer.take(self._groups)
-            empty = not self._groups.unsent
-        if empty:
+        if self._silencer is not None and self._silencer.silence(self._groups, self._lock):
             self._schedule.discarded()
-        return empty
-
-    def _await_flight(self, deadline: float) -> None:
-        if self._flight is not None:
-            outcome = self._courier.wait(deadline - time.monotonic())
-            if outcome is not None:
-                self._land(outcome)
-
-    def _land(self, outcome: Outcome) -> None:
-        """Settle the digest in flight with its answer (records counts, schedules retries)."""
-        digest, self._flight = self._flight, None
-        self._in_flight = 0
-        if digest is not None:
-            self._settle(digest, outcome, self._clock())
-
-    def _render(self, digest: Digest) -> Payloads:
-        try:
-            return self.destination.render_all(digest)
-        except Exception as exc:  # a renderer bug must not cost the alert: send plain text instead
-            self.reporter.report("render", f"could not render the message ({type(exc).__name__}: {exc})")
-            return self.destination.render_fallback(digest)
-
-    def _settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
-        with self._lock:
-            if outcome.ok:
-                self._groups.mark_sent(digest, now)
-                self._delivered += digest.total
-                self._dropped_reported += digest.dropped
-                self._sent += 1
-                self._batch_number += 1
-                self._schedule.delivered(now, digest.level, unsent_left=self._groups.unsent > 0)
-                self._backoff = self._backoff.after_success()
-            else:
-                self._failed += 1
-        if outcome.ok:
-            if self._suspended:
-                self._end_suspension()
-            if self._silencer is not None:
-                self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
-        elif outcome.kind == "retry":
-            self._schedule_retry(digest, outcome, now)
-        elif outcome.kind == "rejected":
-            self._reject(digest, outcome, now)
-        else:
-            self._suspend(outcome, now)
-
-    def _reject(self, digest: Digest, outcome: Outcome, now: float) -> None:
-        """The platform refused this message's content: drop its records (counted), keep going."""
-        with self._lock:
-            self._groups.mark_sent(digest, now, shown=False)
-            self._undeliverable += digest.total
-            self._batch_number += 1
-            self._schedule.refused(now, unsent_left=self._groups.unsent > 0)
-            self._backoff = self._backoff.after_success()
-        self.reporter.report("rejected", f"{outcome.reason or 'the platform refused the message'}; "
-                             f"its {digest.total} records are counted as dropped, later alerts still go out")
-
-    def _schedule_retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
-        self._backoff = self._backoff.after_failure(
-            now, retry_after=outcome.retry_after, max_backoff=self.timing.max_backoff,
-            jitter=random.uniform(0.5, 1.0))
-        self.reporter.report(
-            "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
-            f"retrying in {self._backoff.retry_at - now:.0f} s",
-        )
-
-    def _suspend(self, outcome: Outcome, now: float) -> None:
-        """A configuration error: keep the records, pause until the next probe, say so once an hour."""
-        self._suspended = outcome.reason or "the platform refused the message"
-        self._backoff = self._backoff.after_failure(now, retry_after=lifecycle.PROBE_EVERY_S,
-                                                    max_backoff=self.timing.max_backoff, jitter=1.0)
-        said = self._suspension_said_at
-        if said is None or not 0.0 <= now - said < lifecycle.REPORT_SUSPENSION_EVERY_S:
-            self._suspension_said_at = now
-            self.reporter.report("permanent", f"{self._suspended}. Alerts to this destination wait (kept as "
-                                 f"a summary) until it is fixed; trying again every "
-                                 f"{lifecycle.PROBE_EVERY_S / 60:g} minutes.", every_s=0.0)
-
-    def _end_suspension(self) -> None:
-        self._suspended = ""
-        self._suspension_said_at = None
-        self.reporter.report("resumed", "the platform accepts messages again; the alerts kept "
-                             "meanwhile were delivered", every_s=0.0)
-
-    def _release_waiters(self, *, now: float | None = None, force: bool = False) -> None:
-        """`force`: the flushes are answered (sent, or nothing to send). Otherwise forget the ones past
-        their deadline without answering: each timed out on its own, and knows it did."""
-        with self._lock:
-            keep = []
-            for deadline, event in self._waiters:
-                if force:
-                    event.set()
-                elif now is None or now < deadline:
-                    keep.append((deadline, event))
-            self._waiters = keep
+            return None
+        ledger = self._settlement.ledger
+        digest = self._groups.digest(now, self._context, self._overflow - ledger.dropped_reported,
+                                     self._mentions, batch=f"{self._batch_seed}-{ledger.batches}")
+        return digest if self._silencer is None else self._silencer.decorate(digest)
 
     # ---- fork ------------------------------------------------------------------------------
 
     def after_fork_in_child(self) -> None:
         """A forked child gets a fresh buffer, state and thread; the parent's records stay the parent's."""
-        lifecycle.keep_inherited(self._courier.forget_client())
+        lifecycle.keep_inherited(self._sender.courier.forget_client())
         was_running = self._thread is not None and not self._closed
         self.buffer.clear()
         self._overflow_lock = threading.Lock()
         # The parent's thread may have held the reporter's lock at the fork; here no one would release it.
         self.reporter = Reporter(self.destination.masked(), self._secrets)
-        self._flight = None
         self._reset_state()
         self._thread = None
         if was_running:

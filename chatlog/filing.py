@@ -34,19 +34,36 @@ class Filing:
     """Counts queued and tallied records in their groups; `processed` is how many it has filed."""
 
     def __init__(self, groups: GroupTable, schedule: BatchSchedule, tallies: Tallies,
-                 lock: threading.Lock, clock: Callable[[], float]) -> None:
-        """Every record filed is counted in `groups` and told to `schedule`, under `lock`."""
+                 lock: threading.Lock, clock: Callable[[], float], *, own: Collection[int] = (),
+                 catch_up: int = 0, poll_interval: float = 0.0) -> None:
+        """Every record filed is counted in `groups` and told to `schedule`, under `lock`; records made
+        on `own` threads are skipped; below `catch_up` queued records a time-bounded drain yields the
+        GIL between batches; the tallies are read once per `poll_interval` (`round`)."""
         self.groups = groups
         self.schedule = schedule
         self.tallies = tallies
         self._lock = lock
         self._clock = clock
+        self._own = own
+        self._catch_up = catch_up
+        self._poll_interval = poll_interval
+        self._next_collect = 0.0
+        """When the next round reads the tallies (`time.monotonic()`)."""
         self.processed = 0
 
-    def drain(self, buffer: deque[Captured], *, own: Collection[int], budget_s: float | None,
-              catch_up: int, collect: bool = True) -> tuple[bool, int]:
+    def round(self, buffer: deque[Captured], *, budget_s: float | None, flushing: bool) -> tuple[bool, int]:
+        """One dispatcher round's filing: `drain` for at most `budget_s` (None: all, every count too),
+        reading the tallies once per poll interval, and on every round while a flush waits."""
+        collect = budget_s is None or flushing or time.monotonic() >= self._next_collect
+        emptied, filed = self.drain(buffer, budget_s=budget_s, collect=collect)
+        if collect:
+            self._next_collect = time.monotonic() + self._poll_interval
+        return emptied, filed
+
+    def drain(self, buffer: deque[Captured], *, budget_s: float | None,
+              collect: bool = True) -> tuple[bool, int]:
         """File what `buffer` holds for at most `budget_s` seconds (None: until it is empty, without
-        yielding), skipping records made on `own` threads; then, with `collect`, what the tallies
+        yielding), skipping records made on the own threads; then, with `collect`, what the tallies
         counted (reading every counter costs about a microsecond per key: not on every round).
 
         Returns whether the buffer was emptied and how many records were filed.
@@ -57,12 +74,12 @@ class Filing:
             if budget_s is not None:
                 if time.perf_counter() >= stop_at:
                     break
-                if len(buffer) < catch_up:
+                if len(buffer) < self._catch_up:
                     time.sleep(0)  # hands the GIL to the application thread when it waits for it
             with self._lock:
                 now = self._clock()
                 for _ in range(min(len(buffer), DRAIN_BATCH)):
-                    if self.file(buffer.popleft(), now, own):
+                    if self.file(buffer.popleft(), now, self._own):
                         filed += 1
         if collect:
             with self._lock:

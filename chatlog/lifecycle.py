@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatlog.courier import CLIENT_LOCK
@@ -128,6 +129,56 @@ def close_all() -> None:
     for dispatcher in list(_live):
         with contextlib.suppress(Exception):
             dispatcher.close_at_child_exit()
+
+
+# --- close and restart, meeting the dispatcher's thread ------------------------------------------------
+
+
+class Handshake:
+    """close() and restart() meeting one dispatcher thread: whether its loop ends, and when its last
+    delivery attempt after close() is done."""
+
+    def __init__(self) -> None:
+        """A running thread, not closing."""
+        self.closing = False
+        """close() asked the thread's loop to end after this round (the final flush follows)."""
+        self.final_done = threading.Event()
+        """Set when the thread has made its last delivery attempt after close()."""
+        self._lock = threading.Lock()
+        self._resume = False
+        """close() ran while the thread still finished the previous close: go on instead of ending."""
+        self._ending = False
+
+    def close(self) -> None:
+        """close() begins: the loop ends after this round; a restart before this close is undone."""
+        with self._lock:
+            self._resume = False
+        self.final_done.clear()
+        self.closing = True
+
+    def restart(self, thread: threading.Thread | None, start: Callable[[], None]) -> None:
+        """A record reached a closed handler: a `thread` still finishing the previous close goes on
+        after it; otherwise `start` starts a new one."""
+        with self._lock:
+            if thread is not None and thread.is_alive() and not self._ending:
+                self._resume = True
+                return
+            self.closing = False
+            self._ending = False
+            start()
+
+    def thread_ends(self, resume: Callable[[], None]) -> bool:
+        """The thread made its final flush: True when it ends now; False when a restart came meanwhile
+        (then `resume` runs and the loop goes on)."""
+        with self._lock:
+            if not self._resume:
+                self._ending = True
+                self.final_done.set()  # also for a close() that came after the final flush
+                return True
+            self._resume = False
+            self.closing = False
+            resume()
+            return False
 
 
 # --- logging's lock, interpreter exit, restart ------------------------------------------------------------

@@ -89,6 +89,7 @@ def test_the_budget_is_shared_and_never_exceeded(store: Store) -> None:
     assert store.take_budget(SCOPE, limits, 102.0) == pytest.approx(58.0)
     assert store.take_budget(SCOPE, limits, 102.0, force=True) == 0.0
     assert store.status(SCOPE, 102.0).budget_used == 4
+    assert store.hand_over(SCOPE, A, [], 102.0).budget_used == 4
     assert store.take_budget(SCOPE, limits, 160.2) == 0.0
 
 

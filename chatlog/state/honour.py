@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -80,6 +81,14 @@ class Silencer:
         total = sum(taken.values())
         self.muted += total
         return total
+
+    def silence(self, table: GroupTable, lock: threading.Lock) -> bool:
+        """Before a send: read the store (once per send at most) and take muted groups out of `table`
+        under `lock`; True when nothing else was left to send."""
+        self.refresh()
+        with lock:
+            self.take(table)
+            return not table.unsent
 
     def decorate(self, digest: Digest) -> Digest:
         """`digest` with the muted notes, acked groups shown as one line, and buttons on app-bot cards

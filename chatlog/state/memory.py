@@ -99,7 +99,8 @@ class MemoryStore:
             live = sum(1 for m in data.members.values() if now - m.last_seen < MEMBER_LIVE_S)
             leader = data.leader if data.leader is not None and data.lease_until > now else None
             pending = sum(sum(g.counts.values()) for g in data.groups.values())
-            return HandOver(self.epoch, outstanding, delivered, dropped, live, leader, pending)
+            used = sum(1 for t in data.sends if 0.0 <= now - t < BUDGET_SPAN_S)
+            return HandOver(self.epoch, outstanding, delivered, dropped, live, leader, pending, used)
 
     def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
         """See `Store.lease`."""

@@ -238,6 +238,11 @@ def _one(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
     return int(db.execute(sql, tuple(params)).fetchone()[0] or 0)
 
 
+def _budget_used(db: sqlite3.Connection, scope: str, now: float) -> int:
+    return _one(db, "SELECT COUNT(*) FROM sends WHERE scope = ? AND at > ? AND at <= ?",
+                (scope, now - BUDGET_SPAN_S, now))
+
+
 def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Sequence[Delta],
                now: float) -> HandOver:
     db.execute("INSERT OR IGNORE INTO scopes(scope) VALUES (?)", (scope,))
@@ -257,8 +262,9 @@ def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Seque
     leader, until = db.execute("SELECT leader, lease_until FROM scopes WHERE scope = ?", (scope,)).fetchone()
     pending = _one(db, "SELECT COALESCE(SUM(n), 0) FROM counts WHERE scope = ?", (scope,))
     epoch = str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+    used = _budget_used(db, scope, now)
     return HandOver(epoch, outstanding, int(credit[0]), int(credit[1]), live,
-                    leader if leader is not None and until > now else None, pending)
+                    leader if leader is not None and until > now else None, pending, used)
 
 
 def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: Sent, now: float, delivered: bool,
@@ -302,7 +308,6 @@ def _status(db: sqlite3.Connection, scope: str, now: float) -> Status:
         (scope, now - MEMBER_LIVE_S)))
     groups, records = db.execute("SELECT COUNT(DISTINCT fp), COALESCE(SUM(n), 0) FROM counts WHERE scope = ? "
                                  "AND n > 0", (scope,)).fetchone()
-    used = _one(db, "SELECT COUNT(*) FROM sends WHERE scope = ? AND at > ? AND at <= ?",
-                (scope, now - BUDGET_SPAN_S, now))
+    used = _budget_used(db, scope, now)
     return Status(scope, masked, members, leader if held else None, until if held else None, int(groups),
                   int(records), used, last_send, last_error, last_error_at)

@@ -153,6 +153,8 @@ class HandOver:
     """The member holding an unexpired lease, if any."""
     pending_records: int
     """Records pending in the scope, from every member."""
+    budget_used: int = 0
+    """Sends within the last `BUDGET_SPAN_S` (what is left of the budget if the store fails next)."""
 
 
 @dataclass(frozen=True, slots=True)

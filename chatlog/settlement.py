@@ -1,0 +1,112 @@
+"""Settling a send: what the platform's answer to one message changes.
+
+`chatlog.sending` hands every answer to `Settlement.settle`, on the dispatcher's thread: delivered
+(counted, groups marked sent, backoff cleared, a suspension ended, the ChatOps store told), a retry
+(records kept, backoff), refused for its content (records dropped and counted, later alerts still go
+out) or a configuration error (records kept, `Suspension`).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chatlog import lifecycle
+from chatlog._report import Reporter
+from chatlog.digest import Digest, GroupTable
+from chatlog.pacing import Backoff
+from chatlog.platforms._base import Outcome
+from chatlog.suspension import Suspension
+from chatlog.timing import BatchSchedule
+
+if TYPE_CHECKING:
+    from chatlog.state.honour import Silencer
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What became of the records sent, in this process (read by `Dispatcher.stats`)."""
+
+    delivered: int = 0
+    """Records in messages the platform accepted."""
+    undeliverable: int = 0
+    """Records in messages the platform refused for their content (counted as dropped)."""
+    dropped_reported: int = 0
+    """Buffer overflows already told of in a delivered message."""
+    sent: int = 0
+    failed: int = 0
+    batches: int = 0
+    """Messages settled for good (accepted or refused): the number in the next batch name."""
+
+
+class Settlement:
+    """Applies each answer to the accounting, the batch schedule, backoff and suspension."""
+
+    def __init__(self, groups: GroupTable, schedule: BatchSchedule, lock: threading.Lock,
+                 reporter: Reporter, silencer: Silencer | None, *, max_backoff: float) -> None:
+        """`lock` is the dispatcher's (`stats()` reads the ledger under it); `silencer` the ChatOps side."""
+        self.ledger = Ledger()
+        self.backoff = Backoff()
+        self.suspension = Suspension(reporter)
+        self._groups = groups
+        self._schedule = schedule
+        self._lock = lock
+        self._reporter = reporter
+        self._silencer = silencer
+        self._max_backoff = max_backoff
+
+    def settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        """Apply the platform's answer to the message sent for `digest`."""
+        with self._lock:
+            if outcome.ok:
+                self._count_delivered(digest, now)
+            else:
+                self.ledger.failed += 1
+        if outcome.ok:
+            if self.suspension:
+                self.suspension.end()
+            if self._silencer is not None:
+                self._silencer.delivered(digest)  # store I/O: outside the lock stats() takes
+        elif outcome.kind == "retry":
+            self._retry(digest, outcome, now)
+        elif outcome.kind == "rejected":
+            self._reject(digest, outcome, now)
+        else:
+            self._suspend(outcome, now)
+
+    def _count_delivered(self, digest: Digest, now: float) -> None:
+        self._groups.mark_sent(digest, now)
+        self.ledger.delivered += digest.total
+        self.ledger.dropped_reported += digest.dropped
+        self.ledger.sent += 1
+        self.ledger.batches += 1
+        self._schedule.delivered(now, digest.level, unsent_left=self._groups.unsent > 0)
+        self.backoff = self.backoff.after_success()
+
+    def _reject(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        """The platform refused this message's content: drop its records (counted), keep going."""
+        with self._lock:
+            self._groups.mark_sent(digest, now, shown=False)
+            self.ledger.undeliverable += digest.total
+            self.ledger.batches += 1
+            self._schedule.refused(now, unsent_left=self._groups.unsent > 0)
+            self.backoff = self.backoff.after_success()
+        self._reporter.report("rejected", f"{outcome.reason or 'the platform refused the message'}; "
+                              f"its {digest.total} records are counted as dropped, later alerts still go out")
+
+    def _retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
+        self.backoff = self.backoff.after_failure(
+            now, retry_after=outcome.retry_after, max_backoff=self._max_backoff,
+            jitter=random.uniform(0.5, 1.0))
+        self._reporter.report(
+            "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
+            f"retrying in {self.backoff.retry_at - now:.0f} s",
+        )
+
+    def _suspend(self, outcome: Outcome, now: float) -> None:
+        """A configuration error: keep the records, pause until the next probe, say so once an hour."""
+        self.backoff = self.backoff.after_failure(now, retry_after=lifecycle.PROBE_EVERY_S,
+                                                  max_backoff=self._max_backoff, jitter=1.0)
+        self.suspension.begin(outcome.reason or "the platform refused the message", now)
