@@ -31,13 +31,14 @@ end
 
 HAND_OVER = _PENDING_RECORDS + """
 local p, member, now, forget = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local span = tonumber(ARGV[8])
 local epoch = redis.call('GET', p..'epoch')
 if not epoch then epoch = ARGV[3]; redis.call('SET', p..'epoch', epoch) end
 redis.call('PEXPIRE', p..'epoch', forget)
 redis.call('ZADD', p..'members', ARGV[2], member)
 redis.call('ZREMRANGEBYSCORE', p..'members', '-inf', '(' .. (now - forget / 1000))
 redis.call('HSET', p..'who', member, ARGV[6])
-local out, i = p..'o:'..member, 8
+local out, i = p..'o:'..member, 9
 for _ = 1, tonumber(ARGV[7]) do
   local fp, count, first, last, level = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3], ARGV[i+4]
   local g = p..'g:'..fp
@@ -66,11 +67,11 @@ local leader = ''
 if lease[1] and tonumber(lease[2]) > now then leader = lease[1] end
 return {epoch, redis.call('HGETALL', out), credits[1] or '0', credits[2] or '0',
         redis.call('ZCOUNT', p..'members', '(' .. ARGV[5], '+inf'), leader,
-        pending_records(p)}
+        pending_records(p), redis.call('ZCOUNT', p..'sent', '(' .. (now - span), '+inf')}
 """
 """ARGV: member id, now, a new epoch (used when there is none), forget_ms, now - MEMBER_LIVE_S,
-``"<pid> <host>"``, number of deltas, then 7 per delta: fingerprint, count, first, last, level,
-has sample (``1``/``0``), sample."""
+``"<pid> <host>"``, number of deltas, BUDGET_SPAN_S, then 7 per delta: fingerprint, count, first, last,
+level, has sample (``1``/``0``), sample."""
 
 LEASE = """
 local k, member = KEYS[1]..'lease', ARGV[1]

@@ -88,13 +88,15 @@ class RedisStore:
     def hand_over(self, scope: str, member: Member, deltas: Sequence[Delta], now: float) -> HandOver:
         """See `Store.hand_over`."""
         args: list[object] = [member.id, repr(now), f"{random.getrandbits(64):016x}", _FORGET_MS,
-                              repr(now - MEMBER_LIVE_S), f"{member.pid} {member.host}", len(deltas)]
+                              repr(now - MEMBER_LIVE_S), f"{member.pid} {member.host}", len(deltas),
+                              repr(BUDGET_SPAN_S)]
         for d in deltas:
             args += [d.fingerprint, d.count, repr(d.first_seen), repr(d.last_seen), d.level,
                      0 if d.sample is None else 1, d.sample or ""]
-        epoch, outstanding, delivered, dropped, live, leader, pending = self._run("HAND_OVER", scope, args)
-        return HandOver(_text(epoch), _counts(outstanding),
-                        int(delivered), int(dropped), int(live), _text(leader) or None, int(pending))
+        epoch, outstanding, delivered, dropped, live, leader, pending, used = self._run(
+            "HAND_OVER", scope, args)
+        return HandOver(_text(epoch), _counts(outstanding), int(delivered), int(dropped), int(live),
+                        _text(leader) or None, int(pending), int(used))
 
     def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
         """See `Store.lease`."""
