@@ -74,8 +74,8 @@ class RedisStore:
 
     def describe(self, scope: str, masked: str, now: float) -> None:
         """See `Store.describe`."""
-        try:
-            with self._client.pipeline(transaction=True) as pipe:
+        try:  # one round trip, not one transaction: the scope list lives outside the scope's slot
+            with self._client.pipeline(transaction=False) as pipe:
                 pipe.hset(prefix(scope) + "info", "masked", masked)
                 pipe.pexpire(prefix(scope) + "info", _FORGET_MS)
                 pipe.zadd(SCOPES_KEY, {scope: now})
