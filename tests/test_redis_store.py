@@ -5,6 +5,8 @@ unix socket (`tests/_redis.py`); the protocol's semantics are tests/test_store.p
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 
@@ -88,6 +90,36 @@ def test_redis_going_away_is_a_store_error_and_coming_back_empty_is_a_new_epoch(
     after = store.hand_over(SCOPE, A, [], 102.0)
     assert after.epoch != before.epoch
     assert (after.outstanding, after.pending_records) == ({}, 0)
+
+
+def test_a_redis_that_hangs_is_a_store_error_after_the_socket_timeout_not_a_hang(
+        store: RedisStore, redis_server: RedisServer) -> None:
+    store.hand_over(SCOPE, A, [], 100.0)  # connected
+    assert redis_server.pid is not None
+    os.kill(redis_server.pid, signal.SIGSTOP)  # alive, accepting nothing: a Redis stuck on a slow disk
+    try:
+        with pytest.raises(StoreError, match="Timeout"):
+            store.hand_over(SCOPE, A, [Delta("g1", 1, 101.0, 101.0, 40, "s")], 101.0)
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+    assert store.hand_over(SCOPE, A, [], 102.0).live_members == 1  # and it works again
+
+
+def test_a_forked_child_uses_the_store_on_connections_of_its_own(store: RedisStore) -> None:
+    store.hand_over(SCOPE, A, [Delta("g1", 2, 100.0, 100.0, 40, "s")], 100.0)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's connection must not be shared
+        code = 0
+        try:
+            child = Member("web-1:101:cccc", "web-1", 101)
+            code = 0 if store.hand_over(SCOPE, child, [Delta("g1", 3, 100.0, 100.0, 40, None)],
+                                        100.5).pending_records == 5 else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.hand_over(SCOPE, A, [], 101.0).pending_records == 5
 
 
 def test_chatlog_status_prints_each_destination_of_a_redis_store(
