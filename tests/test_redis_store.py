@@ -1,6 +1,6 @@
 """What only the Redis store has: URLs and their masking, the lazy import, keys that expire, a Redis that
-goes away and comes back (empty), and ``chatlog status`` against it. All against a real redis-server on a
-unix socket (`tests/_redis.py`); the protocol's semantics are tests/test_store.py's, run on Redis too.
+goes away, hangs or comes back empty, fork. All against a real redis-server on a unix socket
+(`tests/_redis.py`); the protocol's semantics are tests/test_store.py's, run on Redis too.
 """
 
 from __future__ import annotations
@@ -120,31 +120,3 @@ def test_a_forked_child_uses_the_store_on_connections_of_its_own(store: RedisSto
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.hand_over(SCOPE, A, [], 101.0).pending_records == 5
-
-
-def test_chatlog_status_prints_each_destination_of_a_redis_store(
-        store: RedisStore, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
-    import time
-
-    now = time.time()
-    store.describe(SCOPE, "dingtalk://***", now)
-    store.hand_over(SCOPE, A, [Delta("g1", 5, now, now, 40, "s"), Delta("g2", 2, now, now, 30, "s")], now)
-    store.lease(SCOPE, A.id, 10.0, now)
-    store.take_budget(SCOPE, [(20, 60.0)], now)
-    store.settle(SCOPE, A.id, {"g2": {A.id: 2}}, now, delivered=True, shown={"g2"})
-    store.note_error(SCOPE, "HTTP 500 from the platform", now)
-    assert cli.main(["status", "--state", redis_server.url]) == 0
-    out = capsys.readouterr().out
-    assert f"{redis_server.url}: 1 destination" in out
-    assert f"dingtalk://***  [scope {SCOPE}]" in out
-    assert "members     1 live on 1 host: web-1 pid 100" in out
-    assert f"leader      {A.id}, lease" in out
-    assert "pending     1 group, 5 records" in out
-    assert "budget      1 send in the last 60 s" in out
-    assert "last send   20" in out and "last error  HTTP 500 from the platform, 20" in out
-
-
-def test_chatlog_status_of_an_empty_store_says_so(redis_server: RedisServer,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["status", "--state", redis_server.url]) == 0
-    assert "no destination has used this store yet" in capsys.readouterr().out

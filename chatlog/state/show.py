@@ -7,11 +7,12 @@ holds a credential (scopes are hashes, destinations are stored masked).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 from chatlog.state.store import BUDGET_SPAN_S, Status, Store
 
-MAX_MEMBERS_SHOWN = 8
+MAX_HOSTS_SHOWN = 8
 
 
 def status_lines(store: Store, now: float | None = None) -> Iterator[str]:
@@ -43,11 +44,14 @@ def scope_lines(status: Status, now: float) -> Iterator[str]:
 def _members(status: Status) -> str:
     if not status.members:
         return "none live"
-    hosts = {m.host for m in status.members}
-    shown = ", ".join(f"{m.host} pid {m.pid}" for m in status.members[:MAX_MEMBERS_SHOWN])
-    more = len(status.members) - MAX_MEMBERS_SHOWN
-    return (f"{len(status.members)} live on {len(hosts)} host{_s(len(hosts))}: {shown}"
-            + (f", and {more} more" if more > 0 else ""))
+    if len(status.members) == 1:
+        (only,) = status.members
+        return f"1 live: {only.host} pid {only.pid}"
+    per_host = Counter(m.host for m in status.members)
+    shown = ", ".join(f"{host} ×{n}" for host, n in per_host.most_common(MAX_HOSTS_SHOWN))
+    more = len(per_host) - MAX_HOSTS_SHOWN
+    return (f"{len(status.members)} live on {len(per_host)} host{_s(len(per_host))}: {shown}"
+            + (f" and {more} more" if more > 0 else ""))
 
 
 def _leader(status: Status, now: float) -> str:
