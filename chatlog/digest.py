@@ -23,6 +23,8 @@ class Context:
     environment: str | None = None
     host: str = ""
     pid: int = 0
+    workers: tuple[tuple[str, int], ...] = ()
+    """A fleet's digest: per host, how many processes' records it holds (the footer names them)."""
     links: tuple[Link, ...] = ()
     """The handler's ``links=`` (`chatlog.links`), checked: every message renders them."""
 
@@ -45,6 +47,18 @@ class GroupSummary:
     its values: the template in the fingerprint); ``""`` when the key is not a fingerprint."""
     group_id: str = ""
     """Short stable id a person can type (``a3f2``, shown ``#a3f2``); "" for the overflow buckets."""
+    sources: tuple[tuple[str, int], ...] = ()
+    """Per host, how many processes' records this count holds (a fleet's digest; () for one process)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A group's unsent records taken out of a `GroupTable` (handed to the fleet store)."""
+
+    key: Hashable
+    summary: GroupSummary
+    unsent_first: float
+    """When the first of the records taken was made (the summary's `first_seen` is the group's first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +223,7 @@ class GroupTable:
         level = max((group.sample.level for group in summaries), default=logging.ERROR)
         return Digest(
             groups=summaries,
-            level_counts=_level_counts(live),
+            level_counts=level_counts((group.sample, group.unsent) for group in live),
             window_start=min((g.unsent_first for g in live), default=0.0),
             window_end=max((g.last_seen for g in live), default=0.0),
             context=context,
@@ -266,6 +280,32 @@ class GroupTable:
                 self._idle[key] = None
         return taken
 
+    def take_unsent(self, now: float) -> list[Taken]:
+        """Take every group's unsent records out (each summary's `count`); `give_back` undoes it."""
+        taken = []
+        for key, group in self._groups.items():
+            if group.unsent:
+                taken.append(Taken(key, self._summary(group, now), group.unsent_first))
+                self.unsent -= group.unsent
+                group.unsent = 0
+                self._idle[key] = None
+        return taken
+
+    def give_back(self, taken: Iterable[Taken]) -> None:
+        """Put records `take_unsent` took back as unsent (the fleet store could not take them)."""
+        for item in taken:
+            summary = item.summary
+            group = self._groups.get(item.key)
+            if group is None:
+                self.add(item.key, item.unsent_first, _given(summary.sample), summary.sample.level,
+                         count=summary.count)
+                continue
+            if group.unsent == 0:
+                self._idle.pop(item.key, None)
+                group.unsent_first = item.unsent_first
+            group.unsent += summary.count
+            self.unsent += summary.count
+
     def discard_unsent(self) -> int:
         """Give up on every unsent record (the destination cannot take them); returns how many."""
         lost = self.unsent
@@ -293,12 +333,17 @@ class GroupTable:
         return shown is not None and 0.0 <= now - shown < self._repeat_interval
 
 
-def _level_counts(groups: Iterable[_Group]) -> tuple[tuple[str, int], ...]:
+def _given(entry: Entry) -> Callable[[], Entry]:
+    return lambda: entry
+
+
+def level_counts(groups: Iterable[tuple[Entry, int]]) -> tuple[tuple[str, int], ...]:
+    """Records per level, most severe first, named as the samples spell their level."""
     counts: dict[int, int] = {}
     names: dict[int, str] = {}
-    for group in groups:
-        counts[group.sample.level] = counts.get(group.sample.level, 0) + group.unsent
-        names.setdefault(group.sample.level, group.sample.level_name)
+    for sample, n in groups:
+        counts[sample.level] = counts.get(sample.level, 0) + n
+        names.setdefault(sample.level, sample.level_name)
     return tuple((names[level], n) for level, n in sorted(counts.items(), reverse=True))
 
 

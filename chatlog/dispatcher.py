@@ -32,6 +32,7 @@ from chatlog.courier import (
 )
 from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
+from chatlog.fleet_round import FleetSide
 from chatlog.pacing import SendWindow
 from chatlog.platforms._base import Destination
 from chatlog.sending import Sender
@@ -40,9 +41,10 @@ from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 from chatlog.waiters import FlushWaiters
 
-if TYPE_CHECKING:  # the ChatOps store (sqlite3, pathlib) is imported only when chatops= is set
+if TYPE_CHECKING:  # the stores (sqlite3, pathlib) are imported on the dispatcher thread, when used
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
+    from chatlog.state.store import StateURL
 
 __all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 
@@ -82,12 +84,14 @@ class Dispatcher:
         context_fields: tuple[str, ...] | None = None,
         http: HttpOptions | None = None,
         controls: ControlStore | None = None,
+        state: StateURL | None = None,
     ) -> None:
         """`mentions` says who a digest of each level mentions;
         `context_fields` limits the ``extra`` fields kept per sample (None: all); `http` says how to
         connect (proxy, certificates; its ``timeout_s`` is replaced by ``timing.request_timeout``);
         `controls` is the ChatOps store whose mutes and acks this destination honours (read on this
-        thread only).
+        thread only); `state` the store shared with the other processes of this destination (opened
+        on this thread; None or ``memory``: none).
 
         With ``start=False`` no thread runs: tests drive `step()` with an injected `clock`.
         """
@@ -98,6 +102,7 @@ class Dispatcher:
         self._clock = clock
         self._context_fields = context_fields
         self._controls = controls
+        self._state = state if state is not None and state.kind != "memory" else None
         self._http = replace(http or HttpOptions(), timeout_s=self.timing.request_timeout)
         self._secrets = (*destination.secrets, *self._http.secrets)
         self.reporter = Reporter(destination.masked(), self._secrets)
@@ -140,6 +145,9 @@ class Dispatcher:
                                       self._silencer, max_backoff=self.timing.max_backoff)
         self._sender = Sender(self.destination, self._http, self._settlement, self.reporter,
                               self._clock, self._wake.set)
+        self._fleet = FleetSide(self._state, self.destination, self.timing, self.reporter, self._clock,
+                                groups=self._groups, lock=self._lock, sender=self._sender,
+                                settlement=self._settlement)
 
     # ---- application side -------------------------------------------------------------
 
@@ -170,11 +178,12 @@ class Dispatcher:
             self._filing.file_counted(self._clock())
             queued = len(self.buffer) + self.tallies.owed
             ledger = self._settlement.ledger
+            delivered, dropped, handed = self._fleet.accounting()  # records a fleet sent or holds
             return ChatStats(
                 accepted=self._overflow + self._filing.processed + queued,
-                dropped=self._overflow + ledger.undeliverable,
-                pending=queued + self._groups.unsent,
-                delivered_records=ledger.delivered,
+                dropped=self._overflow + ledger.undeliverable + dropped,
+                pending=queued + self._groups.unsent + handed,
+                delivered_records=ledger.delivered + delivered,
                 messages_sent=ledger.sent,
                 messages_failed=ledger.failed,
                 muted=0 if self._silencer is None else self._silencer.muted,
@@ -231,14 +240,15 @@ class Dispatcher:
         self.close(self.timing.close_timeout)
 
     def _report_undelivered(self, timeout: float) -> None:
-        left = self.stats().pending
+        left = self.stats().pending - self._fleet.handed_over()  # those outlive the process
         if left:
             self.reporter.report("close", self._sender.undelivered_message(left, timeout))
 
     def _is_empty(self) -> bool:
         with self._lock:
             self._filing.file_counted(self._clock())
-            return not self.buffer and self._groups.unsent == 0 and not self.tallies.owed
+            return (not self.buffer and self._groups.unsent == 0 and not self.tallies.owed
+                    and not self._fleet.leader_owes())
 
     # ---- background thread --------------------------------------------------------------
 
@@ -292,7 +302,8 @@ class Dispatcher:
             # Not what keeps arriving after close().
             self._filing.drain(self.buffer, budget_s=self.timing.close_timeout / 4)
             self._sender.await_answer(deadline)
-            if self._groups.unsent and self._sender.last_send_allowed(self.timing.close_timeout):
+            alone = not self._fleet.final(deadline, lambda: self._launch(self._clock()))  # else handed over
+            if alone and self._groups.unsent and self._sender.last_send_allowed(self.timing.close_timeout):
                 self._launch(self._clock())
                 self._sender.await_answer(deadline)
         except Exception as exc:
@@ -310,21 +321,24 @@ class Dispatcher:
         Returns seconds until the next round is needed; ``inf`` when only a record, an answer or
         flush()/close() can make one necessary (the thread then sleeps until woken).
         """
-        emptied, filed = self._file_round(threaded=self._thread_ident is not None)
+        flushing = bool(self._waiters)
+        emptied, filed = self._file_round(threaded=self._thread_ident is not None, flushing=flushing)
         now = self._clock()
         self._follow_clock(now)
+        self._fleet.round(now, flushing=flushing)  # hand this round's groups to the fleet's store
         wait = self._send_if_due(now)
         if not emptied:
             return 0.0
         if filed:  # records are arriving: file the next ones within a poll interval
             wait = min(wait, self.timing.poll_interval)
-        return min(wait, self._waiters.seconds_to_next(self._clock()))
+        now = self._clock()
+        return min(wait, self._waiters.seconds_to_next(now), self._fleet.sync_in(now))
 
-    def _file_round(self, *, threaded: bool) -> tuple[bool, int]:
+    def _file_round(self, *, threaded: bool, flushing: bool) -> tuple[bool, int]:
         """File queued records and the tallies' counts (`Filing.round`); whether the buffer was emptied,
         how many were filed."""
         emptied, filed = self._filing.round(self.buffer, budget_s=ROUND_BUDGET_S if threaded else None,
-                                            flushing=bool(self._waiters))
+                                            flushing=flushing)
         if filed:
             self._sender.courier.warm()  # the client is built before the message is due, on chatlog's thread
         return emptied, filed
@@ -350,6 +364,9 @@ class Dispatcher:
         if self._settlement.suspension and now < backoff.paused_until:
             self._waiters.answer_all()  # flush() cannot help until the next probe
             return backoff.paused_until - now
+        if self._fleet.shared:  # the lease holder sends for every member
+            return self._fleet.wait(now, ready_at=backoff.ready_at(), flushing=bool(self._waiters),
+                                    answer=self._waiters.answer_all)
         if not self._groups.unsent:
             self._waiters.answer_all()
             return math.inf
@@ -369,10 +386,17 @@ class Dispatcher:
         self._waiters.shift(shift)
 
     def _launch(self, now: float) -> None:
-        """Build the digest of everything unsent and send it."""
+        """Build the digest of everything unsent and send it (in a fleet: the fleet's, by its leader)."""
+        if self._fleet.shared:
+            self._fleet.launch(now, self._context, self._mentions, self._batch_name(), self._silencer)
+            return
         digest = self._build_digest(now)
         if digest is not None:
             self._sender.send(digest, now)
+            self._fleet.sent_alone()
+
+    def _batch_name(self) -> str:
+        return f"{self._batch_seed}-{self._settlement.ledger.batches}"
 
     def _build_digest(self, now: float) -> Digest | None:
         """The digest of everything unsent, complete (batch name, mentions, mutes); None when the
@@ -384,7 +408,7 @@ class Dispatcher:
             return None
         ledger = self._settlement.ledger
         digest = self._groups.digest(now, self._context, self._overflow - ledger.dropped_reported,
-                                     self._mentions, batch=f"{self._batch_seed}-{ledger.batches}")
+                                     self._mentions, batch=self._batch_name())
         return digest if self._silencer is None else self._silencer.decorate(digest)
 
     # ---- fork ------------------------------------------------------------------------------

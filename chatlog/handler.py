@@ -20,6 +20,7 @@ from chatlog.links import parse_links
 
 if TYPE_CHECKING:
     from chatlog.state.controls import ControlStore
+    from chatlog.state.store import StateURL
 from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
@@ -40,6 +41,11 @@ class ChatHandler(logging.Handler):
     bot: a string, or a list of strings for a list option; an option no platform declares fails here,
     naming the valid ones. ``proxy`` (``"http://proxy:3128"``) and ``verify`` (a CA bundle path, or
     False) say how to connect; by default ``HTTPS_PROXY``/``NO_PROXY``/``SSL_CERT_FILE`` are honoured.
+    ``state`` is what the processes attached to the same destination share: by default (or
+    ``$CHATLOG_STATE``) this host's SQLite file, so every worker on the host shares one budget and one
+    digest per batch; ``"sqlite:///path.db"``, ``"redis://host:6379/0"`` for a fleet of hosts, or
+    ``"memory"`` for a process of its own; ``handover_interval`` is how often a process hands its
+    records to it (what a SIGKILL can cost).
     A closed handler that still receives records starts again, like ``logging.FileHandler``. Usable
     from ``logging.config.dictConfig`` with ``"class": "chatlog.ChatHandler"`` and these keys.
     """
@@ -64,6 +70,8 @@ class ChatHandler(logging.Handler):
         # how to connect (default: HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE from the environment)
         proxy: str | None = None, verify: bool | str = True,
         chatops: bool | str | None = None,
+        # what the processes attached to this destination share (default: this host's SQLite file)
+        state: str | None = None, handover_interval: float = 1.0,
         **platform_options: str | Sequence[str] | None,
     ) -> None:
         """Validate everything here: a bad option fails now with an example, never in the thread."""
@@ -78,6 +86,7 @@ class ChatHandler(logging.Handler):
             close_timeout=_seconds("close_timeout", close_timeout),
             max_queue=_count("max_queue", max_queue),
             max_groups=_count("max_groups", max_groups),
+            handover_interval=_seconds("handover_interval", handover_interval),
         )
         http = http_options(proxy, verify)
         levels = _mention_levels(mentions)
@@ -91,7 +100,7 @@ class ChatHandler(logging.Handler):
         self._context_fields = _field_names(context_fields)
         self._dispatcher = Dispatcher(resolved.destination, timing=timing, context=context, mentions=who,
                                       context_fields=self._context_fields, http=http,
-                                      controls=_controls(chatops))
+                                      controls=_controls(chatops), state=_state(state))
         self._buffer = self._dispatcher.buffer
         self._counters: dict[Hashable, Iterator[int]] = self._dispatcher.tallies.counters
         self._max_queue = timing.max_queue
@@ -221,6 +230,16 @@ def _tally_key(record: logging.LogRecord) -> Hashable:
         frames.append((tb.tb_frame.f_code, tb.tb_lineno))
         tb = tb.tb_next
     return (msg, record.levelno, record.name, not record.args, exc_info[0], tuple(frames))
+
+
+def _state(state: str | None) -> StateURL:
+    """``state=`` checked (`chatlog.state.store.parse_state`); None: ``$CHATLOG_STATE``, else this host's
+    SQLite file. Nothing is opened here: the dispatcher thread does that."""
+    import os
+
+    from chatlog.state.store import parse_state
+
+    return parse_state(state if state is not None else os.environ.get("CHATLOG_STATE") or None)
 
 
 def _controls(chatops: object) -> ControlStore | None:

@@ -82,9 +82,15 @@ class Sender:
         self.courier = Courier(self._destination, self._http, self._wake)
         self.courier.start()
 
-    def send(self, digest: Digest, now: float) -> None:
-        """Render `digest` and hand its message to the courier (sent inline without threads)."""
+    def send(self, digest: Digest, now: float, admit: Callable[[int], float] | None = None) -> float:
+        """Render `digest` and hand its message to the courier (sent inline without threads). With
+        `admit` (a fleet's shared budget) only once it reserves the sends the message takes: else
+        nothing is sent and the seconds it says to wait are returned (0.0: sent)."""
         payloads = self._render(digest)
+        if admit is not None:
+            wait = admit(len(payloads))
+            if wait > 0:
+                return wait
         for _ in payloads:  # a platform's extra message (WeCom's mentions) counts against the limit too
             self.window.record(now)
         self.in_flight.start(digest)
@@ -92,6 +98,7 @@ class Sender:
             self.courier.submit(payloads)
         else:
             self.settle(self.courier.send(payloads))
+        return 0.0
 
     def take_answer(self) -> bool:
         """Settle the answer to the send out, if it came; False while it is still awaited."""

@@ -22,6 +22,7 @@ from chatlog.suspension import Suspension
 from chatlog.timing import BatchSchedule
 
 if TYPE_CHECKING:
+    from chatlog.fleet import Fleet
     from chatlog.state.honour import Silencer
 
 
@@ -56,9 +57,15 @@ class Settlement:
         self._reporter = reporter
         self._silencer = silencer
         self._max_backoff = max_backoff
+        self.fleet: Fleet | None = None
+        """The fleet this process is a member of: a fleet message's records are settled in its store."""
 
     def settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """Apply the platform's answer to the message sent for `digest`."""
+        fleet = self.fleet
+        if fleet is not None and fleet.carries(digest):
+            self._settle_fleet(fleet, digest, outcome, now)
+            return
         with self._lock:
             if outcome.ok:
                 self._count_delivered(digest, now)
@@ -73,6 +80,34 @@ class Settlement:
             self._retry(digest, outcome, now)
         elif outcome.kind == "rejected":
             self._reject(digest, outcome, now)
+        else:
+            self._suspend(outcome, now)
+
+    def _settle_fleet(self, fleet: Fleet, digest: Digest, outcome: Outcome, now: float) -> None:
+        """The answer to a message this process sent for the fleet: the store settles its records (and
+        credits them to the members that logged them); the send is counted here."""
+        sent, fleet.flight = fleet.flight, None
+        final = outcome.ok or outcome.kind == "rejected"
+        with self._lock:
+            self.ledger.sent += outcome.ok
+            self.ledger.failed += not outcome.ok
+            if final:
+                self.ledger.batches += 1
+                self.backoff = self.backoff.after_success()
+        if sent is not None and final:
+            fleet.settle(sent, now, delivered=outcome.ok)  # store I/O: outside the lock stats() takes
+        if outcome.ok:
+            if self.suspension:
+                self.suspension.end()
+            if self._silencer is not None:
+                self._silencer.delivered(digest)
+            return
+        fleet.note_error(outcome.reason or outcome.kind)
+        if outcome.kind == "retry":
+            self._retry(digest, outcome, now)
+        elif outcome.kind == "rejected":
+            fleet.refused(now)
+            self._say_rejected(digest, outcome)
         else:
             self._suspend(outcome, now)
 
@@ -93,6 +128,9 @@ class Settlement:
             self.ledger.batches += 1
             self._schedule.refused(now, unsent_left=self._groups.unsent > 0)
             self.backoff = self.backoff.after_success()
+        self._say_rejected(digest, outcome)
+
+    def _say_rejected(self, digest: Digest, outcome: Outcome) -> None:
         self._reporter.report("rejected", f"{outcome.reason or 'the platform refused the message'}; "
                               f"its {digest.total} records are counted as dropped, later alerts still go out")
 

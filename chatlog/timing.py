@@ -26,6 +26,9 @@ class Timing:
     """While records keep arriving, the dispatcher files them at most this long after they were logged."""
     max_backoff: float = 300.0
     request_timeout: float = 10.0
+    handover_interval: float = 1.0
+    """A process sharing a destination (``state=``) hands its records to the store at least this often:
+    the most a SIGKILL can cost."""
 
 
 class BatchSchedule:

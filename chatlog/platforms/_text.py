@@ -215,11 +215,30 @@ def footer_line(digest: Digest, escape: Escape) -> str:
     if digest.groups:
         start, end = moment(digest.window_start, digest), moment(digest.window_end, digest)
         parts.append(f"{start} UTC" if start == end else f"{start}–{end} UTC")
+    if digest.context.workers:
+        parts.append(workers_phrase(digest.context.workers, escape))
+        return " · ".join(parts)
     if digest.context.host:
         parts.append(inline(digest.context.host, 80, escape))
     if digest.context.pid:
         parts.append(f"pid {digest.context.pid}")
     return " · ".join(parts)
+
+
+def workers_phrase(workers: Sequence[tuple[str, int]], escape: Escape) -> str:
+    """``"16 workers on web-1"``, ``"20 workers on web-1, web-2"``, ``"64 workers on 9 hosts"``."""
+    total = sum(n for _, n in workers)
+    hosts = [inline(host, 80, escape) for host, _ in workers]
+    where = ", ".join(hosts) if len(hosts) <= 3 else f"{len(hosts)} hosts"
+    return f"{plural(total, 'worker')} on {where}"
+
+
+def count_phrase(group: GroupSummary, escape: Escape) -> str:
+    """``"×1,204"``; ``"×1,204 from 16 workers on web-1"`` when more than one process counted them."""
+    phrase = f"×{count(group.count)}"
+    if sum(n for _, n in group.sources) > 1:
+        phrase += f" from {workers_phrase(group.sources, escape)}"
+    return phrase
 
 
 def more_line(hidden: Sequence[GroupSummary]) -> str:
@@ -289,7 +308,7 @@ def group_view(group: GroupSummary, digest: Digest, budget: Budget, escape: Esca
     sample = group.sample
     full = not group.repeat and not group.merged_groups
     return GroupView(
-        count=f"×{count(group.count)}",
+        count=count_phrase(group, escape),
         level=inline(sample.level_name, 40, escape),
         logger=inline(sample.logger, 80, escape),
         message=inline(sample.message, budget.message_chars, escape) or "(empty message)",
@@ -380,7 +399,7 @@ def plain_summary(digest: Digest, escape: Escape) -> str:
     lines = [header_line(digest, escape), summary_line(digest, escape)]
     for group in top:
         message = inline(group.sample.message, 200, escape)
-        lines.append(f"×{count(group.count)} {inline(group.sample.logger, 60, escape)}: {message}")
+        lines.append(f"{count_phrase(group, escape)} {inline(group.sample.logger, 60, escape)}: {message}")
     lines += [more_line(digest.groups[len(top) :]), dropped_line(digest.dropped), footer_line(digest, escape)]
     return "\n".join(line for line in lines if line)
 

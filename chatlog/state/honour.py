@@ -70,17 +70,26 @@ class Silencer:
         """Take the unsent records of muted groups out of `table`; returns how many (no I/O)."""
         if not self._controls.mutes:
             return 0
-        taken = table.silence(lambda group_id: self._controls.muted(group_id) is not None)
+        taken = table.silence(self.is_muted)
         for group_id, n in taken.items():
-            mute = self._controls.muted(group_id)
-            if mute is None:
-                continue
-            before = self._notes.get(group_id)
-            self._notes[group_id] = MutedNote(group_id or "other", n + (before.count if before else 0),
-                                              mute.until, mute.by)
+            self.note(group_id, n)
         total = sum(taken.values())
         self.muted += total
         return total
+
+    def is_muted(self, group_id: str) -> bool:
+        """True when a mute read by the last `refresh` covers `group_id`."""
+        return self._controls.muted(group_id) is not None
+
+    def note(self, group_id: str, n: int) -> None:
+        """`n` records of a muted group were kept out: one line in the next message that goes out (a
+        fleet's leader notes other processes' records here too; they count as dropped in theirs)."""
+        mute = self._controls.muted(group_id)
+        if mute is None:
+            return
+        before = self._notes.get(group_id)
+        self._notes[group_id] = MutedNote(group_id or "other", n + (before.count if before else 0),
+                                          mute.until, mute.by)
 
     def silence(self, table: GroupTable, lock: threading.Lock) -> bool:
         """Before a send: read the store (once per send at most) and take muted groups out of `table`

@@ -1,8 +1,8 @@
 """`SQLiteStore`: the fleet store of one host, the default (``state=None`` or ``sqlite:///path``).
 
 One WAL database shared by every process on the host; every method is one ``BEGIN IMMEDIATE``
-transaction with a short busy timeout, so a store locked by another program costs a round a quarter
-of a second, then a `StoreError` (the process sends alone meanwhile). Before each transaction the
+transaction with a short busy timeout, so a store locked by another program costs a round a second,
+then a `StoreError` (the process sends alone meanwhile). Before each transaction the
 file is checked to still be the one the connection opened: a deleted (or replaced) file is created
 again, with a new epoch, instead of writing on into a file no one else sees.
 """
@@ -35,7 +35,9 @@ from chatlog.state.store import (
     runtime_dir,
 )
 
-BUSY_TIMEOUT_S = 0.25
+BUSY_TIMEOUT_S = 1.0
+"""How long a write waits for another writer: transactions take well under a millisecond, so only a
+lock held by another program (or a descheduled process on a loaded host) waits this long."""
 _T = TypeVar("_T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,13 +81,12 @@ def prepare_file(path: Path) -> None:
 
 def open_sqlite(parsed: StateURL, *, warn: bool = True) -> Store:
     """The SQLite store `parsed` names (the default file for an empty path); memory, with one line on
-    stderr, when the file cannot be created or opened."""
+    stderr, when the file cannot be created. (A file that exists but fails — locked, not a database —
+    is a store that fails: each round tries again.)"""
     path = Path(parsed.path) if parsed.path else default_path()
     try:
-        store = SQLiteStore(path)
-        store.scopes()  # opens it: a file that is not a database fails here, not on the first round
-        return store
-    except (OSError, StoreError) as exc:
+        return SQLiteStore(path)
+    except OSError as exc:
         if warn:
             write_stderr(f"chatlog: cannot use the state file {path} ({exc}); each process alerts on its "
                          "own (state='memory'): set state='sqlite:///a/writable/file.db'")
@@ -128,11 +129,13 @@ class SQLiteStore:
             self._db, self._opened = db, (os.getpid(), stat.st_dev, stat.st_ino)
         return self._db
 
-    def _tx(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _tx(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
+        """Run `work` in one transaction: ``BEGIN IMMEDIATE`` to write (writers queue for the busy
+        timeout), a plain ``BEGIN`` to read (in WAL mode a reader never waits for a writer)."""
         with self._lock:
             try:
                 db = self._connection()
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     result = work(db)
                     db.execute("COMMIT")
@@ -181,7 +184,7 @@ class SQLiteStore:
                               "WHERE scope = ?", (scope,)).fetchall()
             return [PendingGroup(fp, level, first, last, total, sample, counts[fp], shown)
                     for fp, level, first, last, total, sample, shown in rows if fp in counts]
-        groups = self._tx(work)
+        groups = self._tx(work, write=False)
         return sorted(groups, key=lambda g: (-g.level, -g.count, g.first_seen))
 
     def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
@@ -220,11 +223,12 @@ class SQLiteStore:
 
     def status(self, scope: str, now: float) -> Status:
         """See `Store.status`."""
-        return self._tx(lambda db: _status(db, scope, now))
+        return self._tx(lambda db: _status(db, scope, now), write=False)
 
     def scopes(self) -> list[str]:
         """See `Store.scopes`."""
-        return self._tx(lambda db: [s for (s,) in db.execute("SELECT scope FROM scopes ORDER BY scope")])
+        return self._tx(lambda db: [s for (s,) in db.execute("SELECT scope FROM scopes ORDER BY scope")],
+                        write=False)
 
     def close(self) -> None:
         """Close this process's connection (the data stays)."""

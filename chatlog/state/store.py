@@ -19,17 +19,16 @@ alone. Times are Unix seconds (``time.time()``): they are compared across proces
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import re
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a handler's constructor checks state= here: nothing heavier than re at import
+    from pathlib import Path
+
     from chatlog.platforms._base import Destination
 
 MEMBER_LIVE_S = 30.0
@@ -87,6 +86,8 @@ def parse_state(state: str | None) -> StateURL:
 
 def scope_of(destination: Destination) -> str:
     """The destination's key in every store: a hash of its class, masked URL and credentials."""
+    import hashlib
+
     seed = "\n".join([type(destination).__name__, destination.masked(), *destination.secrets])
     return hashlib.sha256(("chatlog-scope\n" + seed).encode()).hexdigest()[:24]
 
@@ -94,6 +95,9 @@ def scope_of(destination: Destination) -> str:
 def runtime_dir() -> Path:
     """Where chatlog keeps its files on this host: ``$XDG_RUNTIME_DIR/chatlog``, else
     ``<tempdir>/chatlog-<uid>`` (created owner-only by whoever writes there first)."""
+    import tempfile
+    from pathlib import Path
+
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.access(runtime, os.W_OK):
         return Path(runtime) / "chatlog"
