@@ -11,7 +11,8 @@ after they all imported chatlog and built their handler.
 
 Reported per run: messages the bot took (and refused), the busiest 60 s window of requests, whether the
 bot blocked, records logged and how many every process accounts for (``accepted == delivered + dropped
-+ pending``), and the time from the first error logged (by any process) to the first message after it.
++ pending``), and the time from the first error logged (by any process) to the first message showing
+an error.
 Then the background cost per record (process CPU minus the logging thread's) of one process logging
 5,000 records/s over 20 fingerprints with each store, and the redis-server's own CPU per record.
 
@@ -25,6 +26,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import resource
 import select
 import subprocess
@@ -47,6 +49,7 @@ ERRORS_PER_S = 12.0
 """Per process, over three fingerprints; warnings come at a sixth of that."""
 FIRST_ALERT_LIMIT_S = 3.0
 READY_TIMEOUT_S = 120.0
+_ERROR_HEADER = re.compile(r"\b(ERROR|CRITICAL)\b")
 COST_RATE = 5_000
 COST_SECONDS = 4.0
 
@@ -157,7 +160,9 @@ def judge(store: str, size: int, bot: Any, reports: list[dict[str, Any]]) -> dic
     times = [r.at for r in received]
     accepted = [r.at for r in received if r.accepted]
     first_error = min((r["first_error"] for r in reports if r["first_error"] is not None), default=None)
-    after = [t for t in accepted if first_error is not None and t >= first_error]
+    alerts = [r.at for r in received if r.accepted and r.payload is not None
+              and _ERROR_HEADER.search(bot.text_of(r.payload))]  # not a warnings-only message
+    after = [t for t in alerts if first_error is not None and t >= first_error]
     totals = {k: sum(r["stats"][k] for r in reports) for k in reports[0]["stats"]}
     accounted = sum(r["stats"]["accepted"] == r["stats"]["delivered"] + r["stats"]["dropped"]
                     + r["stats"]["pending"] for r in reports)
@@ -302,8 +307,8 @@ def report(result: dict[str, Any]) -> str:
     costs = common.table(["state", "background µs/record", "redis-server µs/record"],
                          [[c["store"], c["us_per_record"], c["redis_us_per_record"] if c["store"] == "redis"
                            else "–"] for c in result["costs"]])
-    return "\n\n".join([f"fleet benchmark, {result['duration_s']:g} s incidents, on "
-                        f"{common.machine_line(result['machine'])}", fleet,
+    return "\n\n".join([f"fleet benchmark, {result['duration_s']:g} s incidents, {result['seconds']:.0f} s "
+                        f"in all, on {common.machine_line(result['machine'])}", fleet,
                         f"background cost, one process logging {COST_RATE:,} records/s over 20 fingerprints:",
                         costs, common.targets_table(result["targets"])])
 
@@ -319,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cost:
         return cost_child(args.cost)
     duration, sizes = (12.0, FLEETS[1:]) if args.quick else (30.0, FLEETS)
+    began = time.monotonic()
     resource.setrlimit(resource.RLIMIT_NOFILE, _more_files())
     with tempfile.TemporaryDirectory(prefix="chatlog-fleet-") as folder:
         try:
@@ -330,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = run_fleets(sizes, duration, None, Path(folder))
             costs = run_costs(None, Path(folder))
     result = {"machine": common.machine(), "duration_s": duration, "runs": runs, "costs": costs,
-              "targets": targets(runs)}
+              "targets": targets(runs), "seconds": time.monotonic() - began}
     print(report(result))
     path = common.write_json("fleet", result)
     print(f"(written to {path.relative_to(common.ROOT)})")
