@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", help="per destination in the fleet store: members, leader, pending, budget, last errors")
     status.add_argument("--state", default=None,
-                        help="the store, as the handlers' state= (default: the default SQLite file), "
+                        help="the store, as the handlers' state= (default: $CHATLOG_STATE, else this "
+                             "host's SQLite file), "
                              "e.g. sqlite:///var/run/chatlog/fleet.db or redis://:PASSWORD@redis:6379/0")
     status.set_defaults(command="status", run=_status)
     listen.add_parser(commands)
@@ -120,9 +122,13 @@ def _status(args: argparse.Namespace) -> int:
     from chatlog.state.show import status_lines
     from chatlog.state.store import StoreError, open_store
 
+    state = args.state or os.environ.get("CHATLOG_STATE") or None  # what a handler without state= uses
+    if state == "memory":
+        print("state='memory': every process keeps its own state, there is no store to read")
+        return 0
     try:
-        store = open_store(args.state, warn=False)
-    except (ValueError, RuntimeError) as exc:
+        store = open_store(state, warn=False)
+    except (ValueError, ImportError) as exc:
         write_stderr(f"chatlog status: {exc}")
         return 2
     try:

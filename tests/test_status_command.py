@@ -62,3 +62,17 @@ def test_status_with_a_bad_state_url_fails_with_an_example(capsys: pytest.Captur
     assert cli.main(["status", "--state", "mysql://root:pw-is-secret@db/x"]) == 2
     err = capsys.readouterr().err
     assert "sqlite:///" in err and "redis://" in err and "pw-is-secret" not in err
+
+
+def test_status_reads_the_store_chatlog_state_names_when_no_state_is_given(
+        state: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CHATLOG_STATE", state)
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().out.startswith(f"{state}: no destination has used this store yet")
+
+
+def test_status_of_memory_says_there_is_no_shared_store(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CHATLOG_STATE", "memory")
+    assert cli.main(["status"]) == 0
+    assert "no store to read" in capsys.readouterr().out
