@@ -168,20 +168,10 @@ def judge(store: str, size: int, bot: Any, reports: list[dict[str, Any]]) -> dic
                     + r["stats"]["pending"] for r in reports)
     return {"store": store, "processes": size, "messages": len(accepted),
             "refused": len(times) - len(accepted),
-            "busiest_60s": max_in_window(sorted(times), 60.0), "blocked": len(times) > len(accepted),
+            "busiest_60s": common.max_in_window(sorted(times), 60.0), "blocked": len(times) > len(accepted),
             "records": totals["accepted"], "delivered": totals["delivered"],
             "accounted_processes": accounted, "totals": totals,
             "first_alert_s": (after[0] - first_error) if after and first_error is not None else None}
-
-
-def max_in_window(times: list[float], window_s: float) -> int:
-    """Most requests within any window of `window_s` seconds."""
-    best, first = 0, 0
-    for last, at in enumerate(times):
-        while times[first] <= at - window_s:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 def run_fleets(sizes: tuple[int, ...], duration: float, redis_url: str | None,

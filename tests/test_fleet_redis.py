@@ -109,6 +109,12 @@ def wait_for_total(bot: FakeBot, total: int) -> int:
     return delivered_total(bot)
 
 
+def log_in_each(workers: list[Worker], n: int) -> None:
+    """Every worker logs `n` errors."""
+    for worker in workers:
+        assert worker.ask(f"log {n}") == "logged"
+
+
 def accepted_messages(bot: FakeBot) -> int:
     """Messages the bot took."""
     return sum(1 for r in bot.received if r.accepted)
@@ -135,8 +141,7 @@ def test_processes_sharing_redis_send_one_message_per_batch_counting_every_recor
         start_workers: Callable[[str, str, int], list[Worker]]) -> None:
     bot = fake_platforms.add_bot("dingtalk")
     workers = start_workers(bot.url, redis_server.url, 4)
-    for worker in workers:
-        assert worker.ask("log 25") == "logged"
+    log_in_each(workers, 25)
     assert wait_for_total(bot, 100) == 100
     stats = [worker.close() for worker in workers]
     assert_exact(stats, 25)
@@ -150,19 +155,16 @@ def test_redis_stopped_mid_incident_each_process_alerts_alone_then_they_share_ag
         start_workers: Callable[[str, str, int], list[Worker]]) -> None:
     bot = fake_platforms.add_bot("dingtalk")
     workers = start_workers(bot.url, redis_server.url, 3)
-    for worker in workers:
-        worker.ask("log 10")
+    log_in_each(workers, 10)
     assert wait_for_total(bot, 30) == 30
     # Records delivered but not yet known as such to their process would be handed over again to a
     # Redis that comes back empty (sent twice rather than lost): stop it once every process knows.
     wait_known(workers, 10)
     redis_server.stop()
-    for worker in workers:
-        worker.ask("log 10")
+    log_in_each(workers, 10)
     assert wait_for_total(bot, 60) == 60  # each process on its own
     redis_server.start()  # empty: nothing was saved
-    for worker in workers:
-        worker.ask("log 10")
+    log_in_each(workers, 10)
     assert wait_for_total(bot, 90) == 90
     stats = [worker.close() for worker in workers]
     assert_exact(stats, 30)
@@ -179,8 +181,7 @@ def test_the_leader_killed_mid_incident_a_sibling_sends_what_it_had_handed_over(
         start_workers: Callable[[str, str, int], list[Worker]]) -> None:
     bot = fake_platforms.add_bot("dingtalk")
     workers = start_workers(bot.url, redis_server.url, 3)
-    for worker in workers:
-        worker.ask("log 5")
+    log_in_each(workers, 5)
     assert wait_for_total(bot, 15) == 15
     store = open_store(redis_server.url)
     try:
@@ -197,8 +198,7 @@ def test_the_leader_killed_mid_incident_a_sibling_sends_what_it_had_handed_over(
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait(10)
         survivors = [w for w in workers if w is not victim]
-        for worker in survivors:
-            worker.ask("log 5")
+        log_in_each(survivors, 5)
         assert wait_for_total(bot, 32) == 32  # the victim's 7 too, sent by a sibling once its lease ran out
         stats = [worker.close() for worker in survivors]
         assert_exact(stats, 10)
