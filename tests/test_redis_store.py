@@ -47,6 +47,13 @@ def test_every_key_of_a_scope_is_namespaced_and_expires(store: RedisStore, redis
     assert prefix(SCOPE) == f"chatlog:{{{SCOPE}}}:"  # one cluster slot per scope
 
 
+def test_text_utf8_cannot_hold_is_stored_escaped_not_a_failure(store: RedisStore) -> None:
+    store.hand_over(SCOPE, A, [Delta("g1", 1, 100.0, 100.0, 40, "bad \udce2 byte")], 100.0)
+    store.note_error(SCOPE, "HTTP 500: \udce2", 100.0)
+    assert store.pending(SCOPE)[0].sample == "bad \\udce2 byte"
+    assert store.status(SCOPE, 100.0).last_error == "HTTP 500: \\udce2"
+
+
 def test_the_password_is_masked_in_the_repr_errors_and_status(find_secrets: Callable[[str], list[str]],
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:1/0"  # nothing listens on port 1: refused at once

@@ -5,11 +5,12 @@ Every key of a scope starts with ``KEYS[1]`` = ``chatlog:{<scope>}:`` (the brace
 tag: all of a scope's keys live in one slot, so a script may touch them together):
 
 - ``epoch`` — string; names this copy of the data (a restarted, emptied Redis gets a new one);
-- ``members`` — sorted set, member id → last seen; ``who`` — hash, member id → ``"<pid> <host>"``;
+- ``members`` — sorted set, member id → last seen (pruned to the last day);
+- ``w:<member id>`` — hash per member: ``pid host d x`` (``d``/``x``: its records settled as delivered /
+  dropped); it expires with the member, so a fleet that restarts often leaves nothing behind;
 - ``g:<fingerprint>`` — hash per group: ``level first last total sample shown unsettled`` and
   ``m:<member id>`` → that member's unsettled records; ``pending`` — set of fingerprints with unsettled ones;
 - ``o:<member id>`` — hash, fingerprint → the member's unsettled records (its hand-over answer in one read);
-- ``credits`` — hash, ``d:<member id>`` / ``x:<member id>`` → records settled as delivered / dropped;
 - ``lease`` — hash ``holder until``; ``sent`` — sorted set of send times (the budget); ``seq`` — counter;
 - ``info`` — hash ``masked last_send last_error last_error_at``; ``quota`` — hash period → sends.
 
@@ -31,15 +32,16 @@ end
 
 HAND_OVER = _PENDING_RECORDS + """
 local p, member, now, forget = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-local span = tonumber(ARGV[8])
+local span = tonumber(ARGV[9])
 local epoch = redis.call('GET', p..'epoch')
 if not epoch then epoch = ARGV[3]; redis.call('SET', p..'epoch', epoch) end
 redis.call('PEXPIRE', p..'epoch', forget)
 redis.call('ZADD', p..'members', ARGV[2], member)
 redis.call('ZREMRANGEBYSCORE', p..'members', '-inf', '(' .. (now - forget / 1000))
-redis.call('HSET', p..'who', member, ARGV[6])
-local out, i = p..'o:'..member, 9
-for _ = 1, tonumber(ARGV[7]) do
+local w = p..'w:'..member
+redis.call('HSET', w, 'pid', ARGV[6], 'host', ARGV[7])
+local out, i = p..'o:'..member, 10
+for _ = 1, tonumber(ARGV[8]) do
   local fp, count, first, last, level = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3], ARGV[i+4]
   local g = p..'g:'..fp
   local old = redis.call('HMGET', g, 'first', 'last', 'level', 'unsettled')
@@ -59,9 +61,8 @@ for _ = 1, tonumber(ARGV[7]) do
   redis.call('PEXPIRE', g, forget)
   i = i + 7
 end
-for _, key in ipairs({'members', 'who', 'pending', 'credits'}) do redis.call('PEXPIRE', p..key, forget) end
-redis.call('PEXPIRE', out, forget)
-local credits = redis.call('HMGET', p..'credits', 'd:'..member, 'x:'..member)
+for _, key in ipairs({p..'members', p..'pending', out, w}) do redis.call('PEXPIRE', key, forget) end
+local credits = redis.call('HMGET', w, 'd', 'x')
 local lease = redis.call('HMGET', p..'lease', 'holder', 'until')
 local leader = ''
 if lease[1] and tonumber(lease[2]) > now then leader = lease[1] end
@@ -70,7 +71,7 @@ return {epoch, redis.call('HGETALL', out), credits[1] or '0', credits[2] or '0',
         pending_records(p), redis.call('ZCOUNT', p..'sent', '(' .. (now - span), '+inf')}
 """
 """ARGV: member id, now, a new epoch (used when there is none), forget_ms, now - MEMBER_LIVE_S,
-``"<pid> <host>"``, number of deltas, BUDGET_SPAN_S, then 7 per delta: fingerprint, count, first, last,
+pid, host, number of deltas, BUDGET_SPAN_S, then 7 per delta: fingerprint, count, first, last,
 level, has sample (``1``/``0``), sample."""
 
 LEASE = """
@@ -88,7 +89,6 @@ RELEASE = """
 local p, member = KEYS[1], ARGV[1]
 if redis.call('HGET', p..'lease', 'holder') == member then redis.call('DEL', p..'lease') end
 redis.call('ZREM', p..'members', member)
-redis.call('HDEL', p..'who', member)
 return 1
 """
 
@@ -108,7 +108,7 @@ end
 local p, now, forget = KEYS[1], ARGV[1], tonumber(ARGV[3])
 local lease = redis.call('HMGET', p..'lease', 'holder', 'until')
 if lease[1] and lease[1] ~= ARGV[5] and tonumber(lease[2]) > tonumber(now) then return 0 end
-local credit = (ARGV[2] == '1') and 'd:' or 'x:'
+local credit = (ARGV[2] == '1') and 'd' or 'x'
 local i = 6
 for _ = 1, tonumber(ARGV[4]) do
   local fp, g = ARGV[i], p..'g:'..ARGV[i]
@@ -122,7 +122,8 @@ for _ = 1, tonumber(ARGV[4]) do
       decrement(g, 'm:'..member, take)
       redis.call('HINCRBY', g, 'unsettled', -take)
       decrement(p..'o:'..member, fp, take)
-      redis.call('HINCRBY', p..'credits', credit..member, take)
+      redis.call('HINCRBY', p..'w:'..member, credit, take)
+      redis.call('PEXPIRE', p..'w:'..member, forget)
     end
     i = i + 2
   end
@@ -135,7 +136,6 @@ if ARGV[2] == '1' then
   redis.call('HSET', p..'info', 'last_send', now)
 end
 redis.call('PEXPIRE', p..'info', forget)
-redis.call('PEXPIRE', p..'credits', forget)
 return 1
 """
 """ARGV: now, delivered (``1``/``0``), forget_ms, number of groups, the settling member, then per group:
@@ -175,7 +175,10 @@ STATUS = _PENDING_RECORDS + """
 local p, now = KEYS[1], tonumber(ARGV[1])
 local members = redis.call('ZREVRANGEBYSCORE', p..'members', '+inf', '(' .. ARGV[2], 'WITHSCORES')
 local who = {}
-for j = 1, #members, 2 do who[#who + 1] = redis.call('HGET', p..'who', members[j]) or '' end
+for j = 1, #members, 2 do
+  local known = redis.call('HMGET', p..'w:'..members[j], 'pid', 'host')
+  who[#who + 1] = {known[1] or '0', known[2] or ''}
+end
 local lease = redis.call('HMGET', p..'lease', 'holder', 'until')
 if not (lease[1] and tonumber(lease[2]) > now) then lease = {'', ''} end
 local info = redis.call('HMGET', p..'info', 'masked', 'last_send', 'last_error', 'last_error_at')

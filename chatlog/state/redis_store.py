@@ -64,7 +64,7 @@ class RedisStore:
 
     def _run(self, script: str, scope: str, args: Sequence[object]) -> Any:
         try:
-            return self._scripts[script](keys=[prefix(scope)], args=[str(a) for a in args])
+            return self._scripts[script](keys=[prefix(scope)], args=[_wire(a) for a in args])
         except self._failures as exc:
             raise self._error(exc) from None
 
@@ -76,7 +76,7 @@ class RedisStore:
         """See `Store.describe`."""
         try:  # one round trip, not one transaction: the scope list lives outside the scope's slot
             with self._client.pipeline(transaction=False) as pipe:
-                pipe.hset(prefix(scope) + "info", "masked", masked)
+                pipe.hset(prefix(scope) + "info", "masked", _wire(masked))
                 pipe.pexpire(prefix(scope) + "info", _FORGET_MS)
                 pipe.zadd(SCOPES_KEY, {scope: now})
                 pipe.zremrangebyscore(SCOPES_KEY, "-inf", f"({now - FORGET_AFTER_S!r}")
@@ -88,7 +88,7 @@ class RedisStore:
     def hand_over(self, scope: str, member: Member, deltas: Sequence[Delta], now: float) -> HandOver:
         """See `Store.hand_over`."""
         args: list[object] = [member.id, repr(now), f"{random.getrandbits(64):016x}", _FORGET_MS,
-                              repr(now - MEMBER_LIVE_S), f"{member.pid} {member.host}", len(deltas),
+                              repr(now - MEMBER_LIVE_S), member.pid, member.host, len(deltas),
                               repr(BUDGET_SPAN_S)]
         for d in deltas:
             args += [d.fingerprint, d.count, repr(d.first_seen), repr(d.last_seen), d.level,
@@ -148,7 +148,7 @@ class RedisStore:
         key = prefix(scope) + "info"
         try:
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={"last_error": error, "last_error_at": repr(now)})
+                pipe.hset(key, mapping={"last_error": _wire(error), "last_error_at": repr(now)})
                 pipe.pexpire(key, _FORGET_MS)
                 pipe.execute()
         except self._failures as exc:
@@ -158,8 +158,8 @@ class RedisStore:
         """See `Store.status`."""
         args = [repr(now), repr(now - MEMBER_LIVE_S), repr(now - BUDGET_SPAN_S)]
         members, who, lease, groups, records, info, used = self._run("STATUS", scope, args)
-        live = tuple(_member(_text(member_id), float(_text(seen)), _text(w))
-                     for (member_id, seen), w in zip(_pairs(members), who, strict=True))
+        live = tuple(Member(_text(member_id), _text(host), int(_text(pid)), float(_text(seen)))
+                     for (member_id, seen), (pid, host) in zip(_pairs(members), who, strict=True))
         holder, until = _text(lease[0]), _text(lease[1])
         masked, last_send, last_error, error_at = (_text(v) for v in info)
         return Status(scope, masked, live, holder or None, float(until) if until else None, int(groups),
@@ -178,6 +178,12 @@ class RedisStore:
         """Close this process's connections (the data stays in Redis)."""
         with contextlib.suppress(*self._failures):
             self._client.close()
+
+
+def _wire(value: object) -> bytes:
+    """`value` as Redis stores it: UTF-8, with what UTF-8 cannot hold (a lone surrogate from a log line
+    decoded with ``surrogateescape``) spelled ``\\udce2`` instead of failing the call."""
+    return str(value).encode("utf-8", "backslashreplace")
 
 
 def _text(value: object) -> str:
@@ -204,8 +210,3 @@ def _group(fingerprint: str, fields: dict[object, object]) -> PendingGroup:
     return PendingGroup(fingerprint, int(values.get("level", "0")), float(values.get("first", "0")),
                         float(values.get("last", "0")), int(values.get("total", "0")),
                         values.get("sample", ""), counts, float(shown) if shown else None)
-
-
-def _member(member_id: str, last_seen: float, who: str) -> Member:
-    pid, _, host = who.partition(" ")
-    return Member(member_id, host, int(pid) if pid.isdigit() else 0, last_seen)
