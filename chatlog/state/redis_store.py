@@ -9,7 +9,7 @@ refuses raises `StoreError` (its text masked), which the dispatcher answers by s
 from __future__ import annotations
 
 import contextlib
-import random
+import os
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +87,7 @@ class RedisStore:
 
     def hand_over(self, scope: str, member: Member, deltas: Sequence[Delta], now: float) -> HandOver:
         """See `Store.hand_over`."""
-        args: list[object] = [member.id, repr(now), f"{random.getrandbits(64):016x}", _FORGET_MS,
+        args: list[object] = [member.id, repr(now), os.urandom(8).hex(), _FORGET_MS,
                               repr(now - MEMBER_LIVE_S), member.pid, member.host, len(deltas),
                               repr(BUDGET_SPAN_S)]
         for d in deltas:
