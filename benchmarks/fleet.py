@@ -47,7 +47,9 @@ TIMING: dict[str, Any] = {"group_wait": 0.5, "group_interval": 6.0, "close_timeo
 PER_MINUTE = 20
 ERRORS_PER_S = 12.0
 """Per process, over three fingerprints; warnings come at a sixth of that."""
-FIRST_ALERT_LIMIT_S = 3.0
+FIRST_ALERT_SLACK_S = 2.0
+"""A shared store may add two hand-over rounds (1 s each) to the first alert: the member's, then the
+leader's. Judged against ``memory`` in the same run, as the machine's load delays both alike."""
 READY_TIMEOUT_S = 120.0
 _ERROR_HEADER = re.compile(r"\b(ERROR|CRITICAL)\b")
 COST_RATE = 5_000
@@ -193,7 +195,8 @@ def run_fleets(sizes: tuple[int, ...], duration: float, redis_url: str | None,
                     process.stdin.flush()  # type: ignore[union-attr]
             for store, processes in fleets.items():
                 runs.append(judge(store, size, bots[store], finish(processes, duration)))
-                print(f"  {size} process(es), {store}: {runs[-1]['messages']} messages", flush=True)
+                done = runs[-1]["messages"]
+                print(f"  {size} process{'es' if size != 1 else ''}, {store}: {done} messages", flush=True)
     return runs
 
 
@@ -260,10 +263,12 @@ def targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Issue 11's bounds, for the shared stores (``memory`` is the comparison, not judged)."""
     found = []
     one = {r["store"]: r["messages"] for r in runs if r["processes"] == min(x["processes"] for x in runs)}
+    alone = {r["processes"]: r["first_alert_s"] for r in runs
+             if r["store"] == "memory" and r["first_alert_s"] is not None}
     for run in runs:
         if run["store"] == "memory":
             continue
-        name = f"{run['processes']} processes, {run['store']}"
+        name = f"{run['processes']} process{'es' if run['processes'] != 1 else ''}, {run['store']}"
         first = run["first_alert_s"]
         found += [
             {"target": f"{name}: busiest 60 s ≤ DingTalk's {PER_MINUTE}, never blocked",
@@ -275,9 +280,10 @@ def targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {"target": f"{name}: every process accounts for every record",
              "measured": f"{run['accounted_processes']} of {run['processes']}", "limit": "all",
              "pass": run["accounted_processes"] == run["processes"]},
-            {"target": f"{name}: first error → first alert", "limit": f"≤ {FIRST_ALERT_LIMIT_S:g} s",
-             "measured": _seconds(first),
-             "pass": first is not None and first <= FIRST_ALERT_LIMIT_S},
+            {"target": f"{name}: first error → first alert, vs memory's in the same run",
+             "measured": f"{_seconds(first)} vs {_seconds(alone.get(run['processes']))}",
+             "limit": f"≤ memory's + {FIRST_ALERT_SLACK_S:g} s",
+             "pass": first is not None and first <= alone.get(run["processes"], 0.0) + FIRST_ALERT_SLACK_S},
         ]
     return found
 
