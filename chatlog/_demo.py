@@ -157,7 +157,7 @@ def headline(text: str, width: int = 90) -> str:
 
 def summary(bots: Sequence[FakeBot], stats: Sequence[ChatStats], records: Sequence[Logged],
             seconds: float) -> list[str]:
-    """The closing screen: records in, messages out, the one-message-per-record comparison, next step."""
+    """The closing screen: records in, messages out, the one-message-per-record comparison."""
     lines = [f"\n{len(records):,} records logged in {seconds:g} s. What reached each group:\n",
              f"  {'platform':9} {'records':>8} {'messages':>9} {'refused':>8}   "
              f"one message per record: sent / refused by the platform"]
@@ -174,7 +174,7 @@ def summary(bots: Sequence[FakeBot], stats: Sequence[ChatStats], records: Sequen
             if stat.delivered_records != stat.accepted or stat.dropped]
     lines.append(f"\n  NOT all delivered: {', '.join(lost)}" if lost else
                  "\n  Every record was delivered, counted in its group (delivered_records == records).")
-    return lines + next_step()
+    return lines
 
 
 def next_step() -> list[str]:

@@ -7,7 +7,10 @@ at import made every importing thread pay for them, even a cron script that neve
 from __future__ import annotations
 
 import re
-from typing import AnyStr, cast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import AnyStr
 
 
 def lazy_pattern(source: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
@@ -15,7 +18,7 @@ def lazy_pattern(source: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
 
     Each method, once looked up, is kept on the object: later calls cost what a compiled pattern's do.
     """
-    return cast("re.Pattern[AnyStr]", _LazyPattern(source, flags))
+    return _LazyPattern(source, flags)  # type: ignore[return-value]  # it behaves as one
 
 
 class _LazyPattern:

@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Hashable, Mapping
 from types import TracebackType
-from typing import Any
 
 from chatlog.entry import (
     EXTRA_VALUE_LIMIT_CHARS,
@@ -26,10 +25,17 @@ from chatlog.entry import (
     safe_str,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 Fingerprint = tuple[int, str, str, str, str]
 """(level, logger name, message template, exception type, innermost frame "file:line")."""
 
-ExcInfo = tuple[Any, Any, Any] | None
+if TYPE_CHECKING:
+    ExcInfo = tuple[Any, Any, Any] | None
+else:
+    ExcInfo = tuple | None  # no `typing` at run time (for Any): `import chatlog` stays cheap
 """A record's ``exc_info`` as logging keeps it (``(None, None, None)`` is possible)."""
 
 Captured = tuple[

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from chatlog import __version__
-from chatlog._demo import Printer, Tally, simulate_incident, summary
+from chatlog._demo import Printer, Tally, next_step, simulate_incident, summary
+from chatlog._demo_chatops import mute_round_trip
 from chatlog._report import write_stderr
 from chatlog.chatops import listen
 from chatlog.courier import HttpOptions, make_client
@@ -170,6 +171,8 @@ def _demo(args: argparse.Namespace) -> int:
             printer.stop()
         stats = [handler.stats() for handler in handlers]
         print("\n".join(summary(bots, stats, tally.records, args.seconds)))
+        print("\n".join(mute_round_trip(fake)))
+        print("\n".join(next_step()))
     return 0
 
 

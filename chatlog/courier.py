@@ -17,13 +17,15 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from chatlog._record import Record
 from chatlog.platforms._base import Destination, Outcome, Payloads
 from chatlog.platforms._http import watch_sends
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import httpx
 
 HTTP_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack", "py.warnings")
@@ -85,8 +87,7 @@ def install_log_filter() -> None:
             logger.addFilter(_DROP_OWN)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpOptions:
+class HttpOptions(Record):
     """How the courier's HTTP client connects: total request deadline, proxy, certificate checks.
 
     The environment is honoured as by any HTTP client (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,

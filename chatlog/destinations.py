@@ -8,13 +8,13 @@ Errors name options, never their values, and mask every credential the string ho
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import os
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import chatlog.platforms
 from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.platforms._base import COMMON_OPTIONS, Destination, Target, redact
 
 _COMMON = tuple(option.name for option in COMMON_OPTIONS)
@@ -22,8 +22,7 @@ _NAME = lazy_pattern(r"[a-z][a-z0-9_]{0,30}")
 _USERINFO = lazy_pattern(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!APP_ID:APP_SECRET@)[^/?#@\s]*@")
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(Record):
     """A parsed destination string: where to send, its keyword, and the ``at=`` mentions it asked for."""
 
     destination: Destination
@@ -33,11 +32,24 @@ class Resolved:
 
 def platform_classes() -> list[type[Destination]]:
     """Every registered platform class (importing each module under ``chatlog.platforms`` once)."""
-    for module in pkgutil.iter_modules(chatlog.platforms.__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"chatlog.platforms.{module.name}")
+    for name in _platform_modules():
+        importlib.import_module(f"chatlog.platforms.{name}")
     # By module, not by import order: the order anything iterates them in stays the same.
     return sorted(Destination.registry, key=lambda cls: (cls.__module__, cls.__name__))
+
+
+def _platform_modules() -> list[str]:
+    """The public modules under ``chatlog.platforms``, listed from its folder: `pkgutil` (with `typing`)
+    would cost an https URL's handler 4 ms; it is asked only when the package is not a folder (a zip)."""
+    names: set[str] = set()
+    for folder in chatlog.platforms.__path__:
+        try:
+            names.update(name[:-3] for name in os.listdir(folder) if name.endswith(".py"))
+        except OSError:
+            import pkgutil
+
+            names.update(module.name for module in pkgutil.iter_modules([folder]))
+    return sorted(name for name in names if not name.startswith("_") and name.isidentifier())
 
 
 def _scheme_class(scheme: str) -> type[Destination] | None:
@@ -45,12 +57,17 @@ def _scheme_class(scheme: str) -> type[Destination] | None:
     (``feishu-app`` → ``feishu_app``): constructing a handler then skips the other platforms' imports.
     Still found through the registry; a scheme no module is named after (``lark``) imports them all."""
     module = scheme.replace("-", "_")
-    if module.isidentifier() and not module.startswith("_") and any(
-            found.name == module for found in pkgutil.iter_modules(chatlog.platforms.__path__)):
-        importlib.import_module(f"chatlog.platforms.{module}")
-        cls = next((cls for cls in Destination.registry if scheme in cls.names), None)
-        if cls is not None:
-            return cls
+    if module.isidentifier() and not module.startswith("_"):
+        name = f"chatlog.platforms.{module}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists and lacks something it imports: not ours to hide
+                raise
+        else:
+            cls = next((cls for cls in Destination.registry if scheme in cls.names), None)
+            if cls is not None:
+                return cls
     return next((cls for cls in platform_classes() if scheme in cls.names), None)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
 
+from chatlog._record import Record
 from chatlog.entry import Entry
 from chatlog.links import Link
 
@@ -15,8 +15,7 @@ per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's lev
 stay true when the records that overflow are the most severe ones."""
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(Record):
     """Who is speaking: shown in every message header and footer."""
 
     service: str | None = None
@@ -29,8 +28,7 @@ class Context:
     """The handler's ``links=`` (`chatlog.links`), checked: every message renders them."""
 
 
-@dataclass(frozen=True, slots=True)
-class GroupSummary:
+class GroupSummary(Record):
     """One group of alike records within a digest: its count and one sample."""
 
     sample: Entry
@@ -51,8 +49,7 @@ class GroupSummary:
     """Per host, how many processes' records this count holds (a fleet's digest; () for one process)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Taken:
+class Taken(Record):
     """A group's unsent records taken out of a `GroupTable` (handed to the fleet store)."""
 
     key: Hashable
@@ -61,8 +58,7 @@ class Taken:
     """When the first of the records taken was made (the summary's `first_seen` is the group's first)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mentions:
+class Mentions(Record):
     """Who a digest mentions: `always` (the destination's ``at=``), then the ids of every level in
     `by_level` (``mentions=``, sorted by level) that the digest's level reaches."""
 
@@ -78,8 +74,7 @@ class Mentions:
         return tuple(ids)
 
 
-@dataclass(frozen=True, slots=True)
-class MutedNote:
+class MutedNote(Record):
     """Records of a muted group kept out of messages since the last one: one line in the next message."""
 
     group_id: str
@@ -97,15 +92,14 @@ def group_id(key: Hashable) -> str:
     return hashlib.sha256(repr(key).encode("utf-8", "replace")).hexdigest()[:4]
 
 
-@dataclass(frozen=True, slots=True)
-class Digest:
+class Digest(Record):
     """Everything one message says: groups (most severe and most frequent first) and totals."""
 
     groups: tuple[GroupSummary, ...]
     level_counts: tuple[tuple[str, int], ...]
     window_start: float
     window_end: float
-    context: Context = field(default_factory=Context)
+    context: Context = Context()
     dropped: int = 0
     mentions: tuple[str, ...] = ()
     batch: str = ""
@@ -114,6 +108,9 @@ class Digest:
     muted: tuple[MutedNote, ...] = ()
     actions: bool = False
     """Show Mute/Ack buttons under each group: a ChatOps receiver takes this app bot's card callbacks."""
+    commands: bool = False
+    """Show the command to type under each group (``mute #a3f2 1h``): a ChatOps receiver reads this
+    chat, whose group-bot messages cannot call back."""
 
     @property
     def total(self) -> int:
@@ -133,19 +130,33 @@ class Digest:
         return next(names, None) or logging.getLevelName(level)
 
 
-@dataclass(slots=True)
 class _Group:
-    sample: Entry
-    total: int = 0
-    unsent: int = 0
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    unsent_first: float = 0.0
-    shown_full_at: float | None = None
-    template: str = ""
-    merged: set[int] = field(default_factory=set)
-    """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
-    group_id: str = ""
+    __slots__ = (
+        "first_seen",
+        "group_id",
+        "last_seen",
+        "merged",
+        "sample",
+        "shown_full_at",
+        "template",
+        "total",
+        "unsent",
+        "unsent_first",
+    )
+
+    def __init__(self, sample: Entry, *, first_seen: float = 0.0, template: str = "",
+                 group_id: str = "") -> None:
+        self.sample = sample
+        self.total = 0
+        self.unsent = 0
+        self.first_seen = first_seen
+        self.last_seen = 0.0
+        self.unsent_first = 0.0
+        self.shown_full_at: float | None = None
+        self.template = template
+        self.merged: set[int] = set()
+        """Hashes of the fingerprints merged into the overflow bucket (a key can hold 500 chars of text)."""
+        self.group_id = group_id
 
 
 class GroupTable:

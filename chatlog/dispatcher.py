@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
+from chatlog._record import Record, replace
 from chatlog._report import Reporter
 from chatlog.capture import Captured
 from chatlog.courier import (
@@ -41,10 +39,11 @@ from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 from chatlog.waiters import FlushWaiters
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the stores (sqlite3, pathlib) are imported on the dispatcher thread, when used
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
-    from chatlog.state.store import StateURL
+    from chatlog.state.url import StateURL
 
 __all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 
@@ -53,8 +52,7 @@ ROUND_BUDGET_S = 0.02
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChatStats:
+class ChatStats(Record):
     """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
 
     accepted: int
@@ -136,7 +134,7 @@ class Dispatcher:
         self._context = replace(self._base_context, host=lifecycle.host_name(), pid=os.getpid())
         self._overflow = 0
         self._report_from_thread = False
-        self._batch_seed = f"{os.getpid():x}{random.getrandbits(32):08x}"
+        self._batch_seed = f"{os.getpid():x}{os.urandom(4).hex()}"
         self._life = lifecycle.Handshake()
         self._thread_ident: int | None = None
         self._silencer = None if self._controls is None else _silencer()(

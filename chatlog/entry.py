@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
+from chatlog._record import Record
 from chatlog.templates import template_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MESSAGE_LIMIT_CHARS = 4_000
 TRACEBACK_LIMIT_CHARS = 6_000
@@ -24,8 +27,7 @@ TEMPLATE_LIMIT_CHARS = 500
 
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Record):
     """One log record as chatlog shows it: formatted text, where it came from, its traceback."""
 
     created: float

@@ -17,8 +17,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.digest import Context, Digest, GroupTable, Mentions, Taken
 from chatlog.fleet_digest import FleetDigest, deltas_of, fingerprint_of, fleet_digest, group_id_of

@@ -11,8 +11,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Collection, Hashable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
 
+from chatlog._record import Record, replace
 from chatlog.digest import Context, Digest, GroupSummary, Mentions, Taken, level_counts
 from chatlog.entry import Entry
 from chatlog.state.store import Delta, PendingGroup, Sent, host_of
@@ -25,7 +25,9 @@ def fingerprint_of(key: Hashable) -> str:
 
 def encode_sample(summary: GroupSummary) -> str:
     """The group's sample, template, id and bucket flag as JSON (what the leader renders)."""
-    return json.dumps({"entry": asdict(summary.sample), "template": summary.template,
+    entry = summary.sample
+    fields = {name: getattr(entry, name) for name in entry._fields}
+    return json.dumps({"entry": fields, "template": summary.template,
                        "group_id": summary.group_id, "merged": summary.merged_groups},
                       ensure_ascii=False, separators=(",", ":"))
 
@@ -64,8 +66,7 @@ def deltas_of(taken: Iterable[Taken], with_sample: Collection[str] | None = None
     return deltas
 
 
-@dataclass(frozen=True, slots=True)
-class FleetDigest:
+class FleetDigest(Record):
     """A digest the leader sends, and what it carried per fingerprint and member (for `Store.settle`)."""
 
     digest: Digest

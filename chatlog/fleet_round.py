@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.digest import Context, GroupTable, Mentions
 from chatlog.platforms._base import Destination
@@ -23,10 +22,11 @@ from chatlog.sending import Sender
 from chatlog.settlement import Settlement
 from chatlog.timing import Timing
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.fleet import Fleet
     from chatlog.state.honour import Silencer
-    from chatlog.state.store import StateURL
+    from chatlog.state.url import StateURL
 
 JOIN_AFTER_S = 3.0
 """A process with nothing to alert joins its destination's fleet this long after it started."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog.capture import Captured, capture
@@ -17,11 +15,12 @@ from chatlog.digest import Context, Mentions
 from chatlog.dispatcher import ChatStats, Dispatcher, Timing
 from chatlog.entry import format_message
 from chatlog.links import parse_links
+from chatlog.tally import KEY_TEXT_LIMIT_CHARS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.state.controls import ControlStore
-    from chatlog.state.store import StateURL
-from chatlog.tally import KEY_TEXT_LIMIT_CHARS
+    from chatlog.state.url import StateURL
 
 _MENTIONS_EXAMPLE = 'mentions={"CRITICAL": ["all"], "ERROR": ["ou_xxx"]}'
 
@@ -237,7 +236,7 @@ def _state(state: str | None) -> StateURL:
     SQLite file. Nothing is opened here: the dispatcher thread does that."""
     import os
 
-    from chatlog.state.store import parse_state
+    from chatlog.state.url import parse_state
 
     return parse_state(state if state is not None else os.environ.get("CHATLOG_STATE") or None)
 
@@ -296,6 +295,8 @@ def _platform_options(given: Mapping[str, str | Sequence[str] | None]) -> dict[s
     known = platform_options()
     unknown = sorted(name for name in given if name not in known)
     if unknown:
+        import inspect  # here: only this error needs it, and it costs `import chatlog` 6 ms
+
         mine = [name for name in inspect.signature(ChatHandler.__init__).parameters if name != "self"]
         raise TypeError(f"ChatHandler got unknown option(s) {', '.join(unknown)}: its options are "
                         f"{', '.join(mine[:-1])}, and platform options {', '.join(sorted(known))}")

@@ -22,11 +22,13 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
 
 from chatlog.courier import CLIENT_LOCK
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     import httpx
 
 PROBE_EVERY_S = 600.0
@@ -37,14 +39,15 @@ REPORT_SUSPENSION_EVERY_S = 3600.0
 """How often stderr repeats that a destination is still stopped (not once per probe)."""
 
 
-class Lifecycle(Protocol):
-    """What lifecycle needs of a dispatcher."""
+if TYPE_CHECKING:  # a type only: `typing` (for Protocol) is not imported at run time
+    class Lifecycle(Protocol):
+        """What lifecycle needs of a dispatcher."""
 
-    def after_fork_in_child(self) -> None:
-        """Fresh state and threads in a forked child."""
+        def after_fork_in_child(self) -> None:
+            """Fresh state and threads in a forked child."""
 
-    def close_at_child_exit(self) -> None:
-        """Deliver what is pending within ``close_timeout``: the process is about to ``os._exit``."""
+        def close_at_child_exit(self) -> None:
+            """Deliver what is pending within ``close_timeout``: the process is about to ``os._exit``."""
 
 
 _live: weakref.WeakSet[Any] = weakref.WeakSet()

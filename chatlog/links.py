@@ -11,9 +11,10 @@ from __future__ import annotations
 import string
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from chatlog._record import Record
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.digest import Digest, GroupSummary
 
@@ -28,8 +29,7 @@ PER_GROUP = frozenset({"level", "logger", "fingerprint", "group_id"})
 EXAMPLE = 'links={"Logs": "https://kibana.example/app/discover#/?q={group_id}&from={first}&to={last}"}'
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(Record):
     """One configured link: its label and its template, checked."""
 
     label: str

@@ -6,8 +6,10 @@ Both are plain values on floats (the dispatcher's clock), tested without threads
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
-from dataclasses import dataclass, replace
+
+from chatlog._record import Record
 
 
 class SendWindow:
@@ -42,8 +44,7 @@ class SendWindow:
         self._sent.append(now)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(Record):
     """Where a destination stands after failed sends: how many in a row, and until when to hold off.
 
     `retry_at` is our own exponential backoff; `paused_until` is what the platform asked for (a
@@ -68,7 +69,7 @@ class Backoff:
 
     def retry_now(self) -> Backoff:
         """Skip our own backoff (``flush()`` means "try now"); a platform's pause still holds."""
-        return replace(self, retry_at=-math.inf)
+        return Backoff(self.failures, -math.inf, self.paused_until)
 
     def ready_at(self) -> float:
         """The earliest time a send may start."""
@@ -77,3 +78,9 @@ class Backoff:
     def shifted(self, delta: float) -> Backoff:
         """The same backoff on a clock that moved by `delta`."""
         return Backoff(self.failures, self.retry_at + delta, self.paused_until + delta)
+
+
+def jitter() -> float:
+    """A draw from 0.5..1.0 for `Backoff.after_failure`, from ``os.urandom``: no `random` to import (at
+    ``import chatlog``, or later on chatlog's thread, where an import could be under way at a fork)."""
+    return 0.5 + int.from_bytes(os.urandom(4), "big") / (2 * 0xFFFFFFFF)

@@ -8,38 +8,39 @@ out) or a configuration error (records kept, `Suspension`).
 
 from __future__ import annotations
 
-import random
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chatlog import lifecycle
 from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable
-from chatlog.pacing import Backoff
+from chatlog.pacing import Backoff, jitter
 from chatlog.platforms._base import Outcome
 from chatlog.suspension import Suspension
 from chatlog.timing import BatchSchedule
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.fleet import Fleet
     from chatlog.state.honour import Silencer
 
 
-@dataclass(slots=True)
 class Ledger:
     """What became of the records sent, in this process (read by `Dispatcher.stats`)."""
 
-    delivered: int = 0
-    """Records in messages the platform accepted."""
-    undeliverable: int = 0
-    """Records in messages the platform refused for their content (counted as dropped)."""
-    dropped_reported: int = 0
-    """Buffer overflows already told of in a delivered message."""
-    sent: int = 0
-    failed: int = 0
-    batches: int = 0
-    """Messages settled for good (accepted or refused): the number in the next batch name."""
+    __slots__ = ("batches", "delivered", "dropped_reported", "failed", "sent", "undeliverable")
+
+    def __init__(self) -> None:
+        """All zero."""
+        self.delivered = 0
+        """Records in messages the platform accepted."""
+        self.undeliverable = 0
+        """Records in messages the platform refused for their content (counted as dropped)."""
+        self.dropped_reported = 0
+        """Buffer overflows already told of in a delivered message."""
+        self.sent = 0
+        self.failed = 0
+        self.batches = 0
+        """Messages settled for good (accepted or refused): the number in the next batch name."""
 
 
 class Settlement:
@@ -137,7 +138,7 @@ class Settlement:
     def _retry(self, digest: Digest, outcome: Outcome, now: float) -> None:
         self.backoff = self.backoff.after_failure(
             now, retry_after=outcome.retry_after, max_backoff=self._max_backoff,
-            jitter=random.uniform(0.5, 1.0))
+            jitter=jitter())
         self._reporter.report(
             "retry", f"sending failed: {outcome.reason}; {digest.total} records kept, "
             f"retrying in {self.backoff.retry_at - now:.0f} s",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
 
 from chatlog.entry import Entry
 
@@ -32,23 +31,26 @@ RETIRED_GRACE_S = 2.0
 be descheduled between the lookup and its increment."""
 
 
-@dataclass(slots=True)
 class Tally:
     """The dispatcher's side of one counter: what it has read, and the group it counts for."""
 
-    counter: Iterator[int]
-    base: int = 0
-    """What ``next(counter)`` returns when the application has not counted since the last reading."""
-    fingerprint: Hashable = None
-    """The group; None until the key's captured record has been filed."""
-    sample: Entry | None = None
-    """The group's sample, to start the group again if it was forgotten while the key was counted."""
-    level: int = 0
-    owed: int = 0
-    """Records counted before the key's captured record was filed (it was still in the buffer)."""
-    active_at: float = 0.0
-    """When the key last counted a record (or was seen first), on the dispatcher's clock."""
-    retired_at: float | None = None
+    __slots__ = ("active_at", "base", "counter", "fingerprint", "level", "owed", "retired_at", "sample")
+
+    def __init__(self, counter: Iterator[int], active_at: float = 0.0) -> None:
+        """`active_at`: when the key was seen first, on the dispatcher's clock."""
+        self.counter = counter
+        self.base = 0
+        """What ``next(counter)`` returns when the application has not counted since the last reading."""
+        self.fingerprint: Hashable = None
+        """The group; None until the key's captured record has been filed."""
+        self.sample: Entry | None = None
+        """The group's sample, to start the group again if it was forgotten while the key was counted."""
+        self.level = 0
+        self.owed = 0
+        """Records counted before the key's captured record was filed (it was still in the buffer)."""
+        self.active_at = active_at
+        """When the key last counted a record (or was seen first), on the dispatcher's clock."""
+        self.retired_at: float | None = None
 
     def read(self) -> int:
         """The application's increments since the last reading."""

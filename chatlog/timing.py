@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+
+from chatlog._record import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
+class Timing(Record):
     """When batches go out, in seconds (DESIGN section 4: Alertmanager's knobs), and the handler's bounds."""
 
     group_wait: float = 5.0

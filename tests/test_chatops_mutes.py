@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,6 +207,53 @@ def test_app_bot_cards_carry_mute_and_ack_buttons_that_the_receiver_answers(
     assert child.flush()["muted"] == 4
 
 
+def buttons_of(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [action for element in card["elements"] if element.get("tag") == "action"
+            for action in element["actions"]]
+
+
+def contents_of(card: dict[str, Any]) -> str:
+    return "\n".join(str(element.get("content", "")) for element in card["elements"])
+
+
+def test_pressing_mute_or_ack_updates_the_card_in_place_over_the_callback_answer(
+        setup: tuple[FakeApp, FakeChat, Child]) -> None:
+    app, chat, child = setup
+    child.do("payment 2")
+    child.do("cache 1")
+    child.flush()
+    sent = app.messages[-1]
+    payment_mute, _, cache_mute, cache_ack = (b["value"]["command"] for b in buttons_of(sent.content))
+    payment = payment_mute.split()[1]
+
+    answer = chat.press("ou_alice", payment_mute).json()
+    assert answer["toast"]["type"] == "success" and answer["card"]["type"] == "raw"
+    card = chat.cards[sent.message_id]
+    assert card == answer["card"]["data"] and card["header"] == sent.content["header"]
+    assert "🔕 Muted by <at id=ou_alice></at> until " in contents_of(card)
+    assert f"type unmute {payment} to undo" in contents_of(card)
+    assert [b["value"]["command"] for b in buttons_of(card)] == [cache_mute, cache_ack]
+
+    chat.press("ou_bob", cache_ack)
+    card = chat.cards[sent.message_id]
+    assert "🔕 Muted by <at id=ou_alice></at>" in contents_of(card)
+    assert "✅ Acknowledged by <at id=ou_bob></at>" in contents_of(card)
+    assert [b["value"]["command"] for b in buttons_of(card)] == [cache_mute]
+    assert app.messages[-1] == sent  # updated in place: no new message
+
+
+def test_the_name_in_an_updated_card_is_inert_whatever_the_callback_says(
+        setup: tuple[FakeApp, FakeChat, Child]) -> None:
+    app, chat, child = setup
+    child.do("payment 1")
+    child.flush()
+    sent = app.messages[-1]
+    mute = buttons_of(sent.content)[0]["value"]["command"]
+    assert chat.press("<at id=all></at>[x](http://evil)", mute).status == 200
+    shown = json.dumps(chat.cards[sent.message_id], ensure_ascii=False)
+    assert "Muted by" in shown and "<at id=all>" not in shown and "](http://evil)" not in shown
+
+
 def test_group_bot_cards_have_no_buttons(fake_platforms: FakePlatforms) -> None:
     bot = fake_platforms.add_bot("feishu")
     handler = chatlog.ChatHandler(bot.url, chatops="memory", group_wait=0.05)
@@ -275,3 +323,52 @@ def test_who_muted_is_shown_inert_even_if_the_store_holds_markup(fake_platforms:
         log.removeHandler(handler)
         handler.close()
         store.unmute([scope], "*")
+
+
+def test_a_card_restated_from_a_store_holding_markup_shows_the_names_inert() -> None:
+    from chatlog.chatops.cards import restate
+    from chatlog.state.controls import Ack, Controls, Mute
+
+    def row(group: str) -> dict[str, Any]:
+        return {"tag": "action", "actions": [{"tag": "button", "value": {"command": f"{word} #{group}",
+                                                                          "group": group, "card": "b-1"}}
+                                             for word in ("mute", "ack")]}
+
+    card = {"header": {}, "elements": [row("a3f2"), row("b7c1")]}
+    evil = "<at id=all></at>[x](http://evil)"
+    controls = Controls({"a3f2": Mute("a3f2", time.time() + 60, evil, time.time())},
+                        {"b7c1": Ack("b7c1", "ou_bob", time.time())})
+    shown = json.dumps(restate(card, controls), ensure_ascii=False)
+    assert "Muted by" in shown and "<at id=all>" not in shown and "](http://evil)" not in shown
+    assert "✅ Acknowledged by <at id=ou_bob></at>" in shown
+    assert [b["value"]["command"] for b in buttons_of(restate(card, controls))] == ["mute #b7c1"]
+
+
+def test_a_card_that_fails_to_render_falls_back_to_text_and_keeps_nothing(
+        fake_platforms: FakePlatforms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from chatlog.platforms.feishu_app import FeishuApp
+    from chatlog.state import ControlStore
+
+    def broken(self: FeishuApp, digest: object) -> dict[str, Any]:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(FeishuApp, "render", broken)
+    state = f"sqlite:///{tmp_path / 'controls.db'}"
+    app = fake_platforms.add_app(recipients={"chat_id": ["oc_ops"]})
+    handler = chatlog.ChatHandler(app.url("chat_id"), chatops=state, group_wait=0.05)
+    log = logging.getLogger("broken-card")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        log.error("boom %s", 1)
+        assert handler.flush(10)
+        log.error("boom %s", 2)
+        assert handler.flush(10)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert [m.msg_type for m in app.messages] == ["text", "text"]  # the dispatcher went on
+    assert ControlStore(state)._query("SELECT COUNT(*) FROM cards") == [(0,)]
+    err = capfd.readouterr().err
+    assert "could not render the message" in err and "internal error" not in err

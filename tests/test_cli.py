@@ -137,6 +137,18 @@ def test_demo_prints_one_line_per_message_and_a_summary_that_adds_up() -> None:
     assert re.search(r"^  dingtalk .* then blocked 10 more min$", out, re.M)
     assert "Every record was delivered" in out
     assert 'export CHATLOG_URL="' in out and "chatlog urls" in out
+    # one mute round trip: alert → "mute #id 1h" typed in the chat → the bot's answer → the group quiet
+    typed = re.search(r"^  ou_alice  types: mute #([0-9a-f]{4}) 1h$", out, re.M)
+    assert typed is not None, out
+    group = typed.group(1)
+    assert re.search(rf"^  alert     #{group} payment pay_000123 declined by the provider$", out, re.M)
+    answered = rf"^  bot       Muted #{group} until .* \(by ou_alice\)\. Undo: unmute #{group}$"
+    assert re.search(answered, out, re.M)
+    quiet = rf"^  alert     #([0-9a-f]{{4}}) cache miss storm .* and #{group} ×3 muted by ou_alice"
+    later = re.search(quiet, out, re.M)
+    assert later is not None and later.group(1) != group and "payment" not in later.group(0)
+    assert "presses Ack; the card now says: ✅ Acknowledged by @ou_alice" in out
+    assert "stats()   accepted 5 = delivered 2 + dropped 0 + pending 0 + muted 3" in out
 
 
 def test_demo_verbose_prints_each_message_in_full() -> None:

@@ -546,11 +546,17 @@ def test_fork_with_a_full_buffer_starts_the_child_empty_and_the_parent_reports_i
     attach_only(app_logger, handler)
     app_logger.error("order %s failed", 0)
     assert len(bot.wait_received(1, timeout=5.0)) == 1
-    # 150 new groups (a known group's records are only counted) into a buffer of 100: at most 50 are
-    # dropped (fewer when the dispatcher files some meanwhile, as it does on a loaded machine)
-    worst = max(log_timed(app_logger, 1, f"order {i} failed: %s", first=i) for i in range(1, 151))
+    # New groups (a known group's records are only counted) into a buffer of 100, 150 at a time until
+    # some are dropped: the dispatcher files some meanwhile, on a loaded machine all of a first burst.
+    logged, worst = 1, 0.0
+    for _ in range(20):
+        worst = max([worst, *(log_timed(app_logger, 1, f"order {i} failed: %s", first=i)
+                              for i in range(logged, logged + 150))])
+        logged += 150
+        if handler.stats().dropped:
+            break
     dropped = handler.stats().dropped
-    assert 1 <= dropped <= 50
+    assert 1 <= dropped <= logged - 101
 
     def child() -> int:
         before = handler.stats()
@@ -564,8 +570,8 @@ def test_fork_with_a_full_buffer_starts_the_child_empty_and_the_parent_reports_i
     bot.release()
     assert handler.flush(timeout=5.0)
     stats = handler.stats()
-    assert (stats.accepted, stats.dropped, stats.pending) == (151, dropped, 0)
-    assert stats.delivered_records == 151 - dropped
+    assert (stats.accepted, stats.dropped, stats.pending) == (logged, dropped, 0)
+    assert stats.delivered_records == logged - dropped
     assert any(f"{_text.plural(dropped, 'record')} dropped" in t for t in bot.texts())
     assert worst < APP_CALL_LIMIT_S
 

@@ -7,10 +7,12 @@ import contextlib
 import gc
 import inspect
 import logging
+import re
 import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,3 +221,30 @@ def test_custom_levels_keep_their_name_in_the_alert(fake_platforms: FakePlatform
         logger.remove(sink_id)
     text = bot.texts()[0]
     assert "SUCCESS" in text and "Level 25" not in text
+
+
+def test_a_sink_with_chatops_shows_the_command_and_honours_a_mute_typed_in_the_chat(
+    fake_platforms: FakePlatforms, add_sink: AddSink, tmp_path: Path
+) -> None:
+    from chatlog.chatops import HTTPReceiver, Receiver
+
+    state = f"sqlite:///{tmp_path / 'controls.db'}"
+    wecom = {"token": "QDG6eK", "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}
+    bot = fake_platforms.add_bot("wecom")
+    sink, _ = add_sink(bot.url, chatops=state, group_wait=0.05, group_interval=0.05)
+    server = HTTPReceiver(Receiver(wecom=wecom, state=state))
+    server.serve_in_thread()
+    try:
+        logger.error("disk {} is full", "/var")
+        hint = re.search(r"to silence, type: (mute #([0-9a-f]{4}) 1h)", bot.text_of(bot.wait_for(1)[0]))
+        assert hint is not None
+        chat = fake_platforms.add_chat("wecom", f"{server.url}/wecom", wecom, bot=bot)
+        chat.say("alice", hint.group(1))
+        assert chat.wait_replies(2)[-1].startswith(f"Muted #{hint.group(2)} until ")
+        logger.error("disk {} is full", "/var")
+        logger.error("cache {} is cold", "users")
+        latest = bot.text_of(bot.wait_for(3)[-1])
+        assert "cache users is cold" in latest and f"#{hint.group(2)} ×1 muted by alice" in latest
+        assert sink.stats().muted == 1  # and the fixture checks accepted == delivered + ... + muted
+    finally:
+        server.stop()

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import urllib.parse
-from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 import chatlog.loguru
 from chatlog import ChatHandler
+from chatlog._record import replace
 from chatlog.digest import Digest
 from chatlog.links import expand, parse_links
 from chatlog.platforms import feishu

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from chatlog.chatops._http import Response, json_response
 
@@ -48,8 +49,9 @@ class Inbound:
 
     ``chat_keys`` name the chat the way a destination can be matched to it (see
     `chatlog.state.controls.chat_keys_of`); ``answer`` is set when the platform wants the result in the
-    HTTP answer itself (a card button: answered within 3 s), else the receiver answers ``ack`` at once
-    and replies through ``reply_to`` afterwards.
+    HTTP answer itself (a card button: answered within 3 s, with the command's words and the card
+    updated in place, `chatlog.chatops.cards`), else the receiver answers ``ack`` at once and replies
+    through ``reply_to`` afterwards. ``card`` is the pressed card's key (its button's ``value.card``).
     """
 
     platform: str
@@ -61,7 +63,8 @@ class Inbound:
     message_id: str
     reply_to: ReplyTo | None
     ack: Response = EMPTY_JSON
-    answer: Callable[[str], Response] | None = None
+    answer: Callable[[str, Mapping[str, Any] | None], Response] | None = None
+    card: str = ""
 
     def sender_ids(self) -> frozenset[str]:
         """Every id of the sender (open_id, user_id, union_id, …), for allow-lists."""

@@ -11,7 +11,8 @@ Order of checks, each refusing before the next step runs:
    and names the token — anything else unsigned is refused.
 
 Events: schema 2.0 ``im.message.receive_v1`` (text messages) and ``card.action.trigger`` (buttons,
-answered in the HTTP answer with a toast). Other event types are acknowledged and ignored.
+answered in the HTTP answer with a toast and the card updated in place: `chatlog.chatops.cards`).
+Other event types are acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -202,11 +203,15 @@ def _card_action(event: Mapping[str, object], platform: str) -> Inbound | None:
         sender=_ids(dig(event, "event", "operator")), sender_name="", chat_id=chat_id,
         chat_keys=(f"{platform}-app:chat_id:{chat_id}",),
         message_id=text_of(dig(event, "event", "context", "open_message_id")),
-        reply_to=None, answer=card_answer,
+        reply_to=None, answer=card_answer, card=text_of(value.get("card")),
     )
 
 
-def card_answer(text: str) -> Response:
-    """A ``card.action.trigger`` answer: a toast with what the command did."""
+def card_answer(text: str, card: Mapping[str, object] | None = None) -> Response:
+    """A ``card.action.trigger`` answer: a toast with what the command did and, when the pressed card
+    is known, that card updated in place (reference 3.9)."""
     kind = "error" if text.startswith(("⚠", "Sorry")) else "success"
-    return json_response({"toast": {"type": kind, "content": text[:200]}})
+    answer: dict[str, object] = {"toast": {"type": kind, "content": text[:200]}}
+    if card is not None:
+        answer["card"] = {"type": "raw", "data": card}
+    return json_response(answer)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from chatlog._report import Reporter
+from chatlog.chatops import cards
 from chatlog.chatops import dingtalk as dingtalk_module
 from chatlog.chatops import feishu as feishu_module
 from chatlog.chatops import qq as qq_module
@@ -151,7 +152,8 @@ class Receiver:
 
     def _act(self, inbound: Inbound) -> Response:
         if inbound.answer is not None:
-            return inbound.answer(self._run(inbound))
+            said = self._run(inbound)
+            return inbound.answer(said, cards.updated(self._store, inbound.card, self._clock()))
         self._replies.submit(lambda: self._reply(inbound))
         return inbound.ack
 

@@ -3,17 +3,19 @@ not the platform's means (a proxy's page, a redirect), and outcomes with every s
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+from chatlog._lazy import lazy_pattern
 from chatlog.platforms._base import Outcome, redact
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any
+
     import httpx
 
-_CODE = re.compile(r"-?\d{1,12}")
+_CODE = lazy_pattern(r"-?\d{1,12}")
 
 
 def json_body(response: httpx.Response) -> dict[str, Any] | None:

@@ -9,26 +9,30 @@ Reading answers is `chatlog.platforms._answers`; what group-bot webhooks share, 
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.digest import Digest
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
+    from typing import Any, ClassVar, Literal
+
     import httpx
 
-Payload = dict[str, Any]
+if TYPE_CHECKING:
+    Payload = dict[str, Any]
+else:
+    Payload = dict  # `typing` (for Any) is not imported at run time: `import chatlog` stays cheap
 Payloads = tuple[Payload, ...]
 """The request bodies of one digest, in sending order (usually one)."""
-_TOKEN = re.compile(r"[^\s/?#@:]+")
+_TOKEN = lazy_pattern(r"[^\s/?#@:]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Record):
     """What a platform's answer means for the dispatcher."""
 
     kind: Literal["ok", "retry", "permanent", "rejected"]
@@ -47,8 +51,7 @@ class Outcome:
         return self.kind == "ok"
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(Record):
     """A platform's limits as chatlog keeps them (a margin below the documented values)."""
 
     body_bytes: int
@@ -61,8 +64,7 @@ class Limits:
     """Largest text/markdown content, in UTF-8 bytes, where the platform limits it separately."""
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(Record):
     """An option a platform takes by name: in the destination's query (``?app_id=…``), as a handler or
     sink keyword (``app_id=…``), or in dictConfig. The handler validates every option against these
     tables, so a platform's options reach it without the handler naming them."""
@@ -86,8 +88,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 """Options every destination string may carry; a platform declares its own in `Destination.options`."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(Record):
     """A parsed destination string, handed to the platform that claims it."""
 
     url: urllib.parse.SplitResult

@@ -5,21 +5,22 @@ decides; an answer without one (a proxy's page, a redirect) is a retry, never a 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
+from chatlog._lazy import lazy_pattern
+from chatlog._record import Record
 from chatlog.platforms._answers import answer_code, classify_http, json_body, retry_after, trimmed
 from chatlog.platforms._answers import unexpected_answer as unexpected
 from chatlog.platforms._base import Outcome
 from chatlog.platforms._text import answer_message
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Literal
+
     import httpx
 
 _SEND_SCOPE = "im:message:send_as_bot"
 _USER_ID_SCOPE = "contact:user.employee_id:readonly"
-_SCOPES = re.compile(r"\[([^\]]{1,400})\]")
+_SCOPES = lazy_pattern(r"\[([^\]]{1,400})\]")
 
 _TOKEN_INVALID = frozenset({99991661, 99991663, 99991664, 99991668, 99991677, 20013})
 _APP_RATE = {99991400: 1.0, 11232: 10.0, 11247: 10.0}
@@ -57,12 +58,12 @@ _MESSAGE_PERMANENT = {
     230028: "it did not pass Feishu's content audit",
 }
 
-Scope = Literal["recipient", "app", "token"]
-_Kind = Literal["retry", "permanent", "rejected"]
+if TYPE_CHECKING:
+    Scope = Literal["recipient", "app", "token"]
+    _Kind = Literal["retry", "permanent", "rejected"]
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(Record):
     """What one answer of the send API means, and for whom: one recipient, the whole app, or the token."""
 
     outcome: Outcome

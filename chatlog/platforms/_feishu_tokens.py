@@ -3,19 +3,17 @@ every destination of that app, refreshed a little before they expire, fork-safe.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chatlog.platforms._answers import answer_code, classify_http, json_body, retry_after, trimmed
 from chatlog.platforms._answers import unexpected_answer as unexpected
 from chatlog.platforms._base import Outcome
 from chatlog.platforms._text import answer_message
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
     import httpx
 
@@ -26,12 +24,14 @@ Fetched = tuple[str, float]
 """A token and its lifetime in seconds, as the token endpoint gave them."""
 
 
-@dataclass(slots=True)
 class _Cached:
-    lock: threading.Lock
-    token: str = ""
-    refresh_at: float = 0.0
-    expires_at: float = 0.0
+    __slots__ = ("expires_at", "lock", "refresh_at", "token")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+        self.token = ""
+        self.refresh_at = 0.0
+        self.expires_at = 0.0
 
 
 class TenantTokens:
@@ -96,6 +96,8 @@ if hasattr(os, "register_at_fork"):
 
 def token_key(origin: str, app_id: str, app_secret: str) -> TokenKey:
     """The cache key of an app's token: host, app id and a hash of the secret (a new secret, a new token)."""
+    import hashlib  # here: an https URL imports this module, and only an app bot needs it
+
     return origin, app_id, hashlib.sha256(app_secret.encode()).hexdigest()
 
 

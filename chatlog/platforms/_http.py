@@ -10,11 +10,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from chatlog.platforms._base import Outcome, Payload
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import httpx
 
 MAX_ANSWER_BYTES = 64 * 1024

@@ -14,7 +14,6 @@ import time
 import urllib.parse
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
 
 from chatlog.digest import Digest
 from chatlog.platforms._answers import outcome_of, trimmed
@@ -29,7 +28,10 @@ from chatlog.platforms._base import (
     target_origin,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import ClassVar
+
     import httpx
 
 

@@ -12,12 +12,10 @@ are quoted lines (``> ``), their indentation kept with no-break spaces.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
-
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import code_of, coded_answer, json_body, retry_after, trimmed
 from chatlog.platforms._base import (
     Limits,
@@ -28,10 +26,10 @@ from chatlog.platforms._base import (
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    import httpx
+    from typing import Any
 
-if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
     import httpx
 
 _PATH = "/robot/send"
@@ -41,7 +39,7 @@ LIMITS = Limits(body_bytes=19_000, per_minute=18)
 
 _SECURITY = 310000
 _RATE_LIMITED = frozenset({410100, 410101, 130101})
-_INDENT = re.compile(r"^ +")
+_INDENT = lazy_pattern(r"^ +")
 _NO_TOKEN = "DingTalk says the access token does not exist: copy the robot's webhook URL again"
 _PERMANENT = {
     300001: _NO_TOKEN,
@@ -80,11 +78,11 @@ def _escape(text: str) -> str:
 def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) -> Payload:
     """The ``markdown`` message for `digest`, within `limits.body_bytes`; mentions only from
     ``digest.mentions``; `keyword` (the robot's keyword check) ends the footer."""
-    message = _text.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes)
+    message = _groups.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _markdown(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     header = _text.header_line(digest, _escape)
     dropped = _text.bold(_text.dropped_line(digest.dropped))
@@ -97,11 +95,11 @@ def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payl
     return {"msgtype": "markdown", "markdown": {"title": header, "text": text}, **_at(digest.mentions)}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
-    view = _text.group_view(group, digest, budget, _escape)
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
+    view = _groups.group_view(group, digest, budget, _escape)
     # Two trailing spaces make a line break: some DingTalk clients join single newlines.
     found = links.markdown_links(links.group_links(digest, group), _escape)
-    lines = [*_text.group_lines(view, _text.bold), found]
+    lines = [*_groups.group_lines(view, _text.bold), found]
     text = "  \n".join(line for line in lines if line)
     if view.traceback:
         # No-break spaces keep the indentation: four plain spaces would open a code block in the quote.

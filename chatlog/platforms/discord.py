@@ -21,15 +21,14 @@ courier thread, like a slow answer); a ``429`` is retried after the ``retry_afte
 from __future__ import annotations
 
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import (
     answer_code,
     classify_http,
@@ -42,12 +41,15 @@ from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, ta
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://discord.com"
 _PATH = "/api/webhooks/"
-_URL = re.compile(r"/api(?:/v\d+)?/webhooks/(\d{1,25})/([^/]+)/?")
+_URL = lazy_pattern(r"/api(?:/v\d+)?/webhooks/(\d{1,25})/([^/]+)/?")
 LIMITS = Limits(body_bytes=60_000, per_minute=25, per_second=2)
 """Per-webhook limits are not published (about 5 per 2 s and 30 a minute per channel are reported):
 chatlog keeps to 25 a minute and 2 a second, and obeys the ``X-RateLimit-*`` headers on top."""
@@ -99,11 +101,11 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
     """Embeds for `digest` (a header embed, then one per group, coloured by severity) within Discord's
     limits and `limits.body_bytes`; ``content`` only for the configured mentions; `keyword` ends the
     footer."""
-    message = _text.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
+    message = _groups.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _message(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: min(budget.groups, MAX_EMBEDS - 1)]
     more = _text.more_line(digest.groups[len(shown) :])
     intro = [_text.summary_line(digest, _text.inert), _text.bold(_text.dropped_line(digest.dropped)),
@@ -126,9 +128,9 @@ def _footer(digest: Digest, keyword: str | None) -> str:
     return _text.with_keyword(_text.footer_line(digest, _text.inert), keyword) or "chatlog"
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> dict[str, Any]:
-    view = _text.group_view(group, digest, budget, _text.inert)
-    text = "\n".join(_text.group_lines(view, _text.bold))
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> dict[str, Any]:
+    view = _groups.group_view(group, digest, budget, _text.inert)
+    text = "\n".join(_groups.group_lines(view, _text.bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     found = links.markdown_links(links.group_links(digest, group), _text.inert)

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import code_of, coded_answer, retry_after, trimmed
 from chatlog.platforms._base import (
     Limits,
@@ -28,7 +27,10 @@ from chatlog.platforms._base import (
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any
+
     import httpx
 
 _PATH = "/open-apis/bot/v2/hook/"
@@ -83,7 +85,7 @@ def card(digest: Digest, fits: Callable[[Payload], bool], keyword: str | None = 
     Group bots send it as ``{"msg_type": "interactive", "card": card}``, app bots as a JSON string in
     ``content``, so each caller's `fits` measures its own request body.
     """
-    for budget in _text.BUDGETS:
+    for budget in _groups.BUDGETS:
         shown = _card(digest, budget, keyword)
         if fits(shown):
             return shown
@@ -94,7 +96,7 @@ def _interactive(card_object: Payload) -> Payload:
     return {"msg_type": "interactive", "card": card_object}
 
 
-def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _card(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     dropped = _text.bold(_text.dropped_line(digest.dropped))
     intro = [_text.summary_line(digest, _text.inert), dropped, _mentions(digest.mentions)]
@@ -113,9 +115,9 @@ def _card(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
     return {"config": {"wide_screen_mode": True}, "header": header, "elements": [e for e in elements if e]}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
-    view = _text.group_view(group, digest, budget, _text.inert)
-    text = "\n".join(_text.group_lines(view, _text.bold))
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
+    view = _groups.group_view(group, digest, budget, _text.inert)
+    text = "\n".join(_groups.group_lines(view, _text.bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     return text
@@ -123,13 +125,15 @@ def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
 
 def _buttons(digest: Digest, group: GroupSummary) -> dict[str, Any]:
     """Mute 1h / Ack under a group, for app bots with a ChatOps receiver (``Digest.actions``); the value
-    is the command the receiver runs when the button is pressed."""
+    is the command the receiver runs when the button is pressed, the group, and the card's key (the
+    batch: the receiver answers with this card updated in place, `chatlog.chatops.cards`)."""
     if not digest.actions or not group.group_id:
         return {}
     commands = (("Mute 1h", f"mute #{group.group_id} 1h"), ("Ack", f"ack #{group.group_id}"))
     return {"tag": "action", "actions": [
         {"tag": "button", "text": {"tag": "plain_text", "content": label}, "type": "default",
-         "value": {"command": command}} for label, command in commands]}
+         "value": {"command": command, "group": group.group_id, "card": digest.batch}}
+        for label, command in commands]}
 
 
 def _link_buttons(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:

@@ -17,15 +17,12 @@ problems (credentials, permissions, bot disabled) stop the destination with the 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import secrets
+import os
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from chatlog._lazy import lazy_pattern
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.digest import Digest
 from chatlog.platforms import feishu
@@ -47,6 +44,7 @@ from chatlog.platforms._feishu_tokens import TOKENS, Fetched, TenantTokens, toke
 from chatlog.platforms._http import post_json
 from chatlog.platforms._text import fit_text, inert, no_tags, payload_bytes, plain_summary, with_keyword
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
     import httpx
 
@@ -71,8 +69,8 @@ many: a digest to N recipients is N requests)."""
 
 _ROOM_FOR_ID = "x" * 64
 _ROOM_FOR_UUID = "x" * 32
-_TYPE_SHAPE = re.compile(r"[a-z_]{1,20}")
-_ID_SHAPE = re.compile(r"[^\s,]{1,200}")
+_TYPE_SHAPE = lazy_pattern(r"[a-z_]{1,20}")
+_ID_SHAPE = lazy_pattern(r"[^\s,]{1,200}")
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -94,6 +92,8 @@ def _text_message(text: str) -> Payload:
 
 
 def _json(value: object) -> str:
+    import json  # here, like every import only a message needs: an https URL imports this module
+
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -101,8 +101,9 @@ def _body_bytes(message: Payload) -> int:
     return payload_bytes({"receive_id": _ROOM_FOR_ID, **message, "uuid": _ROOM_FOR_UUID})
 
 
-_ENVELOPE_BYTES = _body_bytes({}) - payload_bytes({}) + 2
-"""What ``receive_id`` and ``uuid`` add to a message's body (with room for the commas)."""
+def _envelope_bytes() -> int:
+    """What ``receive_id`` and ``uuid`` add to a message's body (with room for the commas)."""
+    return _body_bytes({}) - payload_bytes({}) + 2
 
 
 def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
@@ -110,11 +111,13 @@ def _fallback(digest: Digest, limits: Limits, keyword: str | None) -> Payload:
     def make(text: str) -> Payload:
         return _text_message(with_keyword(text, keyword, "\n"))
 
-    return fit_text(make, plain_summary(digest, inert), limits.body_bytes - _ENVELOPE_BYTES)
+    return fit_text(make, plain_summary(digest, inert), limits.body_bytes - _envelope_bytes())
 
 
 def message_uuid(app_id: str, receive_id_type: str, receive_id: str, batch: str) -> str:
     """The ``uuid`` of one message: the same for every attempt of a batch to one recipient (32 hex digits)."""
+    import hashlib
+
     seed = f"{app_id}|{receive_id_type}|{receive_id}|{batch}"
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
@@ -212,7 +215,7 @@ class FeishuApp(Destination):
         def make(cut: str) -> Payload:
             return _text_message(with_keyword(cut, self.keyword, "\n"))
 
-        return fit_text(make, no_tags(text), self.limits.body_bytes - _ENVELOPE_BYTES)
+        return fit_text(make, no_tags(text), self.limits.body_bytes - _envelope_bytes())
 
     def render_text_all(self, text: str) -> Payloads:
         """The text to every recipient, as its own batch (the same text later is a new message)."""
@@ -265,7 +268,7 @@ class FeishuApp(Destination):
     # ---- sending ---------------------------------------------------------------------------------------
 
     def _bodies(self, message: Payload, batch: str) -> Payloads:
-        batch = batch or f"once-{secrets.token_hex(8)}"
+        batch = batch or f"once-{os.urandom(8).hex()}"
         if batch != self._batch:
             self._batch, self._delivered = batch, set()
         due = [rid for rid in self.receive_ids if rid not in self._delivered and rid not in self._unreachable]

@@ -19,22 +19,25 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import retry_after, trimmed, unexpected_answer
 from chatlog.platforms._base import Limits, Outcome, Payload, Target, check_token, target_origin
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://hooks.slack.com"
 _PATH = "/services/"
-_URL = re.compile(r"/services/([^/]+)/([^/]+)/([^/]+)/?")
+_URL = lazy_pattern(r"/services/([^/]+)/([^/]+)/([^/]+)/?")
 LIMITS = Limits(body_bytes=100_000, per_minute=50, per_second=1)
 """About one message a second per webhook (short bursts are tolerated)."""
 SECTION_CHARS = 3_000
@@ -72,11 +75,11 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
     """Block Kit sections for `digest` (header, groups, the rest, a context footer) with a ``text``
     fallback, within Slack's limits and `limits.body_bytes`; mentions only from ``digest.mentions``;
     `keyword` ends the footer."""
-    message = _text.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
+    message = _groups.fit(lambda budget: _message(digest, budget, keyword), limits.body_bytes, within_limits)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _message(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     mentions = _mentions(digest.mentions)
     intro = [f"*{_text.header_line(digest, escape)}*", mentions, _text.summary_line(digest, escape),
@@ -91,9 +94,9 @@ def _message(digest: Digest, budget: _text.Budget, keyword: str | None) -> Paylo
     return {"text": _fallback_text(digest, mentions, keyword), "blocks": blocks}
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
-    view = _text.group_view(group, digest, budget, escape)
-    text = "\n".join(_text.group_lines(view, _bold))
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
+    view = _groups.group_view(group, digest, budget, escape)
+    text = "\n".join(_groups.group_lines(view, _bold))
     if view.traceback:
         text += "\n```\n" + "\n".join(view.traceback) + "\n```"
     found = _links(links.group_links(digest, group))

@@ -15,27 +15,29 @@ messages a minute (and a chat about one a second): chatlog keeps to 18 a minute 
 
 from __future__ import annotations
 
-import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Literal
 
 from chatlog import links
+from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import answer_code, classify_http, json_body, trimmed, unexpected_answer
 from chatlog.platforms._base import Limits, Option, Outcome, Payload, Target, target_origin
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any, Literal
+
     import httpx
 
 _ORIGIN = "https://api.telegram.org"
-_URL = re.compile(r"/bot([^/]+)/sendMessage/?")
-_TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
-_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
-_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{4,31})")
-_TAG = re.compile(r"<[^<>]*>")
+_URL = lazy_pattern(r"/bot([^/]+)/sendMessage/?")
+_TOKEN = lazy_pattern(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
+_CHAT = lazy_pattern(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+_USERNAME = lazy_pattern(r"@?([A-Za-z][A-Za-z0-9_]{4,31})")
+_TAG = lazy_pattern(r"<[^<>]*>")
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&"))
 LIMITS = Limits(body_bytes=100_000, per_minute=18, per_second=1)
 """About 20 messages a minute in a group and one a second in any chat."""
@@ -82,7 +84,7 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
     def fits(payload: Payload) -> bool:
         return 0 < visible_chars(payload["text"]) <= TEXT_CHARS
 
-    message = _text.fit(lambda budget: _body(_html(digest, budget, keyword)), limits.body_bytes, fits)
+    message = _groups.fit(lambda budget: _body(_html(digest, budget, keyword)), limits.body_bytes, fits)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
@@ -90,7 +92,7 @@ def _body(text: str) -> Payload:
     return {"text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
 
 
-def _html(digest: Digest, budget: _text.Budget, keyword: str | None) -> str:
+def _html(digest: Digest, budget: _groups.Budget, keyword: str | None) -> str:
     shown = digest.groups[: budget.groups]
     intro = (f"<b>{_text.header_line(digest, escape)}</b>", _text.summary_line(digest, escape),
              _bold(_text.dropped_line(digest.dropped)), _links(links.message_links(digest)))
@@ -102,9 +104,9 @@ def _html(digest: Digest, budget: _text.Budget, keyword: str | None) -> str:
     return "\n\n".join(block for block in blocks if block)
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget) -> str:
-    view = _text.group_view(group, digest, budget, escape)
-    text = "\n".join(_text.group_lines(view, _bold))
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget) -> str:
+    view = _groups.group_view(group, digest, budget, escape)
+    text = "\n".join(_groups.group_lines(view, _bold))
     if view.traceback:
         # `group_view` escaped the lines for text outside <pre>; inside, Telegram detects no mention, so
         # the "@" of a decorator can stay.

@@ -13,11 +13,10 @@ the digest goes as a ``text`` message (content ≤ 2,048 bytes) with ``mentioned
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 from chatlog import links
 from chatlog.digest import Digest, GroupSummary
-from chatlog.platforms import _text
+from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import coded_answer, retry_after, trimmed
 from chatlog.platforms._base import (
     Limits,
@@ -28,7 +27,10 @@ from chatlog.platforms._base import (
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
+    from typing import Any
+
     import httpx
 
 _PATH = "/cgi-bin/webhook/send"
@@ -59,11 +61,11 @@ def render(digest: Digest, limits: Limits = LIMITS, keyword: str | None = None) 
     def content_fits(payload: Payload) -> bool:
         return _text.utf8_len(payload["markdown"]["content"]) <= content_bytes
 
-    message = _text.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes, content_fits)
+    message = _groups.fit(lambda budget: _markdown(digest, budget, keyword), limits.body_bytes, content_fits)
     return message if message is not None else _fallback(digest, limits, keyword)
 
 
-def _markdown(digest: Digest, budget: _text.Budget, keyword: str | None) -> Payload:
+def _markdown(digest: Digest, budget: _groups.Budget, keyword: str | None) -> Payload:
     shown = digest.groups[: budget.groups]
     colour = _colour(digest.level)
     intro = [_text.summary_line(digest, _text.inert), _font("warning", _text.dropped_line(digest.dropped)),
@@ -93,9 +95,9 @@ def mention_message(digest: Digest, limits: Limits = LIMITS, keyword: str | None
     return _text_message(_text.header_line(digest, _text.inert), keyword, wanted, limits)
 
 
-def _group(digest: Digest, group: GroupSummary, budget: _text.Budget, colour: str) -> str:
-    view = _text.group_view(group, digest, budget, _text.inert)
-    lines = _text.group_lines(view, lambda text: f"**{_font(colour, text)}**")
+def _group(digest: Digest, group: GroupSummary, budget: _groups.Budget, colour: str) -> str:
+    view = _groups.group_view(group, digest, budget, _text.inert)
+    lines = _groups.group_lines(view, lambda text: f"**{_font(colour, text)}**")
     lines += [found] if (found := links.markdown_links(links.group_links(digest, group), _text.inert)) else []
     lines += [f"> `{line}`" for line in view.traceback]
     return "\n".join(lines)

@@ -4,8 +4,7 @@ constructor must not import sqlite3."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.state.controls import ALL, Controls, ControlStore, Mute, Shown
 

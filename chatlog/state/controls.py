@@ -10,7 +10,9 @@ file holds no secret. The data model (see docs/DESIGN.md, "ChatOps"):
   ``wecom:key:<hash>``), so a command typed in a chat finds the destinations it controls;
 - ``mutes(scope, group_id, until, by, at)`` — ``group_id`` ``*`` mutes everything;
 - ``acks(scope, group_id, by, at)``;
-- ``groups(scope, group_id, level, title, count, last_seen, last_sent)`` — what ``status`` shows.
+- ``groups(scope, group_id, level, title, count, last_seen, last_sent)`` — what ``status`` shows;
+- ``cards(card_key, scope, card, at)`` — the Feishu/Lark cards with buttons that a handler sent, so a
+  button press can answer with the card updated in place (kept `CARD_KEEP_S`).
 
 Issue 11's fleet store can absorb these tables unchanged: they are keyed the same way.
 """
@@ -39,7 +41,11 @@ CREATE TABLE IF NOT EXISTS acks(scope TEXT NOT NULL, group_id TEXT NOT NULL, by 
 CREATE TABLE IF NOT EXISTS groups(scope TEXT NOT NULL, group_id TEXT NOT NULL, level TEXT NOT NULL,
     title TEXT NOT NULL, count INTEGER NOT NULL, last_seen REAL NOT NULL, last_sent REAL NOT NULL,
     PRIMARY KEY(scope, group_id));
+CREATE TABLE IF NOT EXISTS cards(card_key TEXT PRIMARY KEY, scope TEXT NOT NULL, card TEXT NOT NULL,
+    at REAL NOT NULL);
 """
+CARD_KEEP_S = 7 * 86400.0
+"""How long a sent card can still be updated in place when one of its buttons is pressed."""
 _EXAMPLE = "state='memory', state=None (the default file) or state='sqlite:///var/run/chatlog/controls.db'"
 _memory_anchor: sqlite3.Connection | None = None
 _anchor_lock = threading.Lock()
@@ -203,6 +209,16 @@ class ControlStore:
             found += [Shown(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(str(r[4])), float(str(r[5])),
                             float(str(r[6]))) for r in rows]
         return found
+
+    def keep_card(self, card_key: str, scope: str, card: str, now: float) -> None:
+        """Remember a card a destination sent (its JSON), forgetting those older than `CARD_KEEP_S`."""
+        self._change("DELETE FROM cards WHERE at < ?", [(now - CARD_KEEP_S,)])
+        self._change("INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?)", [(card_key, scope, card, now)])
+
+    def card(self, card_key: str) -> tuple[str, str] | None:
+        """The scope and JSON of the card kept under `card_key`, or None."""
+        rows = self._query("SELECT scope, card FROM cards WHERE card_key = ?", (card_key,))
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def close(self) -> None:
         """Close this process's connection (the data stays)."""

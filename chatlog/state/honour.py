@@ -15,15 +15,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.digest import Digest, GroupTable, MutedNote
 from chatlog.platforms._base import Destination
 from chatlog.state.controls import Controls, ControlStore, Shown
 from chatlog.state.store import scope_of
 
-__all__ = ["Silencer", "chat_keys_of", "scope_of"]
+__all__ = ["BUTTONS", "TYPED", "Silencer", "chat_keys_of", "scope_of"]
+
+BUTTONS = frozenset({"feishu-app", "lark-app"})
+"""Platforms whose cards call back: Mute 1h / Ack buttons."""
+TYPED = frozenset({"feishu", "lark", "dingtalk", "wecom"})
+"""Group bots in chats a receiver reads (but whose messages cannot call back): the command to type."""
 
 
 def chat_keys_of(destination: Destination) -> list[str]:
@@ -100,8 +105,8 @@ class Silencer:
             return not table.unsent
 
     def decorate(self, digest: Digest) -> Digest:
-        """`digest` with the muted notes, acked groups shown as one line, and buttons on app-bot cards
-        (only app bots' cards call back)."""
+        """`digest` with the muted notes, acked groups shown as one line, buttons on app-bot cards (only
+        app bots' cards call back) and, on the group bots a receiver can answer, the command to type."""
         now = self._clock()
         acks = self._controls.acks
         groups = tuple(
@@ -109,8 +114,9 @@ class Silencer:
             and 0.0 <= now - acks[group.group_id].at < self._repeat_interval else group
             for group in digest.groups
         )
-        buttons = getattr(self._destination, "platform", "") in ("feishu-app", "lark-app")
-        return replace(digest, groups=groups, muted=tuple(self._notes.values()), actions=buttons)
+        platform = getattr(self._destination, "platform", "")
+        return replace(digest, groups=groups, muted=tuple(self._notes.values()),
+                       actions=platform in BUTTONS, commands=platform in TYPED)
 
     def delivered(self, digest: Digest) -> None:
         """The digest reached the chat: its muted notes were read; remember what it showed."""
@@ -121,6 +127,19 @@ class Silencer:
         shown = [Shown(self.scope, group.group_id, group.sample.level_name, group.sample.message[:200],
                        group.count, group.last_seen, now) for group in digest.groups if group.group_id]
         self._write(lambda: self._store.publish(shown))
+        if digest.actions and digest.batch:
+            self._keep_card(digest, now)
+
+    def _keep_card(self, digest: Digest, now: float) -> None:
+        """Keep the card with buttons just delivered (rendered again: rendering is a pure function of
+        the digest), so a press on one of them answers with it updated in place."""
+        try:
+            message = self._destination.render(digest)
+        except Exception:  # the send fell back to plain text already (reported there): no buttons to keep
+            return
+        content = message.get("content")
+        if message.get("msg_type") == "interactive" and isinstance(content, str):
+            self._write(lambda: self._store.keep_card(digest.batch, self.scope, content, now))
 
     def _read(self, now: float) -> Controls:
         try:

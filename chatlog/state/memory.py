@@ -7,7 +7,7 @@ plain Python, for the tests every store must pass and for tools that want a stor
 
 from __future__ import annotations
 
-import random
+import os
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +73,7 @@ class MemoryStore:
         """An empty store with a fresh epoch."""
         self._lock = threading.Lock()
         self._scopes: dict[str, _Scope] = {}
-        self.epoch = f"{random.getrandbits(64):016x}"
+        self.epoch = os.urandom(8).hex()
 
     def __repr__(self) -> str:
         return "MemoryStore()"

@@ -10,7 +10,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatlog.state.store import mask_url
+from chatlog.state.url import mask_url
 
 if TYPE_CHECKING:
     import redis

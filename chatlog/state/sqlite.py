@@ -10,7 +10,6 @@ again, with a new epoch, instead of writing on into a file no one else sees.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -124,7 +123,7 @@ class SQLiteStore:
                                  check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (f"{random.getrandbits(64):016x}",))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (os.urandom(8).hex(),))
             stat = os.stat(self.path)
             self._db, self._opened = db, (os.getpid(), stat.st_dev, stat.st_ino)
         return self._db

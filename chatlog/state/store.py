@@ -20,16 +20,20 @@ alone. Times are Unix seconds (``time.time()``): they are compared across proces
 from __future__ import annotations
 
 import os
-import random
-import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:  # a handler's constructor checks state= here: nothing heavier than re at import
+from chatlog._record import Record
+from chatlog.state.url import StateURL, mask_url, parse_state
+
+if TYPE_CHECKING:
     from pathlib import Path
 
     from chatlog.platforms._base import Destination
+
+__all__ = ["BUDGET_SPAN_S", "FORGET_AFTER_S", "MEMBER_LIVE_S", "Delta", "HandOver", "Member", "PendingGroup",
+           "Sent", "StateURL", "Status", "Store", "StoreError", "host_of", "mask_url", "new_member_id",
+           "open_store", "parse_state", "runtime_dir", "scope_of"]
 
 MEMBER_LIVE_S = 30.0
 """A member not heard of for this long is not counted live (members heartbeat at least every 5 s)."""
@@ -38,50 +42,8 @@ BUDGET_SPAN_S = 60.0
 FORGET_AFTER_S = 86_400.0
 """Groups with nothing pending, and members, unseen for a day are forgotten."""
 
-StoreKind = Literal["memory", "sqlite", "redis"]
-_EXAMPLE = ("state='memory', state='sqlite:///var/run/chatlog/fleet.db', "
-            "state='redis://:password@redis.internal:6379/0' (also rediss:// and unix:///run/redis.sock)")
-
-
 class StoreError(Exception):
     """The store could not be reached or used (its message never holds a password)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StateURL:
-    """A parsed ``state=``: which store, where (`path` for SQLite, `url` for Redis), `masked` for output."""
-
-    kind: StoreKind
-    path: str = ""
-    url: str = ""
-    masked: str = "memory"
-
-    def __repr__(self) -> str:
-        return f"StateURL({self.masked!r})"
-
-
-def mask_url(url: str) -> str:
-    """`url` with any password (``user:password@``, ``?password=``) replaced by ``***``."""
-    masked = re.sub(r"^([a-z][a-z0-9+.-]*://)([^/@]*:)?[^/@]*@",
-                    lambda m: f"{m.group(1)}{m.group(2) or ''}***@", url, flags=re.I)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.I)
-
-
-def parse_state(state: str | None) -> StateURL:
-    """Read ``state=``: None (the default SQLite file), ``memory``, ``sqlite:///path``, ``redis://``,
-    ``rediss://`` or ``unix://``. ValueError naming the problem, with an example, otherwise."""
-    if state is None:
-        return StateURL("sqlite", path="", masked="sqlite (default file)")
-    if not isinstance(state, str):
-        raise ValueError(f"state must be a string: {_EXAMPLE}; got a {type(state).__name__}")
-    if state == "memory":
-        return StateURL("memory")
-    lowered = state.lower()
-    if lowered.startswith("sqlite:///") and len(state) > len("sqlite:///"):
-        return StateURL("sqlite", path=state[len("sqlite://"):], masked=state)
-    if lowered.startswith(("redis://", "rediss://", "unix://")):
-        return StateURL("redis", url=state, masked=mask_url(state))
-    raise ValueError(f"state must be {_EXAMPLE}; got {mask_url(state)!r}")
 
 
 def scope_of(destination: Destination) -> str:
@@ -107,7 +69,7 @@ def runtime_dir() -> Path:
 
 def new_member_id(host: str) -> str:
     """``host:pid:random``: one process's id in the store (new in each process, after fork too)."""
-    return f"{host}:{os.getpid()}:{random.getrandbits(32):08x}"
+    return f"{host}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def host_of(member_id: str) -> str:
@@ -115,8 +77,7 @@ def host_of(member_id: str) -> str:
     return member_id.rsplit(":", 2)[0]
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(Record):
     """One process attached to a scope."""
 
     id: str
@@ -125,8 +86,7 @@ class Member:
     last_seen: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
+class Delta(Record):
     """What one member counted of one group since its last hand-over."""
 
     fingerprint: str
@@ -140,8 +100,7 @@ class Delta:
     the first sample it gets for a fingerprint and ignores later ones."""
 
 
-@dataclass(frozen=True, slots=True)
-class HandOver:
+class HandOver(Record):
     """What `Store.hand_over` answers: the member's standing after the merge, read in the same step."""
 
     epoch: str
@@ -161,8 +120,7 @@ class HandOver:
     """Sends within the last `BUDGET_SPAN_S` (what is left of the budget if the store fails next)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PendingGroup:
+class PendingGroup(Record):
     """One group as the leader reads it: every member's unsettled records of one fingerprint."""
 
     fingerprint: str
@@ -183,8 +141,7 @@ class PendingGroup:
         return sum(self.counts.values())
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(Record):
     """One scope as ``chatlog status`` prints it."""
 
     scope: str

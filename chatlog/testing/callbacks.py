@@ -12,32 +12,30 @@ Where replies go, per platform: Feishu/Lark — ``POST /open-apis/im/v1/messages
 tenant token (checked against the fake app); WeCom — the group bot's webhook named in the message
 (``bot=``, a fake WeCom bot); DingTalk — ``POST /robot/sendBySession?session=…`` (valid 90 minutes);
 QQ — ``POST /app/getAppAccessToken`` then ``POST /v2/groups/{group_openid}/messages`` with the
-message's ``msg_id`` (a passive reply: refused after 5 minutes).
+message's ``msg_id`` (a passive reply: refused after 5 minutes). Those endpoints are
+`chatlog.testing.callbacks_hub`'s.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from chatlog.chatops import crypto
 from chatlog.testing.apps import FakeApp
 from chatlog.testing.bots import FakeBot
-from chatlog.testing.callbacks_ws import ENDPOINT_PATH, FakeLongConnections
-from chatlog.testing.feishu_app import bearer, judge_unknown_token
-from chatlog.testing.rules import Answer, Request, dig_str
+from chatlog.testing.cards import card_of_answer, find_button
 
-CHAT_PLATFORMS = ("feishu", "lark", "wecom", "dingtalk", "qq")
+if TYPE_CHECKING:
+    from chatlog.testing.callbacks_hub import Callbacks
+
 SESSION_S = 90 * 60.0
-PASSIVE_S = 5 * 60.0
-REPLY_PREFIX = "/open-apis/im/v1/messages/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +76,7 @@ class FakeChat:
         self._bot = bot
         self._replies: list[Said] = []
         self._message_ids: dict[str, float] = {}
+        self._updated: dict[str, dict[str, Any]] = {}
         self._client = httpx.Client(timeout=10.0, trust_env=False)
 
     def __repr__(self) -> str:
@@ -111,15 +110,34 @@ class FakeChat:
         return build(user, text, mention, message_id)
 
     def press(self, user: str, command: str) -> Delivery:
-        """Feishu/Lark: `user` presses a card button whose value is ``{"command": command}``."""
+        """Feishu/Lark: `user` presses the button that runs `command` on the latest card the app
+        delivered here (its own value and message id; the card the answer puts in its place is kept,
+        see `cards`), or, when no card has one, a button whose value is ``{"command": command}``."""
         if self.platform not in ("feishu", "lark"):
             raise ValueError(f"only Feishu/Lark cards call back; {self.platform} has no buttons")
+        button = find_button(self.cards.items(), command)
+        value = button.value if button else {"command": command}
+        message_id = button.message_id if button else f"om_{secrets.token_hex(16)}"
         event = {"schema": "2.0", "header": self._feishu_header("card.action.trigger", micro=True),
                  "event": {"operator": _feishu_ids(user), "token": f"c-{secrets.token_hex(16)}",
-                           "action": {"value": {"command": command}, "tag": "button"}, "host": "im_message",
-                           "context": {"open_message_id": f"om_{secrets.token_hex(16)}",
-                                       "open_chat_id": self.chat_id}}}
-        return self._feishu_post(event, signed=True)
+                           "action": {"value": value, "tag": "button"}, "host": "im_message",
+                           "context": {"open_message_id": message_id, "open_chat_id": self.chat_id}}}
+        delivery = self._feishu_post(event, signed=True)
+        card = card_of_answer(delivery.status, delivery.body)
+        if button is not None and card is not None:
+            with self._hub.changed:
+                self._updated[message_id] = card
+        return delivery
+
+    @property
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """Each card the app delivered to this chat, by message id, as it shows now: updated in place
+        by the answers to its buttons."""
+        delivered = self._app.messages_to(self.chat_id) if self._app is not None else []
+        with self._hub.changed:
+            updated = dict(self._updated)
+        return {m.message_id: updated.get(m.message_id, m.content) for m in delivered
+                if m.msg_type == "interactive"}
 
     def verify_url(self) -> Delivery:
         """What the platform sends when the callback URL is saved in its console."""
@@ -275,139 +293,3 @@ def _checked(delivery: Delivery, verified: bool) -> Delivery:
 def _feishu_ids(open_id: str) -> dict[str, str]:
     name = open_id.removeprefix("ou_")
     return {"open_id": open_id, "user_id": name, "union_id": f"on_{name}"}
-
-
-class Callbacks:
-    """The fake chats of one `FakePlatforms` and the endpoints their bots answer through."""
-
-    def __init__(self, changed: threading.Condition, clock: Callable[[], float],
-                 base_url: Callable[[], str]) -> None:
-        """`changed` is the server's condition; `clock` its clock."""
-        self.changed = changed
-        self.clock = clock
-        self.base_url = base_url
-        self.chats: list[FakeChat] = []
-        self.sessions: dict[str, tuple[FakeChat, float]] = {}
-        self._qq_tokens: dict[str, str] = {}
-        self.ws = FakeLongConnections(changed, self._ws_known)
-
-    def _ws_known(self, app_id: str, app_secret: str) -> bool:
-        return any(c.transport == "ws" and c._app is not None and c._app.app_id == app_id
-                   and c._app.app_secret == app_secret for c in self.chats)
-
-    def add_chat(self, platform: str, url: str, keys: Mapping[str, str], *, app: FakeApp | None = None,
-                 bot: FakeBot | None = None, chat_id: str | None = None, transport: str = "http") -> FakeChat:
-        """A chat on `platform` whose callbacks go to `url`, signed with `keys` (the receiver's options);
-        ``transport="ws"`` (Feishu/Lark, with ``app=``) delivers over the fake long connection instead."""
-        if transport == "ws":
-            return self._ws_chat(platform, app, chat_id)
-        if platform not in CHAT_PLATFORMS:
-            raise ValueError(f"chats exist on {', '.join(CHAT_PLATFORMS)}, e.g. add_chat('feishu', …); "
-                             f"got {platform!r}")
-        feishu_keys = ("encrypt_key", "verification_token")
-        needed = {"feishu": feishu_keys, "lark": feishu_keys,
-                  "wecom": ("token", "encoding_aes_key"), "dingtalk": ("app_secret",),
-                  "qq": ("app_id", "secret")}[platform]
-        missing = [name for name in needed if not keys.get(name)]
-        if missing:
-            raise ValueError(f"a {platform} chat needs {', '.join(needed)} in keys (the same dict the "
-                             f"receiver gets); missing {', '.join(missing)}")
-        chat = FakeChat(self, platform, url, keys, app=app, bot=bot,
-                        chat_id=chat_id or f"oc_{secrets.token_hex(12)}")
-        with self.changed:
-            self.chats.append(chat)
-        return chat
-
-    def _ws_chat(self, platform: str, app: FakeApp | None, chat_id: str | None) -> FakeChat:
-        if platform not in ("feishu", "lark") or app is None:
-            raise ValueError("only Feishu/Lark have the long connection: add_chat('feishu', '', {}, app=app, "
-                             "transport='ws')")
-        self.ws.start()
-        chat = FakeChat(self, platform, "", {"verification_token": ""}, app=app, bot=None,
-                        chat_id=chat_id or f"oc_{secrets.token_hex(12)}", transport="ws")
-        with self.changed:
-            self.chats.append(chat)
-        return chat
-
-    def close(self) -> None:
-        """Stop the long-connection server."""
-        self.ws.stop()
-
-    def answer(self, request: Request) -> Answer | None:
-        """The answer when `request` is one of the reply endpoints, else None."""
-        path, now = request.path, self.clock()
-        if path == ENDPOINT_PATH:
-            return self.ws.endpoint(request)
-        if path.startswith(REPLY_PREFIX) and path.endswith("/reply"):
-            return self._feishu_reply(request, path[len(REPLY_PREFIX):-len("/reply")], now)
-        if path == "/robot/sendBySession":
-            return self._session_reply(request, now)
-        if path == "/app/getAppAccessToken":
-            return self._qq_token(request)
-        if path.startswith("/v2/groups/") and path.endswith("/messages"):
-            return self._qq_reply(request, path.split("/")[3], now)
-        return None
-
-    def _feishu_reply(self, request: Request, message_id: str, now: float) -> Answer:
-        token = bearer(request) or ""
-        apps = [c._app for c in self.chats if c._app is not None]
-        if not any(app._owns_token(token) for app in apps):
-            return judge_unknown_token(request)
-        chat = next((c for c in self.chats if c._app is not None and c._app._owns_token(token)
-                     and c._knows(message_id, now, float("inf"))), None)
-        if chat is None:
-            return Answer({"code": 230011, "msg": "The message is not found or was recalled"}, status=400)
-        text = _text_content(request)
-        if text is None:
-            return Answer({"code": 230001, "msg": "Your request contains an invalid request parameter"}, 400)
-        chat._said(text, now)
-        return Answer({"code": 0, "msg": "success", "data": {"message_id": f"om_{secrets.token_hex(16)}",
-                                                             "parent_id": message_id}}, accepted=True)
-
-    def _session_reply(self, request: Request, now: float) -> Answer:
-        with self.changed:
-            found = self.sessions.get(request.query.get("session", ""))
-        if found is None or now > found[1]:
-            return Answer({"errcode": 300001, "errmsg": "session is not exist or expired"})
-        text = dig_str(request.payload, "text", "content")
-        if dig_str(request.payload, "msgtype") != "text" or not text:
-            return Answer({"errcode": 400105, "errmsg": "msgtype is invalid"})
-        found[0]._said(text, now)
-        return Answer({"errcode": 0, "errmsg": "ok"}, accepted=True)
-
-    def _qq_token(self, request: Request) -> Answer:
-        app_id, secret = dig_str(request.payload, "appId"), dig_str(request.payload, "clientSecret")
-        known = any(c.platform == "qq" and c._keys.get("app_id") == app_id and c._keys.get("secret") == secret
-                    for c in self.chats)
-        if not known:
-            return Answer({"code": 100016, "message": "invalid appid or secret"}, status=401)
-        token = secrets.token_hex(16)
-        with self.changed:
-            self._qq_tokens[token] = app_id
-        return Answer({"access_token": token, "expires_in": "7200"}, accepted=True)
-
-    def _qq_reply(self, request: Request, group: str, now: float) -> Answer:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        with self.changed:
-            app_id = self._qq_tokens.get(token) if scheme == "QQBot" else None
-        chat = next((c for c in self.chats if c.platform == "qq" and c.chat_id == group
-                     and c._keys.get("app_id") == app_id), None)
-        if chat is None:
-            return Answer({"code": 11244, "message": "token not exist or expire"}, status=401)
-        msg_id = dig_str(request.payload, "msg_id")
-        if not chat._knows(msg_id, now, PASSIVE_S):
-            refusal = "msg limit exceed (proactive messages are not allowed)"
-            return Answer({"code": 22009, "message": refusal}, 400)
-        chat._said(dig_str(request.payload, "content"), now)
-        return Answer({"id": secrets.token_hex(8), "timestamp": int(now)}, accepted=True)
-
-
-def _text_content(request: Request) -> str | None:
-    if dig_str(request.payload, "msg_type") != "text":
-        return None
-    try:
-        content = json.loads(dig_str(request.payload, "content"))
-    except ValueError:
-        return None
-    text = content.get("text") if isinstance(content, dict) else None
-    return text if isinstance(text, str) else None

@@ -2,74 +2,43 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import re
 import socket
-import socketserver
-import struct
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from chatlog.testing import feishu_app
+from chatlog.testing._wire import (  # the HTTP side
+    NO_ANSWER,
+    NOT_FOUND,
+    Reply,
+    Server,
+    answer_reply,
+    fault_reply,
+    json_object,
+    json_reply,
+    shutdown_quietly,
+)
 from chatlog.testing.apps import FakeApp, app_settings
 from chatlog.testing.bots import FakeBot, FakeReceiver, Received
-from chatlog.testing.callbacks import Callbacks, FakeChat
+from chatlog.testing.callbacks import FakeChat
+from chatlog.testing.callbacks_hub import Callbacks
 from chatlog.testing.faults import Fault
 from chatlog.testing.feishu_app import AppState
-from chatlog.testing.inbox_web import answer_inbox, is_inbox_route
 from chatlog.testing.rules import Answer, BotSettings, PlatformRules, RateState, Request, rules_registry
 
 PLATFORM_RULES: tuple[PlatformRules, ...] = rules_registry()
 PLATFORMS = tuple(name for rules in PLATFORM_RULES for name in rules.names)
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
-GARBAGE = b"\x00\xffTHIS IS NOT HTTP\xfe\r\n\r\n"
 POLL_S = 0.05
 STOP_JOIN_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """What the handler writes: an HTTP answer, or bytes/a close that is not one."""
-
-    kind: Literal["answer", "garbage", "reset"]
-    status: int = 0
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _json_reply(status: int, obj: object, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
-    content_type = ("Content-Type", "application/json; charset=utf-8")
-    return _Reply("answer", status, json.dumps(obj, ensure_ascii=False).encode(), (content_type, *headers))
-
-
-def _answer_reply(answer: Answer) -> _Reply:
-    if answer.text is None:
-        return _json_reply(answer.status, answer.body, answer.headers)
-    typed = any(name.lower() == "content-type" for name, _ in answer.headers)
-    content_type = (("Content-Type", "text/plain; charset=utf-8"),) if answer.text and not typed else ()
-    return _Reply("answer", answer.status, answer.text.encode(), (*content_type, *answer.headers))
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-NO_ANSWER = _Reply("reset")
-NOT_FOUND = _json_reply(404, {"error": "not found"})
 NOT_POST = Answer({"error": "method not allowed"}, status=405)
 
 
@@ -94,7 +63,7 @@ class FakePlatforms:
         self._hangs: set[threading.Event] = set()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
-        self._server = _Server(self, port)
+        self._server = Server(self, port)
         self._callbacks = Callbacks(self._changed, clock, lambda: self.base_url)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(POLL_S,), name="chatlog-fake-platforms", daemon=True
@@ -253,14 +222,14 @@ class FakePlatforms:
             connections = list(self._connections)
         for connection in connections:
             # Idle keep-alive connections would otherwise keep serving after stop().
-            _shutdown_quietly(connection)
+            shutdown_quietly(connection)
         self._thread.join(STOP_JOIN_S)
 
-    def _respond(self, request: Request) -> _Reply:
+    def _respond(self, request: Request) -> Reply:
         request = self._relayed(request)
         answered = self._callbacks.answer(request)
         if answered is not None:
-            return _json_reply(answered.status, answered.body)
+            return json_reply(answered.status, answered.body)
         target = self._app_target(request) if request.path in feishu_app.PATHS else self._bot_target(request)
         if target is None:
             return NOT_FOUND
@@ -309,22 +278,22 @@ class FakePlatforms:
             return _Target(feishu_app.PLATFORMS[0], str(claimed or ""), None, _unknown_app)
         return _Target(feishu_app.PLATFORMS[0], "", None, _unknown_token)
 
-    def _judge(self, request: Request, target: _Target) -> _Reply:
+    def _judge(self, request: Request, target: _Target) -> Reply:
         answer = NOT_POST if request.method != "POST" else target.judge(request, self._clock())
         receiver = target.receiver
         if answer.accepted and receiver is not None and receiver._loses_answer(request):
             self._record(request, target, NO_ANSWER, accepted=True)
             return NO_ANSWER
-        reply = _answer_reply(answer)
+        reply = answer_reply(answer)
         self._record(request, target, reply, accepted=answer.accepted)
         return reply
 
-    def _inject(self, fault: Fault, request: Request, target: _Target) -> _Reply:
+    def _inject(self, fault: Fault, request: Request, target: _Target) -> Reply:
         if fault.kind == "hang":
             self._record(request, target, NO_ANSWER, accepted=False)
             self._hang(target.receiver)
             return NO_ANSWER
-        reply = _fault_reply(fault)
+        reply = fault_reply(fault)
         self._record(request, target, reply, accepted=False)
         return reply
 
@@ -343,7 +312,7 @@ class FakePlatforms:
             if bot is not None:
                 bot._hang_ended(hang)
 
-    def _record(self, request: Request, target: _Target, reply: _Reply, *, accepted: bool) -> None:
+    def _record(self, request: Request, target: _Target, reply: Reply, *, accepted: bool) -> None:
         bot = target.receiver
         received = Received(
             at=self._clock(),
@@ -354,7 +323,7 @@ class FakePlatforms:
             body=request.body,
             payload=request.payload,
             status=reply.status,
-            answer=_json_object(reply.body) if reply.kind == "answer" else None,
+            answer=json_object(reply.body) if reply.kind == "answer" else None,
             accepted=accepted,
             platform=target.platform,
             token=target.token,
@@ -422,120 +391,3 @@ def _non_empty(name: str, value: str | None) -> str | None:
     return value
 
 
-def _fault_reply(fault: Fault) -> _Reply:
-    if fault.kind in ("garbage", "reset"):
-        return _Reply(fault.kind)
-    if fault.kind == "empty":
-        return _Reply("answer", 200)
-    return _Reply("answer", fault.status_code, fault.body, fault.headers)
-
-
-def _shutdown_quietly(connection: socket.socket) -> None:
-    # The client or the handler may have closed it already.
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Server(ThreadingHTTPServer):
-    """A threading HTTP server that knows its FakePlatforms and stays quiet about vanished clients."""
-
-    daemon_threads = True
-
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakePlatforms, port: int) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, which can take seconds without DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = "127.0.0.1"
-        self.server_port = self.server_address[1]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out and sockets closed by stop() are expected here; anything else is a bug.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one request, asks FakePlatforms what to do, writes it."""
-
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, each answer waits ~40 ms for a delayed ACK.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.fake._closed(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the per-request log line; tests read ``received`` instead."""
-
-    def do_GET(self) -> None:
-        """Serve the inbox, or answer a platform path like the platform would."""
-        self._serve()
-
-    def do_POST(self) -> None:
-        """Answer a platform request."""
-        self._serve()
-
-    do_PUT = do_POST
-    do_DELETE = do_POST
-
-    def _serve(self) -> None:
-        request = self._read_request()
-        if is_inbox_route(request.method, request.path):
-            answer_inbox(self, request.path, request.query, self.server.fake)
-        else:
-            self._write(self.server.fake._respond(request))
-
-    def _read_request(self) -> Request:
-        url = urlsplit(self.path)
-        body = self._read_body()
-        return Request(
-            method=self.command,
-            path=url.path,
-            query=dict(parse_qsl(url.query, keep_blank_values=True)),
-            headers={key.lower(): value for key, value in self.headers.items()},
-            body=body,
-            payload=_json_object(body),
-        )
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunks()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _read_chunks(self) -> bytes:
-        chunks = []
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-            pass  # trailers
-        return b"".join(chunks)
-
-    def _write(self, reply: _Reply) -> None:
-        if reply.kind == "garbage":
-            self.wfile.write(GARBAGE)
-            self.close_connection = True
-        elif reply.kind == "reset":
-            # Linger 0 makes the close a TCP reset instead of an orderly goodbye.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-        else:
-            self.send_response(reply.status)
-            for name, value in reply.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
