@@ -30,8 +30,6 @@ from chatlog import ChatHandler, ChatStats
 from chatlog.destinations import credentials_in, platform_classes
 from chatlog.testing import FakePlatforms
 
-pytest_plugins = ["tests._redis"]  # the real redis-server of the fleet-store tests
-
 # Each test process is its own fleet unless a test says otherwise (subprocesses inherit this):
 # the tests that share a store (tests/test_fleet.py, tests/test_fleet_redis.py) pass state= explicitly.
 os.environ["CHATLOG_STATE"] = "memory"

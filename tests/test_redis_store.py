@@ -1,6 +1,7 @@
 """What only the Redis store has: URLs and their masking, the lazy import, keys that expire, a Redis that
-goes away, hangs or comes back empty, fork. All against a real redis-server on a unix socket
-(`tests/_redis.py`); the protocol's semantics are tests/test_store.py's, run on Redis too.
+goes away, hangs or comes back empty, fork. All against a real redis-server on a unix socket (the
+`redis_server` fixture of chatlog's pytest plugin); the protocol's semantics are tests/test_store.py's,
+run on Redis too.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ B = Member("web-2:200:bbbb", "web-2", 200)
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """One store of each kind; Redis is a real redis-server of the test's own (tests/_redis.py)."""
+    """One store of each kind; Redis is a real redis-server of the test's own (the `redis_server` fixture)."""
     urls = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path}/fleet.db"}
     url = urls.get(request.param) or request.getfixturevalue("redis_server").url
     opened = open_store(url)
