@@ -1,9 +1,8 @@
 """The background half of a handler: the buffer, the dispatcher thread and its round, flush/close.
 
 One round (`Dispatcher.step`) files queued records (`chatlog.filing`), decides whether a batch is due
-(`chatlog.timing`, `chatlog.pacing`), builds the digest (`chatlog.digest`), and sends it and settles
-the answer (`chatlog.sending`, `chatlog.settlement`); flush() waits in `chatlog.waiters`. The courier
-(`chatlog.courier`) carries requests; process events (fork, child exits, restart after close) are
+(`chatlog.timing`, `chatlog.pacing`), builds the digest (`chatlog.digest`), sends it and settles the
+answer (`chatlog.sending`, `chatlog.settlement`); flush() waits in `chatlog.waiters`; process events are
 `chatlog.lifecycle`'s. The application thread touches nothing here but `Dispatcher.buffer.append`
 (and `count_overflow` when the buffer is full).
 """
@@ -145,7 +144,7 @@ class Dispatcher:
                               self._clock, self._wake.set)
         self._fleet = FleetSide(self._state, self.destination, self.timing, self.reporter, self._clock,
                                 groups=self._groups, lock=self._lock, sender=self._sender,
-                                settlement=self._settlement)
+                                settlement=self._settlement, overflow=lambda: self._overflow)
 
     # ---- application side -------------------------------------------------------------
 
@@ -177,15 +176,12 @@ class Dispatcher:
             queued = len(self.buffer) + self.tallies.owed
             ledger = self._settlement.ledger
             delivered, dropped, handed = self._fleet.accounting()  # records a fleet sent or holds
-            return ChatStats(
-                accepted=self._overflow + self._filing.processed + queued,
-                dropped=self._overflow + ledger.undeliverable + dropped,
-                pending=queued + self._groups.unsent + handed,
-                delivered_records=ledger.delivered + delivered,
-                messages_sent=ledger.sent,
-                messages_failed=ledger.failed,
-                muted=0 if self._silencer is None else self._silencer.muted,
-            )
+            return ChatStats(accepted=self._overflow + self._filing.processed + queued,
+                             dropped=self._overflow + ledger.undeliverable + dropped,
+                             pending=queued + self._groups.unsent + handed,
+                             delivered_records=ledger.delivered + delivered,
+                             messages_sent=ledger.sent, messages_failed=ledger.failed,
+                             muted=0 if self._silencer is None else self._silencer.muted)
 
     def flush(self, timeout: float) -> bool:
         """Send what is pending now and wait for the answer; False when not all was delivered."""
@@ -195,9 +191,8 @@ class Dispatcher:
             return self._is_empty()
         done = threading.Event()
         deadline = self._clock() + timeout
-        settlement = self._settlement
-        with self._lock:  # flush() means "try now", even during a backoff
-            settlement.backoff = settlement.backoff.retry_now()
+        with self._lock:
+            self._settlement.try_now()
         self._waiters.add(deadline, done)
         self._wake.set()
         # Timed out, or released by the loop at the deadline just before the wait would have: the send
@@ -238,8 +233,7 @@ class Dispatcher:
         self.close(self.timing.close_timeout)
 
     def _report_undelivered(self, timeout: float) -> None:
-        left = self.stats().pending - self._fleet.handed_over()  # those outlive the process
-        if left:
+        if left := self.stats().pending - self._fleet.handed_over():  # those outlive the process
             self.reporter.report("close", self._sender.undelivered_message(left, timeout))
 
     def _is_empty(self) -> bool:
@@ -333,8 +327,7 @@ class Dispatcher:
         return min(wait, self._waiters.seconds_to_next(now), self._fleet.sync_in(now))
 
     def _file_round(self, *, threaded: bool, flushing: bool) -> tuple[bool, int]:
-        """File queued records and the tallies' counts (`Filing.round`); whether the buffer was emptied,
-        how many were filed."""
+        """File queued records and the tallies' counts (`Filing.round`): (buffer emptied, how many filed)."""
         emptied, filed = self._filing.round(self.buffer, budget_s=ROUND_BUDGET_S if threaded else None,
                                             flushing=flushing)
         if filed:
@@ -397,8 +390,7 @@ class Dispatcher:
         return f"{self._batch_seed}-{self._settlement.ledger.batches}"
 
     def _build_digest(self, now: float) -> Digest | None:
-        """The digest of everything unsent, complete (batch name, mentions, mutes); None when the
-        mutes left nothing to send."""
+        """The digest of everything unsent, complete (batch name, mentions, mutes); None: all muted."""
         with self._lock:
             self._filing.file_counted(now)  # every count up to now, not up to the last collection
         if self._silencer is not None and self._silencer.silence(self._groups, self._lock):

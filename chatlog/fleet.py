@@ -40,11 +40,18 @@ from chatlog.timing import BatchSchedule, Timing
 
 LEASE_TTL_S = 10.0
 """How long a leader's lease lasts without renewal: the longest a dead leader's records wait."""
+LEASE_MARGIN_S = 2.0
+"""A leader sends only while its lease has at least this long to run."""
 HANDOVER_S = 1.0
 """A member with records hands them over at least this often: the most SIGKILL can cost."""
 IDLE_SYNC_S = 3.0
 """A member with nothing to do still heartbeats this often (and takes the lease of a dead leader)."""
-FAILURES_TO_FALL_BACK = 2
+DROPPED_KEY, DROPPED_SHOWN_KEY = "dropped", "dropped-shown"
+"""Counters (`Store.count_sent`) of the fleet's records dropped for a full buffer, and of those a message
+has reported: the leader's next message says the difference."""
+PAUSED_KEY = "paused-until"
+"""Counter holding the Unix second until which the platform asked the fleet to pause (a block)."""
+FAILURES_TO_FALL_BACK = 3
 """Store failures in a row after which the process alerts alone."""
 SAMPLE_AGAIN_S = 3600.0
 """A group's sample is handed over again after this long (the store may have forgotten the group)."""
@@ -85,6 +92,8 @@ class Fleet:
         self._in_transit = 0
         self._budget_seen = (0, 0.0)
         """Sends in the shared budget's last minute, and when that was read (for a fallback)."""
+        self._lease_until = -float("inf")
+        """When the lease this process last took or renewed ends (dispatcher clock)."""
         self._hold_until = -float("inf")
         """The shared budget is used up until then (dispatcher clock)."""
         self.flight: FleetDigest | None = None
@@ -132,6 +141,8 @@ class Fleet:
             return
         with lock:
             self._absorb(answer, taken, groups, wall)
+        if not self.shared:  # after the hand-over: a failure from here on must not give records back
+            self._back(wall)
         self._lead(answer, now, wall)
 
     def _hand_over(self, taken: list[Taken], wall: float) -> HandOver:
@@ -141,8 +152,6 @@ class Fleet:
                  if wall - self._sampled.get(fp, -SAMPLE_AGAIN_S) >= SAMPLE_AGAIN_S}
         answer = self.store.hand_over(self.scope, self.member, deltas_of(taken, fresh), wall)
         self._described, self._failures = True, 0
-        if not self.shared:
-            self._back(wall)
         for fp in fresh:
             self._sampled[fp] = wall
         return answer
@@ -179,14 +188,19 @@ class Fleet:
             self._lose_lead()
             return
         try:
+            was_leader = self.leader
             self.leader = self.store.lease(self.scope, self.member.id, self._lease_ttl, wall)
             pending = self.store.pending(self.scope) if self.leader else []
+            if self.leader and not was_leader:  # a pause the platform asked of the previous leader holds
+                paused = self.store.count_sent(self.scope, PAUSED_KEY, 0)
+                self._hold_until = max(self._hold_until, now + paused - wall)
         except StoreError as exc:
             self._failed(exc)
             return
         if not self.leader:
             self._lose_lead()
             return
+        self._lease_until = now + self._lease_ttl
         grown = [g for g in pending if g.count > self._seen.get(g.fingerprint, 0)]
         if grown:
             self._schedule.record_filed(now, max(g.level for g in grown))
@@ -200,6 +214,10 @@ class Fleet:
             self._seen = {}
         self.leader = False
 
+    def held(self, now: float) -> bool:
+        """True while the shared budget or a platform's pause holds the fleet's next message back."""
+        return now < self._hold_until
+
     def due_at(self, *, forced: bool, ready_at: float) -> float:
         """When the leader's next message is due (``inf``: not the leader, or nothing pending)."""
         if not (self.shared and self.leader and self._seen):
@@ -210,7 +228,10 @@ class Fleet:
     def build(self, context: Context, mentions: Mentions, batch: str,
               muted: Callable[[str, int], bool] | None = None) -> FleetDigest | None:
         """The fleet's digest of everything pending now (None: nothing, or the store failed). Groups
-        `muted` accepts (group id, count) are settled as kept out (dropped in their members' counts)."""
+        `muted` accepts (group id, count) are settled as kept out (dropped in their members' counts).
+        Nothing on a lease about to end (its renewal failed): the next leader could send the same."""
+        if self._now() >= self._lease_until - LEASE_MARGIN_S:
+            return None
         try:
             pending: list[PendingGroup] = self.store.pending(self.scope)
             if muted is not None:
@@ -219,6 +240,7 @@ class Fleet:
                     self.store.settle(self.scope, self.member.id, {g.fingerprint: g.counts for g in quiet},
                                       self._wall(), delivered=False, shown=())
                     pending = [g for g in pending if g not in quiet]
+            dropped = self._dropped_untold() if pending else 0
         except StoreError as exc:
             self._failed(exc)
             return None
@@ -227,7 +249,7 @@ class Fleet:
             self._schedule.first_unsent_at = None
             return None
         return fleet_digest(pending, now=self._wall(), repeat_interval=self._timing.repeat_interval,
-                            context=context, mentions=mentions, batch=batch)
+                            context=context, mentions=mentions, batch=batch, dropped=dropped)
 
     def take_budget(self, sends: int, now: float) -> float:
         """Reserve `sends` in the shared budget: 0.0 when reserved, else seconds to wait (inf: the
@@ -255,15 +277,40 @@ class Fleet:
             self._reporter.report("lease-lost", "this process lost the destination's lease while sending; "
                                   "the new leader sends these records again")
             return
+        if delivered and sent.digest.dropped:
+            with contextlib.suppress(StoreError):  # else the next message says it again
+                self.store.count_sent(self.scope, DROPPED_SHOWN_KEY, sent.digest.dropped)
         for fp, counts in sent.sent.items():
             self._seen[fp] = max(0, self._seen.get(fp, 0) - sum(counts.values()))
         self._seen = {fp: n for fp, n in self._seen.items() if n}
         self._schedule.delivered(now, sent.digest.level, unsent_left=bool(self._seen))
         self._last_sync = -float("inf")  # read what the message settled of this process's records at once
 
+    def paused(self, seconds: float) -> None:
+        """The platform asked for a pause ("too fast"): whoever leads next waits for it too."""
+        with contextlib.suppress(StoreError):  # this leader's own backoff still holds
+            until = int(self._wall() + seconds) + 1
+            current = self.store.count_sent(self.scope, PAUSED_KEY, 0)
+            if until > current:
+                self.store.count_sent(self.scope, PAUSED_KEY, until - current)
+
     def refused(self, now: float) -> None:
         """A fleet message was refused for its content: the interval still applies to the next one."""
         self._schedule.refused(now, unsent_left=bool(self._seen))
+
+    def tell_dropped(self, n: int) -> bool:
+        """`n` more records of this process were dropped (buffer full): the fleet's next message says
+        so. False when the store could not take it (the process's own next message will)."""
+        try:
+            self.store.count_sent(self.scope, DROPPED_KEY, n)
+        except StoreError:
+            return False
+        return True
+
+    def _dropped_untold(self) -> int:
+        """Records the fleet dropped that no message has reported yet (read by the leader)."""
+        return max(0, self.store.count_sent(self.scope, DROPPED_KEY, 0)
+                   - self.store.count_sent(self.scope, DROPPED_SHOWN_KEY, 0))
 
     def sent_alone(self) -> None:
         """This process sent a message of its own while the store failed (recorded when it is back)."""
@@ -276,7 +323,7 @@ class Fleet:
         self.leader = False
 
     def _failed(self, exc: StoreError) -> None:
-        """The store failed: skip this round; alone from the second failure in a row on (a lock held
+        """The store failed: skip this round; alone from the third failure in a row on (a lock held
         past the busy timeout by a descheduled process is not an outage)."""
         self._failures += 1
         if self._failures < FAILURES_TO_FALL_BACK:
@@ -300,8 +347,9 @@ class Fleet:
         """The store works again: the sends made alone count in the shared budget from now on."""
         self.shared = True
         recent = [at for at in self._solo_sends if 0.0 <= wall - at < 60.0]
-        for at in recent:
-            self.store.take_budget(self.scope, [(self._per_minute, 60.0)], at, force=True)
+        with contextlib.suppress(StoreError):  # at worst the budget misses a few sends for a minute
+            for at in recent:
+                self.store.take_budget(self.scope, [(self._per_minute, 60.0)], at, force=True)
         self._solo_sends = []
         self._reporter.report("store-back", f"the shared store {self.store.masked} works again; alerts "
                               "are shared with the other processes", every_s=0.0)

@@ -85,8 +85,9 @@ def sources_of(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
 
 
 def fleet_digest(groups: Sequence[PendingGroup], *, now: float, repeat_interval: float,
-                 context: Context, mentions: Mentions, batch: str) -> FleetDigest:
-    """One digest of every pending group of the fleet (`now` in Unix seconds)."""
+                 context: Context, mentions: Mentions, batch: str, dropped: int = 0) -> FleetDigest:
+    """One digest of every pending group of the fleet (`now` in Unix seconds), with the `dropped`
+    records not yet reported."""
     summaries = []
     members: dict[str, int] = {}
     for group in groups:
@@ -108,7 +109,7 @@ def fleet_digest(groups: Sequence[PendingGroup], *, now: float, repeat_interval:
     digest = Digest(groups=tuple(summaries), level_counts=counts,
                     window_start=min((s.first_seen for s in summaries), default=0.0),
                     window_end=max((s.last_seen for s in summaries), default=0.0), context=ctx,
-                    mentions=mentions.for_level(level), batch=batch)
+                    dropped=dropped, mentions=mentions.for_level(level), batch=batch)
     sent = {group.fingerprint: dict(group.counts) for group in groups}
     full = frozenset(g.fingerprint for g, s in zip(groups, summaries, strict=True) if not s.repeat)
     return FleetDigest(digest, sent, full)

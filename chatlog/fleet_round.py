@@ -38,11 +38,13 @@ class FleetSide:
 
     def __init__(self, state: StateURL | None, destination: Destination, timing: Timing, reporter: Reporter,
                  clock: Callable[[], float], *, groups: GroupTable, lock: threading.Lock, sender: Sender,
-                 settlement: Settlement) -> None:
-        """`state` None: no fleet. The other arguments are the dispatcher's own parts."""
+                 settlement: Settlement, overflow: Callable[[], int]) -> None:
+        """`state` None: no fleet. `overflow` counts the records the buffer had no room for; the other
+        arguments are the dispatcher's own parts."""
         self._state = state
         self._destination, self._timing, self._reporter, self._clock = destination, timing, reporter, clock
         self._groups, self._lock, self._sender, self._settlement = groups, lock, sender, settlement
+        self._overflow = overflow
         self.fleet: Fleet | None = None
         self._join_at = clock() + JOIN_AFTER_S
         self._flush_synced = False
@@ -83,6 +85,10 @@ class FleetSide:
             self._flush_synced = flushing
             fleet.sync(self._groups, self._lock, now, force=flushing)
             self._sender.window = fleet.solo_window  # its share of the budget once the store failed
+            ledger = self._settlement.ledger
+            untold = self._overflow() - ledger.dropped_reported
+            if fleet.shared and untold > 0 and fleet.tell_dropped(untold):
+                ledger.dropped_reported += untold  # the fleet's next message says it, not this process
 
     def sync_in(self, now: float) -> float:
         """Seconds until the next hand-over or heartbeat is due (``inf`` without a fleet)."""
@@ -136,7 +142,9 @@ class FleetSide:
         fleet.sync(self._groups, self._lock, self._clock(), force=True)
         if not fleet.shared:
             return False
-        if fleet.leader and not self._settlement.suspension:
+        now = self._clock()
+        if fleet.leader and not self._settlement.suspension and not fleet.held(now) \
+                and now >= self._settlement.backoff.paused_until:  # a pause the platform asked holds
             launch()
             self._sender.await_answer(deadline)
         fleet.leave()

@@ -25,22 +25,18 @@ if TYPE_CHECKING:
 
 
 class Ledger:
-    """What became of the records sent, in this process (read by `Dispatcher.stats`)."""
+    """What became of the records sent, in this process (read by `Dispatcher.stats`): records
+    `delivered` (in messages the platform accepted) and `undeliverable` (in messages it refused for
+    their content: counted as dropped), buffer overflows already told of in a delivered message
+    (`dropped_reported`), messages `sent` and `failed`, and the `batches` settled for good (accepted
+    or refused: the number in the next batch name)."""
 
     __slots__ = ("batches", "delivered", "dropped_reported", "failed", "sent", "undeliverable")
 
     def __init__(self) -> None:
-        """All zero."""
-        self.delivered = 0
-        """Records in messages the platform accepted."""
-        self.undeliverable = 0
-        """Records in messages the platform refused for their content (counted as dropped)."""
-        self.dropped_reported = 0
-        """Buffer overflows already told of in a delivered message."""
-        self.sent = 0
-        self.failed = 0
-        self.batches = 0
-        """Messages settled for good (accepted or refused): the number in the next batch name."""
+        """Nothing sent yet."""
+        self.delivered = self.undeliverable = self.dropped_reported = 0
+        self.sent = self.failed = self.batches = 0
 
 
 class Settlement:
@@ -52,14 +48,14 @@ class Settlement:
         self.ledger = Ledger()
         self.backoff = Backoff()
         self.suspension = Suspension(reporter)
-        self._groups = groups
-        self._schedule = schedule
-        self._lock = lock
-        self._reporter = reporter
-        self._silencer = silencer
-        self._max_backoff = max_backoff
+        self._groups, self._schedule, self._lock = groups, schedule, lock
+        self._reporter, self._silencer, self._max_backoff = reporter, silencer, max_backoff
         self.fleet: Fleet | None = None
         """The fleet this process is a member of: a fleet message's records are settled in its store."""
+
+    def try_now(self) -> None:
+        """flush(): the next send may go now, even during a backoff (hold the lock)."""
+        self.backoff = self.backoff.retry_now()
 
     def settle(self, digest: Digest, outcome: Outcome, now: float) -> None:
         """Apply the platform's answer to the message sent for `digest`."""
@@ -106,6 +102,8 @@ class Settlement:
         fleet.note_error(outcome.reason or outcome.kind)
         if outcome.kind == "retry":
             self._retry(digest, outcome, now)
+            if outcome.retry_after:
+                fleet.paused(outcome.retry_after)
         elif outcome.kind == "rejected":
             fleet.refused(now)
             self._say_rejected(digest, outcome)

@@ -26,17 +26,39 @@ from chatlog import ChatHandler
 from chatlog.lifecycle import host_name
 from chatlog.state.sqlite import SQLiteStore
 from chatlog.state.store import Status
-from chatlog.testing import FakeBot, FakePlatforms
+from chatlog.testing import FakeBot, FakePlatforms, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNT = 10
 WAIT_S = 60.0
 
-HARNESS = """
-import json, logging, os, sys, time
+CHILDREN = """
+import json, logging, multiprocessing, os, sys, time
 from pathlib import Path
 import chatlog
 
+
+def finish(handler, folder, limit):
+    # Bounded: until every record of this process was delivered (by whichever process sent it).
+    deadline = time.monotonic() + limit
+    while handler.stats().delivered_records < handler.stats().accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = handler.stats()
+    handler.close()
+    counts = {name: getattr(stats, name) for name in stats._fields}
+    Path(folder, f"stats-{os.getpid()}.json").write_text(json.dumps(counts))
+
+
+def run(method, n, work, args, join_s):
+    children = [multiprocessing.get_context(method).Process(target=work, args=args) for _ in range(n)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(join_s)
+    print("exit codes", [child.exitcode for child in children])
+"""
+
+HARNESS = CHILDREN + """
 
 def wait_for(path, stop, limit=240.0):
     deadline = time.monotonic() + limit
@@ -59,26 +81,12 @@ def work(url, state, folder, count, group_wait, group_interval):
             log.error("payment %s failed", i)
         (folder / f"logged{phase}-{os.getpid()}").touch()
         phase += 1
-    deadline = time.monotonic() + 60.0
-    while handler.stats().delivered_records < handler.stats().accepted and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stats = handler.stats()
-    handler.close()
-    counts = {name: getattr(stats, name) for name in stats._fields}
-    (folder / f"stats-{os.getpid()}.json").write_text(json.dumps(counts))
+    finish(handler, folder, 60.0)
 
 
 if __name__ == "__main__":
-    import multiprocessing
     url, state, folder, n, method, count, wait, interval = sys.argv[1:9]
-    context = multiprocessing.get_context(method)
-    args = (url, state, folder, int(count), float(wait), float(interval))
-    children = [context.Process(target=work, args=args) for _ in range(int(n))]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(300)
-    print("exit codes", [child.exitcode for child in children])
+    run(method, int(n), work, (url, state, folder, int(count), float(wait), float(interval)), 300)
 """
 
 
@@ -232,11 +240,7 @@ def test_a_deleted_store_file_means_each_process_alerts_alone_until_it_is_back(
     assert output.count("works again") == 3, output
 
 
-STORM = """
-import json, logging, os, sys, time
-from pathlib import Path
-import chatlog
-
+STORM = CHILDREN + """
 LEVELS = [(logging.WARNING, "cache slow on shard %s"), (logging.ERROR, "db timeout after %s ms"),
           (logging.CRITICAL, "db down, %s requests failed")]
 
@@ -252,25 +256,12 @@ def work(url, state, folder, duration):
         level, message = LEVELS[min(2, int(3 * tick / (duration * 4)))]
         log.log(level, message, tick % 7)
         time.sleep(0.25)
-    deadline = time.monotonic() + 150.0
-    while handler.stats().delivered_records < handler.stats().accepted and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stats = handler.stats()
-    handler.close()
-    counts = {name: getattr(stats, name) for name in stats._fields}
-    Path(folder, f"stats-{os.getpid()}.json").write_text(json.dumps(counts))
+    finish(handler, folder, 150.0)
 
 
 if __name__ == "__main__":
-    import multiprocessing
     url, state, folder, n, duration = sys.argv[1:6]
-    children = [multiprocessing.get_context("fork").Process(target=work, args=(url, state, folder,
-                float(duration))) for _ in range(int(n))]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(400)
-    print("exit codes", [child.exitcode for child in children])
+    run("fork", int(n), work, (url, state, folder, float(duration)), 400)
 """
 
 
@@ -398,3 +389,44 @@ def test_children_leaving_through_os_exit_hand_over_and_every_record_is_delivere
     texts = "\n".join(bot.texts())
     assert sum(records_in(text) for text in bot.texts()) == (2 if kind == "Process" else 3), texts
     assert "chatlog:" not in result.stderr, result.stderr
+
+
+def test_records_a_full_buffer_dropped_are_said_in_the_fleet_message(
+    fake_platforms: FakePlatforms, tmp_path: Path, make_handler: Callable[..., ChatHandler],
+    app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk", rate_limit=False)
+    handler = make_handler(bot.url, state=f"sqlite:///{tmp_path}/fleet.db", max_queue=5)
+    app_logger.addHandler(handler)
+    for burst in range(200):  # bounded: bursts until the buffer overflowed at least once
+        for i in range(50):
+            app_logger.error(f"job {burst}-{i} failed")  # a new text each time: each one is captured
+        if handler.stats().dropped:
+            break
+    assert handler.flush(10)
+    stats = handler.stats()
+    assert stats.dropped > 0 and stats.accepted == stats.delivered_records + stats.dropped
+    said = sum(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) records dropped: buffer full",
+                                                           "\n".join(bot.texts())))
+    assert said == stats.dropped, bot.texts()
+
+
+def test_a_pause_the_platform_asked_of_a_leader_holds_for_the_next_one(
+    fake_platforms: FakePlatforms, tmp_path: Path, make_handler: Callable[..., ChatHandler],
+    app_logger: logging.Logger
+) -> None:
+    bot = fake_platforms.add_bot("dingtalk")
+    state = f"sqlite:///{tmp_path}/fleet.db"
+    first, second = make_handler(bot.url, state=state), make_handler(bot.url, state=state)
+    app_logger.addHandler(first)
+    other = logging.getLogger(f"{app_logger.name}.other")
+    other.propagate = False
+    other.addHandler(second)
+    bot.fail_next(1, Fault.json({"errcode": 410100, "errmsg": "send too fast"}))  # a 10-minute block
+    app_logger.error("payment failed")
+    assert not first.flush(5)  # refused: the leader waits the 10 minutes
+    first.close()  # gives the lease up; its records stay in the store
+    other.error("payment failed again")
+    assert not second.flush(2)  # the next leader waits for the same pause
+    assert len(bot.received) == 1 and "chatlog" not in bot.texts()
+    other.removeHandler(second)

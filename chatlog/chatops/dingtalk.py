@@ -11,24 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chatlog.chatops import crypto
-from chatlog.chatops._http import (
-    BAD_SIGNATURE,
-    Refused,
-    ReplayGuard,
-    Request,
-    Response,
-    dig,
-    json_object,
-    json_response,
-    text_of,
-    timestamp_s,
-)
+from chatlog.chatops import _http, crypto
+from chatlog.chatops._http import Refused, Request, Response, dig, text_of
 from chatlog.chatops.events import Inbound, WebhookReplyTo, command_text
 
 WINDOW_S = 3600.0
 _EXAMPLE = 'dingtalk={"app_secret": "…the robot\'s AppSecret…"}'
-ACK = json_response({})
+ACK = _http.json_response({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +43,16 @@ def options(given: Mapping[str, object]) -> Options:
     return Options(secret)
 
 
-def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | Inbound | None:
+def handle(request: Request, opts: Options, guard: _http.ReplayGuard) -> Response | Inbound | None:
     """The answer to one callback, or the `Inbound` it carries; None for what we ignore."""
     if request.method != "POST":
         raise Refused(405, "POST only")
     timestamp = request.headers.get("timestamp", "")
-    guard.check_time(timestamp_s(timestamp, millis=True), WINDOW_S)
+    guard.check_time(_http.timestamp_s(timestamp, millis=True), WINDOW_S)
     expected = crypto.dingtalk_signature(timestamp, opts.app_secret)
     if not crypto.same(expected, request.headers.get("sign", "")):
-        raise BAD_SIGNATURE
-    event = json_object(request.body)
+        raise _http.BAD_SIGNATURE
+    event = _http.json_object(request.body)
     msg_id = text_of(event.get("msgId"))
     if not msg_id:
         raise Refused(400, "msgId missing")

@@ -22,24 +22,13 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chatlog.chatops import crypto
-from chatlog.chatops._http import (
-    BAD_SIGNATURE,
-    Refused,
-    ReplayGuard,
-    Request,
-    Response,
-    dig,
-    json_object,
-    json_response,
-    text_of,
-    timestamp_s,
-)
+from chatlog.chatops import _http, crypto
+from chatlog.chatops._http import Refused, Request, Response, dig, text_of
 from chatlog.chatops.events import FeishuReplyTo, Inbound, command_text
 
 ORIGINS = {"feishu": "https://open.feishu.cn", "lark": "https://open.larksuite.com"}
 _SCHEMES = {"feishu-app": "feishu", "lark-app": "lark"}
-ACK = json_response({"msg": "success"})
+ACK = _http.json_response({"msg": "success"})
 EVENT_WINDOW_S = 4 * 3600.0
 """Feishu retries for up to about 6 hours; event ids are remembered about 8."""
 _EXAMPLE = ('feishu={"encrypt_key": "…", "verification_token": "…", '
@@ -53,6 +42,10 @@ class App:
     app_id: str
     app_secret: str
     origin: str
+
+    def url(self, path: str) -> str:
+        """`path` (``/open-apis/…``) on the app's API origin."""
+        return self.origin + path
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +98,7 @@ def app_of(platform: str, value: object, example: str) -> App:
     return App(urllib.parse.unquote(app_id), urllib.parse.unquote(app_secret), origin)
 
 
-def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | Inbound | None:
+def handle(request: Request, opts: Options, guard: _http.ReplayGuard) -> Response | Inbound | None:
     """The answer to one callback, or the `Inbound` it carries; None for an event we ignore."""
     if request.method != "POST":
         raise Refused(405, "POST only")
@@ -114,10 +107,10 @@ def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | In
         return _challenge(request, opts)
     timestamp = request.headers.get("x-lark-request-timestamp", "")
     nonce = request.headers.get("x-lark-request-nonce", "")
-    guard.check_time(timestamp_s(timestamp))
+    guard.check_time(_http.timestamp_s(timestamp))
     expected = crypto.feishu_signature(timestamp, nonce, opts.encrypt_key, request.body)
     if not crypto.same(expected, signature):
-        raise BAD_SIGNATURE
+        raise _http.BAD_SIGNATURE
     guard.remember(f"{opts.platform}:nonce:{nonce}")
     event = _decrypted(request.body, opts)
     if event.get("type") == "url_verification":
@@ -141,21 +134,21 @@ def inbound_of(event: Mapping[str, object], platform: str) -> Inbound | None:
 
 
 def _decrypted(body: bytes, opts: Options) -> dict[str, object]:
-    encrypt = json_object(body).get("encrypt")
+    encrypt = _http.json_object(body).get("encrypt")
     if not isinstance(encrypt, str):
         raise Refused(400, "body has no 'encrypt' value (turn on the Encrypt Key)")
     try:
         plain = crypto.feishu_decrypt(encrypt, opts.encrypt_key)
     except crypto.CryptoError:
         raise Refused(400, "the encrypted body does not decrypt with the Encrypt Key") from None
-    return json_object(plain, "decrypted body")
+    return _http.json_object(plain, "decrypted body")
 
 
 def _challenge(request: Request, opts: Options) -> Response:
-    body = json_object(request.body)
+    body = _http.json_object(request.body)
     event = _decrypted(request.body, opts) if "encrypt" in body else body
     if event.get("type") != "url_verification":
-        raise BAD_SIGNATURE
+        raise _http.BAD_SIGNATURE
     return _challenge_answer(event, opts)
 
 
@@ -165,7 +158,7 @@ def _challenge_answer(event: Mapping[str, object], opts: Options) -> Response:
     challenge = event.get("challenge")
     if not isinstance(challenge, str) or len(challenge) > 200:
         raise Refused(400, "challenge missing")
-    return json_response({"challenge": challenge})
+    return _http.json_response({"challenge": challenge})
 
 
 def _ids(value: object) -> tuple[tuple[str, str], ...]:
@@ -214,4 +207,4 @@ def card_answer(text: str, card: Mapping[str, object] | None = None) -> Response
     answer: dict[str, object] = {"toast": {"type": kind, "content": text[:200]}}
     if card is not None:
         answer["card"] = {"type": "raw", "data": card}
-    return json_response(answer)
+    return _http.json_response(answer)

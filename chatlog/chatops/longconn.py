@@ -80,7 +80,7 @@ class LongConnection:
 
     def _endpoint(self) -> str:
         with httpx.Client(timeout=10.0, trust_env=False) as client:
-            answer = post_json(client, self._app.origin + ENDPOINT_PATH,
+            answer = post_json(client, self._app.url(ENDPOINT_PATH),
                                {"AppID": self._app.app_id, "AppSecret": self._app.app_secret},
                                headers={"locale": "zh"})
         body = json_body(answer) if isinstance(answer, httpx.Response) else None

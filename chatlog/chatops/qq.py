@@ -14,24 +14,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chatlog.chatops import crypto
-from chatlog.chatops._http import (
-    BAD_SIGNATURE,
-    Refused,
-    ReplayGuard,
-    Request,
-    Response,
-    dig,
-    json_object,
-    json_response,
-    text_of,
-    timestamp_s,
-)
+from chatlog.chatops import _http, crypto
+from chatlog.chatops._http import Refused, Request, Response, dig, text_of
 from chatlog.chatops.events import Inbound, QQReplyTo, command_text
 
 TOKEN_ORIGIN = "https://bots.qq.com"
 API_ORIGIN = "https://api.sgroup.qq.com"
-ACK = json_response({"op": 12, "d": 0})
+ACK = _http.json_response({"op": 12, "d": 0})
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _EXAMPLE = 'qq={"app_id": "102012345", "secret": "…the bot\'s AppSecret…"}'
 
@@ -69,17 +58,17 @@ def options(given: Mapping[str, object]) -> Options:
     return Options(app_id, secret, base.rstrip("/"), base.rstrip("/"))
 
 
-def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | Inbound | None:
+def handle(request: Request, opts: Options, guard: _http.ReplayGuard) -> Response | Inbound | None:
     """The answer to one callback, or the `Inbound` it carries; None for what we ignore."""
     if request.method != "POST":
         raise Refused(405, "POST only")
     timestamp = request.headers.get("x-signature-timestamp", "")
-    guard.check_time(timestamp_s(timestamp))
+    guard.check_time(_http.timestamp_s(timestamp))
     signature = request.headers.get("x-signature-ed25519", "")
     if not crypto.qq_verify(opts.secret, timestamp.encode() + request.body, signature):
-        raise BAD_SIGNATURE
+        raise _http.BAD_SIGNATURE
     guard.remember(f"qq:sig:{signature}")
-    payload = json_object(request.body)
+    payload = _http.json_object(request.body)
     if payload.get("op") == 13:
         return _validation(payload, opts)
     if payload.get("op") != 0:
@@ -92,7 +81,7 @@ def _validation(payload: Mapping[str, object], opts: Options) -> Response:
     if not plain_token or not event_ts:
         raise Refused(400, "op 13 without plain_token or event_ts")
     signature = crypto.qq_sign(opts.secret, (event_ts + plain_token).encode())
-    return json_response({"plain_token": plain_token, "signature": signature})
+    return _http.json_response({"plain_token": plain_token, "signature": signature})
 
 
 def _message(payload: Mapping[str, object]) -> Inbound | Response:

@@ -73,7 +73,7 @@ class Replier:
         key = tokens.token_key(app.origin, app.app_id, app.app_secret)
         body = {"msg_type": "text", "content": json.dumps({"text": text}, ensure_ascii=False),
                 "uuid": f"chatlog-re-{target.message_id}"[:50]}
-        url = f"{app.origin}/open-apis/im/v1/messages/{target.message_id}/reply"
+        url = app.url(f"/open-apis/im/v1/messages/{target.message_id}/reply")
         for _ in range(2):
             token = tokens.TOKENS.get(key, lambda: self._feishu_token(app))
             if isinstance(token, Outcome):
@@ -89,7 +89,7 @@ class Replier:
         return "Feishu refused the tenant token twice"
 
     def _feishu_token(self, app: feishu.App) -> tokens.Fetched | Outcome:
-        answer = post_json(self._client, app.origin + TOKEN_PATH,
+        answer = post_json(self._client, app.url(TOKEN_PATH),
                            {"app_id": app.app_id, "app_secret": app.app_secret})
         return answer if isinstance(answer, Outcome) else tokens.token_of(answer)
 

@@ -15,26 +15,14 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chatlog.chatops import crypto
-from chatlog.chatops._http import (
-    BAD_SIGNATURE,
-    TEXT,
-    Refused,
-    ReplayGuard,
-    Request,
-    Response,
-    dig,
-    json_object,
-    text_of,
-    timestamp_s,
-    xml_element,
-)
+from chatlog.chatops import _http, crypto
+from chatlog.chatops._http import Refused, Request, Response, dig, text_of
 from chatlog.chatops.events import Inbound, WebhookReplyTo, command_text
 
 _TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
 _KEY = re.compile(r"[A-Za-z0-9]{43}")
 _EXAMPLE = 'wecom={"token": "QDG6eK", "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}'
-EMPTY = Response(200, b"", TEXT)
+EMPTY = Response(200, b"", _http.TEXT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +56,7 @@ def options(given: Mapping[str, object]) -> Options:
     return Options(token, key, receive_id)
 
 
-def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | Inbound | None:
+def handle(request: Request, opts: Options, guard: _http.ReplayGuard) -> Response | Inbound | None:
     """The answer to one callback, or the `Inbound` it carries; None for what we ignore."""
     if request.method == "GET":
         return _verify_url(request, opts, guard)
@@ -93,18 +81,18 @@ def handle(request: Request, opts: Options, guard: ReplayGuard) -> Response | In
     )
 
 
-def _verify_url(request: Request, opts: Options, guard: ReplayGuard) -> Response:
+def _verify_url(request: Request, opts: Options, guard: _http.ReplayGuard) -> Response:
     echostr = request.query.get("echostr", "")
     plain = _verified_plaintext(request, echostr, opts, guard)
-    return Response(200, plain, TEXT)
+    return Response(200, plain, _http.TEXT)
 
 
-def _verified_plaintext(request: Request, encrypt: str, opts: Options, guard: ReplayGuard) -> bytes:
+def _verified_plaintext(request: Request, encrypt: str, opts: Options, guard: _http.ReplayGuard) -> bytes:
     timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
-    guard.check_time(timestamp_s(timestamp))
+    guard.check_time(_http.timestamp_s(timestamp))
     expected = crypto.wecom_signature(opts.token, timestamp, nonce, encrypt)
     if not encrypt or not crypto.same(expected, request.query.get("msg_signature", "")):
-        raise BAD_SIGNATURE
+        raise _http.BAD_SIGNATURE
     guard.remember(f"wecom:nonce:{timestamp}:{nonce}")
     try:
         plain, receive_id = crypto.wecom_decrypt(encrypt, opts.encoding_aes_key)
@@ -118,8 +106,8 @@ def _verified_plaintext(request: Request, encrypt: str, opts: Options, guard: Re
 def _encrypt_of(body: bytes) -> str:
     # The signature covers the Encrypt value, so this one field is read before the check.
     if body.lstrip().startswith(b"{"):
-        return text_of(json_object(body).get("encrypt"))
-    found = xml_element(body).find("Encrypt")
+        return text_of(_http.json_object(body).get("encrypt"))
+    found = _http.xml_element(body).find("Encrypt")
     return (found.text or "").strip() if found is not None else ""
 
 
@@ -130,10 +118,10 @@ _XML_FIELDS = {"webhookurl": "WebhookUrl", "msgid": "MsgId", "chatid": "ChatId",
 def _fields(plain: bytes) -> dict[str, str]:
     """The fields we use, from the XML or the JSON protocol (snake_case) plaintext."""
     if plain.lstrip().startswith(b"{"):
-        value = json_object(plain, "decrypted body")
+        value = _http.json_object(plain, "decrypted body")
         paths = {"webhookurl": ("webhook_url",), "msgid": ("msgid",), "chatid": ("chatid",),
                  "chattype": ("chattype",), "msgtype": ("msgtype",), "userid": ("from", "userid"),
                  "name": ("from", "name"), "content": ("text", "content")}
         return {name: text_of(dig(value, *path)) for name, path in paths.items()}
-    root = xml_element(plain, "decrypted body")
+    root = _http.xml_element(plain, "decrypted body")
     return {name: (root.findtext(path) or "").strip() for name, path in _XML_FIELDS.items()}

@@ -17,12 +17,7 @@ from chatlog._lazy import lazy_pattern
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import code_of, coded_answer, json_body, retry_after, trimmed
-from chatlog.platforms._base import (
-    Limits,
-    Option,
-    Outcome,
-    Payload,
-)
+from chatlog.platforms._base import Limits, Option, Outcome, Payload
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 

@@ -18,12 +18,7 @@ from chatlog import links
 from chatlog.digest import Digest, GroupSummary
 from chatlog.platforms import _groups, _text
 from chatlog.platforms._answers import coded_answer, retry_after, trimmed
-from chatlog.platforms._base import (
-    Limits,
-    Option,
-    Outcome,
-    Payload,
-)
+from chatlog.platforms._base import Limits, Option, Outcome, Payload
 from chatlog.platforms._http import post_json
 from chatlog.platforms._webhook import Webhook
 

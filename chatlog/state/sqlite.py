@@ -121,9 +121,11 @@ class SQLiteStore:
             prepare_file(self.path)
             db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                  check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (os.urandom(8).hex(),))
+            try:
+                _set_up(db)
+            except BaseException:
+                db.close()
+                raise
             stat = os.stat(self.path)
             self._db, self._opened = db, (os.getpid(), stat.st_dev, stat.st_ino)
         return self._db
@@ -235,6 +237,25 @@ class SQLiteStore:
             if self._db is not None and self._opened[0] == os.getpid():
                 self._db.close()
             self._db = None
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """WAL, and the tables with the epoch in one transaction — only where they are missing: many
+    processes opening the file at once then write nothing, and wait for no lock."""
+    if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        db.execute("PRAGMA journal_mode=WAL")
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (os.urandom(8).hex(),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _one(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:

@@ -5,25 +5,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-from chatlog.testing.rules import (
-    LIVE_KEYS,
-    Answer,
-    BotSettings,
-    JSONObject,
-    RateState,
-    Request,
-    dig,
-    dig_str,
-    dig_strings,
-    hmac_sha256_b64,
-    keys_in,
-    markdown_problems,
-    option,
-    rules_of_module,
-    same_secret,
-    strings_in,
-    with_options,
-)
+from chatlog.testing import rules
+from chatlog.testing.rules import Answer, BotSettings, JSONObject, RateState, Request, dig, dig_str
 
 SEND_PATH = "/robot/send"
 MSG_TYPES = frozenset({"text", "link", "markdown", "actionCard", "feedCard"})
@@ -56,7 +39,7 @@ TOO_LARGE = _error(460101, "description: body 大小不合法;solution:请保持
 
 def sign(secret: str, timestamp_ms: int) -> str:
     """DingTalk's signature before URL-quoting: HMAC-SHA256 keyed by the secret over "ts\\nsecret", base64."""
-    return hmac_sha256_b64(secret, f"{timestamp_ms}\n{secret}")
+    return rules.hmac_sha256_b64(secret, f"{timestamp_ms}\n{secret}")
 
 
 def token_of(path: str, query: Mapping[str, str]) -> str | None:
@@ -71,8 +54,9 @@ def new_token() -> str:
 
 def url_of(base_url: str, bot: BotSettings) -> str:
     """The destination string chatlog accepts: secret and keyword ride along as query options."""
-    secret, keyword = option("secret", bot.secret), option("keyword", bot.keyword)
-    return with_options(f"{base_url}{SEND_PATH}", option("access_token", bot.token), secret, keyword)
+    secret, keyword = rules.option("secret", bot.secret), rules.option("keyword", bot.keyword)
+    token = rules.option("access_token", bot.token)
+    return rules.with_options(f"{base_url}{SEND_PATH}", token, secret, keyword)
 
 
 def check_settings(bot: BotSettings) -> None:
@@ -113,7 +97,7 @@ def _security_problem(request: Request, bot: BotSettings, now: float) -> Answer 
     if abs(now * 1000 - timestamp_ms) > SIGN_WINDOW_MS:
         return INVALID_TIMESTAMP
     # The query was decoded once, as DingTalk does: an unquoted "+" became a space and fails here.
-    if not same_secret(sign(bot.secret, timestamp_ms), request.query.get("sign")):
+    if not rules.same_secret(sign(bot.secret, timestamp_ms), request.query.get("sign")):
         return SIGN_NOT_MATCH
     return None
 
@@ -126,7 +110,7 @@ def _content_problem(request: Request, bot: BotSettings) -> Answer | None:
         return NOT_JSON
     if payload.get("msgtype") not in MSG_TYPES:
         return UNSUPPORTED_TYPE
-    if bot.keyword is not None and not any(bot.keyword in s for s in strings_in(payload, NOT_TEXT_KEYS)):
+    if rules.lacks_keyword(bot, payload, NOT_TEXT_KEYS):
         return KEYWORD_MISSING
     return None
 
@@ -151,7 +135,7 @@ def _body(payload: JSONObject) -> str:
 
 
 def _at(payload: JSONObject) -> tuple[list[str], bool]:
-    people = dig_strings(payload, "at", "atMobiles") + dig_strings(payload, "at", "atUserIds")
+    people = rules.dig_strings(payload, "at", "atMobiles") + rules.dig_strings(payload, "at", "atUserIds")
     return people, dig(payload, "at", "isAtAll") is True
 
 
@@ -165,7 +149,7 @@ def notified(payload: JSONObject) -> tuple[str, ...]:
 
 def live_markup(payload: JSONObject) -> list[str]:
     """Links, buttons, tags, and any ``@`` that is not exactly one configured mention."""
-    problems = [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+    problems = rules.live_key_problems(payload)
     body = _body(payload)
     for person in _at(payload)[0]:
         if body.count(f"@{person}") != 1:
@@ -173,11 +157,11 @@ def live_markup(payload: JSONObject) -> list[str]:
         body = body.replace(f"@{person}", "")
     if "@" in body:
         problems.append("an @ that is not a configured mention")
-    problems += markdown_problems(body)
+    problems += rules.markdown_problems(body)
     if payload.get("msgtype") == "markdown":
-        problems += markdown_problems(dig_str(payload, "markdown", "title"))
+        problems += rules.markdown_problems(dig_str(payload, "markdown", "title"))
     return problems
 
 
-RULES = rules_of_module(__name__, ("dingtalk",), options={"rate_code": None},
+RULES = rules.rules_of_module(__name__, ("dingtalk",), options={"rate_code": None},
                        demo={"secret": "SECdemo0123456789abcdef", "keyword": "alert"})

@@ -20,17 +20,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from chatlog.testing.rules import (
-    Answer,
-    BotSettings,
-    JSONObject,
-    RateState,
-    Request,
-    dig,
-    dig_str,
-    markdown_problems,
-    rules_of_module,
-)
+from chatlog.testing import rules
+from chatlog.testing.rules import Answer, BotSettings, JSONObject, RateState, Request, dig, dig_str
 
 PATH = re.compile(r"/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)")
 CONTENT_CHARS = 2_000
@@ -232,9 +223,9 @@ def live_markup(payload: JSONObject) -> list[str]:
     texts += [dig_str(embed, "footer", "text") for embed in payload.get("embeds") or []]
     problems = [f"an unclosed code block in {text[:80]!r}" for text in texts if text.count("```") % 2]
     for text in texts:
-        problems += markdown_problems(text)
+        problems += rules.markdown_problems(text)
     content = _MENTION.sub("", dig_str(payload, "content"))
-    problems += markdown_problems(content)
+    problems += rules.markdown_problems(content)
     return problems
 
 
@@ -264,4 +255,4 @@ def text_of(payload: JSONObject) -> str:
     return "\n".join(part for part in parts if part)
 
 
-RULES = rules_of_module(__name__, ("discord",))
+RULES = rules.rules_of_module(__name__, ("discord",))

@@ -6,24 +6,8 @@ import re
 import uuid
 from collections.abc import Mapping
 
-from chatlog.testing.rules import (
-    LIVE_KEYS,
-    Answer,
-    BotSettings,
-    JSONObject,
-    RateState,
-    Request,
-    dig,
-    dig_str,
-    hmac_sha256_b64,
-    keys_in,
-    markdown_problems,
-    option,
-    rules_of_module,
-    same_secret,
-    strings_in,
-    with_options,
-)
+from chatlog.testing import rules
+from chatlog.testing.rules import Answer, BotSettings, JSONObject, RateState, Request, dig, dig_str
 
 HOOK_PREFIX = "/open-apis/bot/v2/hook/"
 MSG_TYPES = frozenset({"text", "post", "image", "share_chat", "interactive"})
@@ -53,7 +37,7 @@ KEYWORD_MISSING = _error(19024, "Key Words Not Found")
 
 def sign(secret: str, timestamp: int) -> str:
     """Feishu's signature: HMAC-SHA256 keyed by "timestamp\\nsecret" over an empty message, base64."""
-    return hmac_sha256_b64(f"{timestamp}\n{secret}", "")
+    return rules.hmac_sha256_b64(f"{timestamp}\n{secret}", "")
 
 
 def token_of(path: str, query: Mapping[str, str]) -> str | None:
@@ -72,7 +56,8 @@ def url_of(base_url: str, bot: BotSettings) -> str:
     """The destination string chatlog accepts; Lark is marked with ``platform=lark``."""
     lark = "platform=lark" if bot.platform == "lark" else ""
     url = f"{base_url}{HOOK_PREFIX}{bot.token}"
-    return with_options(url, option("secret", bot.secret), option("keyword", bot.keyword), lark)
+    secret, keyword = rules.option("secret", bot.secret), rules.option("keyword", bot.keyword)
+    return rules.with_options(url, secret, keyword, lark)
 
 
 def check_settings(bot: BotSettings) -> None:
@@ -109,7 +94,7 @@ def judge(request: Request, bot: BotSettings | None, state: RateState, now: floa
 def _security_problem(payload: JSONObject, bot: BotSettings, now: float) -> Answer | None:
     if bot.secret is not None and not _signed(payload, bot.secret, now):
         return SIGN_FAILED
-    if bot.keyword is not None and not any(bot.keyword in s for s in strings_in(payload, NOT_TEXT_KEYS)):
+    if rules.lacks_keyword(bot, payload, NOT_TEXT_KEYS):
         return KEYWORD_MISSING
     return None
 
@@ -119,7 +104,8 @@ def _signed(payload: JSONObject, secret: str, now: float) -> bool:
         timestamp = int(str(payload.get("timestamp")))
     except ValueError:
         return False
-    return abs(now - timestamp) <= SIGN_WINDOW_S and same_secret(sign(secret, timestamp), payload.get("sign"))
+    fresh = abs(now - timestamp) <= SIGN_WINDOW_S
+    return fresh and rules.same_secret(sign(secret, timestamp), payload.get("sign"))
 
 
 def _card_problem(payload: JSONObject) -> Answer | None:
@@ -225,16 +211,16 @@ def notified(payload: JSONObject) -> tuple[str, ...]:
 
 def live_markup(payload: JSONObject) -> list[str]:
     """Links, buttons, unknown card elements, open code blocks, tags other than the mentions."""
-    problems = [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+    problems = rules.live_key_problems(payload)
     problems += [f"card element {tag}" for tag in set(_tags_in(payload.get("card"))) - CARD_TAGS]
     pattern = _TEXT_AT if payload.get("msg_type") == "text" else _CARD_AT
     for text in _markdowns(payload):
         if text.count("```") % 2:
             problems.append("an unclosed code block")
-        problems += markdown_problems(pattern.sub("", text))
+        problems += rules.markdown_problems(pattern.sub("", text))
     return problems
 
 
-RULES = rules_of_module(__name__, ("feishu", "lark"),
+RULES = rules.rules_of_module(__name__, ("feishu", "lark"),
                        options={"rate_code": None, "legacy_success": False},
                        demo={"secret": "demo-feishu-secret"})

@@ -20,18 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from chatlog.chatops._http import Request as HttpRequest
+from chatlog.chatops._http import dig as dig  # the fakes read payloads with it too
+
 JSONObject = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
-    """One HTTP request as the fake server read it; ``payload`` is set only for a JSON object body."""
+class Request(HttpRequest):
+    """One HTTP request as the fake server read it (the fields of the callback receivers' request);
+    ``payload`` is set only for a JSON object body."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
     payload: JSONObject | None
 
 
@@ -156,6 +155,17 @@ def keys_in(value: object) -> Iterator[str]:
             yield from keys_in(item)
 
 
+def live_key_problems(payload: object) -> list[str]:
+    """``"live key K"`` for each key in `payload` that makes part of a message clickable (`LIVE_KEYS`)."""
+    return [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+
+
+def lacks_keyword(bot: BotSettings, payload: object, not_text: frozenset[str]) -> bool:
+    """True when `bot` requires a keyword that no text of `payload` holds (values under `not_text`
+    keys are not text)."""
+    return bot.keyword is not None and not any(bot.keyword in s for s in strings_in(payload, not_text))
+
+
 def markdown_problems(text: str) -> list[str]:
     """What in (already stripped of the platform's own tags) markdown would be live: a tag, a link, an
     image or a link definition."""
@@ -186,15 +196,6 @@ def strings_in(value: object, skip_keys: frozenset[str] = frozenset()) -> Iterat
     elif isinstance(value, list):
         for item in value:
             yield from strings_in(item, skip_keys)
-
-
-def dig(value: object, *keys: str) -> object:
-    """``value[k1][k2]...`` or None when any step is missing or not an object; never raises."""
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def dig_strings(value: object, *keys: str) -> list[str]:

@@ -11,23 +11,8 @@ import re
 import uuid
 from collections.abc import Mapping
 
-from chatlog.testing.rules import (
-    LIVE_KEYS,
-    Answer,
-    BotSettings,
-    JSONObject,
-    RateState,
-    Request,
-    dig,
-    dig_str,
-    dig_strings,
-    keys_in,
-    markdown_problems,
-    option,
-    rules_of_module,
-    utf8_len,
-    with_options,
-)
+from chatlog.testing import rules
+from chatlog.testing.rules import Answer, BotSettings, JSONObject, RateState, Request, dig, dig_str
 
 SEND_PATH = "/cgi-bin/webhook/send"
 MSG_TYPES = frozenset({"text", "markdown", "markdown_v2", "image", "news", "file", "voice", "template_card"})
@@ -62,7 +47,7 @@ def new_token() -> str:
 
 def url_of(base_url: str, bot: BotSettings) -> str:
     """The destination string chatlog accepts: the webhook URL itself."""
-    return with_options(f"{base_url}{SEND_PATH}", option("key", bot.token))
+    return rules.with_options(f"{base_url}{SEND_PATH}", rules.option("key", bot.token))
 
 
 def check_settings(bot: BotSettings) -> None:
@@ -95,7 +80,7 @@ def _content_problem(payload: JSONObject | None, now: float) -> Answer | None:
         content = dig(payload, msg_type, "content")
         if not isinstance(content, str) or not content:
             return _error(44004, "empty content", now)
-        if utf8_len(content) > max_bytes:
+        if rules.utf8_len(content) > max_bytes:
             return _error(code, msg, now)
     return None
 
@@ -120,20 +105,20 @@ def notified(payload: JSONObject) -> tuple[str, ...]:
         return tuple(m for m in found if m and m != "all" and not (m.isascii() and m.isdigit()))
     if kind != "text":
         return ()
-    listed = dig_strings(payload, "text", "mentioned_list")
-    mobiles = dig_strings(payload, "text", "mentioned_mobile_list")
+    listed = rules.dig_strings(payload, "text", "mentioned_list")
+    mobiles = rules.dig_strings(payload, "text", "mentioned_mobile_list")
     return tuple("all" if m == "@all" else m for m in listed) + tuple(mobiles)
 
 
 def live_markup(payload: JSONObject) -> list[str]:
     """Links, buttons and tags beyond WeCom's own ``<font color>`` and ``<@userid>``."""
-    problems = [f"live key {key}" for key in set(keys_in(payload)) & LIVE_KEYS]
+    problems = rules.live_key_problems(payload)
     kind = payload.get("msgtype")
     if kind == "markdown":
-        problems += markdown_problems(_OWN_TAGS.sub("", dig_str(payload, "markdown", "content")))
+        problems += rules.markdown_problems(_OWN_TAGS.sub("", dig_str(payload, "markdown", "content")))
     elif kind == "text":
-        problems += markdown_problems(dig_str(payload, "text", "content"))
+        problems += rules.markdown_problems(dig_str(payload, "text", "content"))
     return problems
 
 
-RULES = rules_of_module(__name__, ("wecom",))
+RULES = rules.rules_of_module(__name__, ("wecom",))
