@@ -91,6 +91,20 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[[str, str, int], list[Wor
             worker.process.wait(10)
 
 
+Fleet = Callable[[int], tuple[FakeBot, list[Worker]]]
+
+
+@pytest.fixture
+def fleet(fake_platforms: FakePlatforms, redis_server: RedisServer,
+          start_workers: Callable[[str, str, int], list[Worker]]) -> Fleet:
+    """`fleet(n)`: a fake DingTalk bot and `n` workers sharing it through the test's Redis."""
+    def make(n: int) -> tuple[FakeBot, list[Worker]]:
+        bot = fake_platforms.add_bot("dingtalk")
+        return bot, start_workers(bot.url, redis_server.url, n)
+
+    return make
+
+
 def delivered_total(bot: FakeBot) -> int:
     """Records the accepted messages say they carry (the total in each header)."""
     total = 0
@@ -136,11 +150,8 @@ def assert_exact(stats: list[dict[str, Any]], each: int) -> None:
         assert (s["accepted"], s["delivered"], s["dropped"], s["pending"]) == (each, each, 0, 0), s
 
 
-def test_processes_sharing_redis_send_one_message_per_batch_counting_every_record(
-        fake_platforms: FakePlatforms, redis_server: RedisServer,
-        start_workers: Callable[[str, str, int], list[Worker]]) -> None:
-    bot = fake_platforms.add_bot("dingtalk")
-    workers = start_workers(bot.url, redis_server.url, 4)
+def test_processes_sharing_redis_send_one_message_per_batch_counting_every_record(fleet: Fleet) -> None:
+    bot, workers = fleet(4)
     log_in_each(workers, 25)
     assert wait_for_total(bot, 100) == 100
     stats = [worker.close() for worker in workers]
@@ -151,10 +162,8 @@ def test_processes_sharing_redis_send_one_message_per_batch_counting_every_recor
 
 
 def test_redis_stopped_mid_incident_each_process_alerts_alone_then_they_share_again(
-        fake_platforms: FakePlatforms, redis_server: RedisServer,
-        start_workers: Callable[[str, str, int], list[Worker]]) -> None:
-    bot = fake_platforms.add_bot("dingtalk")
-    workers = start_workers(bot.url, redis_server.url, 3)
+        fleet: Fleet, redis_server: RedisServer) -> None:
+    bot, workers = fleet(3)
     log_in_each(workers, 10)
     assert wait_for_total(bot, 30) == 30
     # Records delivered but not yet known as such to their process would be handed over again to a
@@ -177,10 +186,8 @@ def test_redis_stopped_mid_incident_each_process_alerts_alone_then_they_share_ag
 
 
 def test_the_leader_killed_mid_incident_a_sibling_sends_what_it_had_handed_over(
-        fake_platforms: FakePlatforms, redis_server: RedisServer,
-        start_workers: Callable[[str, str, int], list[Worker]]) -> None:
-    bot = fake_platforms.add_bot("dingtalk")
-    workers = start_workers(bot.url, redis_server.url, 3)
+        fleet: Fleet, redis_server: RedisServer) -> None:
+    bot, workers = fleet(3)
     log_in_each(workers, 5)
     assert wait_for_total(bot, 15) == 15
     store = open_store(redis_server.url)
