@@ -25,10 +25,7 @@ LIMIT, WINDOW_S = 5, 0.5
 TRIES = 150
 LEASE_TTL_S = 0.05
 HAND_OVERS = 60
-SQLITE_RACE = pytest.mark.xfail(strict=False, reason="memory.budget_wait (SQLite's too) does not count a "
-                                "send another process recorded with a later `now`, and grants one too many")
-"""A known bug this test found (issue 11, reported to the store's author); remove the mark when fixed."""
-BUDGET_STORES = ["memory", pytest.param("sqlite", marks=SQLITE_RACE), "redis"]
+BUDGET_STORES = ["memory", "sqlite", "redis"]
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

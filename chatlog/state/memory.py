@@ -54,10 +54,11 @@ class _Scope:
 
 def budget_wait(sends: Sequence[float], limits: Sequence[tuple[int, float]], now: float, count: int) -> float:
     """Seconds until `count` more sends at `now` keep every ``(limit, window_s)`` (0.0: they fit now);
-    `sends` are the recorded send times, any order."""
+    `sends` are the recorded send times, any order; a send stamped after `now` (another process's
+    clock, a little ahead) is inside the window too, or processes together would exceed the limit."""
     wait = 0.0
     for limit, window in limits:
-        inside = sorted(t for t in sends if 0.0 <= now - t < window)
+        inside = sorted(t for t in sends if now - t < window)
         excess = len(inside) + count - max(1, limit)
         if excess > 0:
             wait = max(wait, inside[min(excess, len(inside)) - 1] + window - now)
