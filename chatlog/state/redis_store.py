@@ -13,28 +13,16 @@ import os
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatlog.state import redis_lua
+from chatlog.state import redis_lua, store
 from chatlog.state.redis_url import RedisURL, connect, parse, scrubbed
-from chatlog.state.store import (
-    BUDGET_SPAN_S,
-    FORGET_AFTER_S,
-    MEMBER_LIVE_S,
-    Delta,
-    HandOver,
-    Member,
-    PendingGroup,
-    Sent,
-    StateURL,
-    Status,
-    StoreError,
-)
+from chatlog.state.store import HandOver, Member, PendingGroup, Status
 
 if TYPE_CHECKING:
     import redis
 
 SCOPES_KEY = "chatlog:scopes"
 """Sorted set, scope → last described: what ``chatlog status`` lists (outside any scope's slot)."""
-_FORGET_MS = int(FORGET_AFTER_S * 1000)
+_FORGET_MS = int(store.FORGET_AFTER_S * 1000)
 
 
 def prefix(scope: str) -> str:
@@ -46,10 +34,10 @@ class RedisStore:
     """Every scope in one Redis database; thread-safe (a connection pool), and fork-safe (redis-py opens new
     connections in a child)."""
 
-    def __init__(self, state: StateURL | str) -> None:
+    def __init__(self, state: store.StateURL | str) -> None:
         """`state` as `chatlog.state.store.parse_state` reads it (or the URL itself). ValueError for a bad
         URL, ImportError naming the extra to install when redis-py is missing; nothing is connected yet."""
-        self._url: RedisURL = parse(state.url if isinstance(state, StateURL) else state)
+        self._url: RedisURL = parse(state.url if isinstance(state, store.StateURL) else state)
         self.masked = self._url.masked
         self._client: redis.Redis = connect(self._url)
         import redis
@@ -68,9 +56,9 @@ class RedisStore:
         except self._failures as exc:
             raise self._error(exc) from None
 
-    def _error(self, exc: BaseException) -> StoreError:
+    def _error(self, exc: BaseException) -> store.StoreError:
         detail = scrubbed(f"{type(exc).__name__}: {exc}", self._url)
-        return StoreError(f"Redis at {self.masked}: {detail}")
+        return store.StoreError(f"Redis at {self.masked}: {detail}")
 
     def describe(self, scope: str, masked: str, now: float) -> None:
         """See `Store.describe`."""
@@ -79,17 +67,17 @@ class RedisStore:
                 pipe.hset(prefix(scope) + "info", "masked", _wire(masked))
                 pipe.pexpire(prefix(scope) + "info", _FORGET_MS)
                 pipe.zadd(SCOPES_KEY, {scope: now})
-                pipe.zremrangebyscore(SCOPES_KEY, "-inf", f"({now - FORGET_AFTER_S!r}")
+                pipe.zremrangebyscore(SCOPES_KEY, "-inf", f"({now - store.FORGET_AFTER_S!r}")
                 pipe.pexpire(SCOPES_KEY, _FORGET_MS)
                 pipe.execute()
         except self._failures as exc:
             raise self._error(exc) from None
 
-    def hand_over(self, scope: str, member: Member, deltas: Sequence[Delta], now: float) -> HandOver:
+    def hand_over(self, scope: str, member: Member, deltas: Sequence[store.Delta], now: float) -> HandOver:
         """See `Store.hand_over`."""
         args: list[object] = [member.id, repr(now), os.urandom(8).hex(), _FORGET_MS,
-                              repr(now - MEMBER_LIVE_S), member.pid, member.host, len(deltas),
-                              repr(BUDGET_SPAN_S)]
+                              repr(now - store.MEMBER_LIVE_S), member.pid, member.host, len(deltas),
+                              repr(store.BUDGET_SPAN_S)]
         for d in deltas:
             args += [d.fingerprint, d.count, repr(d.first_seen), repr(d.last_seen), d.level,
                      0 if d.sample is None else 1, d.sample or ""]
@@ -112,7 +100,7 @@ class RedisStore:
         live = [g for g in groups if g.count > 0]
         return sorted(live, key=lambda g: (-g.level, -g.count, g.first_seen))
 
-    def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
+    def settle(self, scope: str, member_id: str, sent: store.Sent, now: float, *, delivered: bool,
                shown: Collection[str]) -> bool:
         """See `Store.settle`."""
         args: list[object] = [repr(now), int(delivered), _FORGET_MS, len(sent), member_id]
@@ -126,7 +114,7 @@ class RedisStore:
     def take_budget(self, scope: str, limits: Sequence[tuple[int, float]], now: float, count: int = 1,
                     *, force: bool = False) -> float:
         """See `Store.take_budget`."""
-        args: list[object] = [repr(now), count, int(force), repr(BUDGET_SPAN_S), _FORGET_MS]
+        args: list[object] = [repr(now), count, int(force), repr(store.BUDGET_SPAN_S), _FORGET_MS]
         for limit, window in limits:
             args += [limit, repr(window)]
         return float(self._run("TAKE_BUDGET", scope, args))
@@ -156,7 +144,7 @@ class RedisStore:
 
     def status(self, scope: str, now: float) -> Status:
         """See `Store.status`."""
-        args = [repr(now), repr(now - MEMBER_LIVE_S), repr(now - BUDGET_SPAN_S)]
+        args = [repr(now), repr(now - store.MEMBER_LIVE_S), repr(now - store.BUDGET_SPAN_S)]
         members, who, lease, groups, records, info, used = self._run("STATUS", scope, args)
         live = tuple(Member(_text(member_id), _text(host), int(_text(pid)), float(_text(seen)))
                      for (member_id, seen), (pid, host) in zip(_pairs(members), who, strict=True))
