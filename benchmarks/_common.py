@@ -71,6 +71,16 @@ def interleaved(names: Sequence[str], rounds: int, seed: int = 6) -> Iterator[tu
             yield round_no, name
 
 
+def max_in_window(times: list[float], window_s: float) -> int:
+    """Most requests within any window of `window_s` seconds ending at a request: (t - window, t]."""
+    best, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - window_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
 # --- the machine and the process -----------------------------------------------------------------------
 
 
