@@ -14,8 +14,10 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +69,16 @@ def interleaved(names: Sequence[str], rounds: int, seed: int = 6) -> Iterator[tu
         rng.shuffle(order)
         for name in order:
             yield round_no, name
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """Most requests within any window of `window_s` seconds ending at a request: (t - window, t]."""
+    best, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - window_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
 
 
 # --- the machine and the process -----------------------------------------------------------------------
@@ -188,3 +200,20 @@ def machine_line(info: dict[str, Any]) -> str:
     """``"2 CPUs, CPython 3.11.7, load 0.12 0.20 0.15"``."""
     load = " ".join(f"{x:.2f}" for x in info["loadavg"])
     return f"{info['cpus']} CPUs, {info['implementation']} {info['python']}, load average {load}"
+
+
+CALLGRIND_TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
+
+
+def callgrind_instructions(args: list[str], out: Path, env: dict[str, str] | None = None) -> int:
+    """Instructions of the main thread of ``python ARGS`` under callgrind (`out`: its files' prefix)."""
+    command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}.%p",
+               sys.executable, *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, env=env)
+    files = sorted(out.parent.glob(f"{out.name}.*-01"))
+    if done.returncode != 0 or not files:
+        raise RuntimeError(f"callgrind run {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    match = CALLGRIND_TOTALS.search(files[-1].read_text(errors="replace"))
+    if match is None:
+        raise RuntimeError(f"no totals in {files[-1]}")
+    return int(match.group(1))

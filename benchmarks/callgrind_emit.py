@@ -12,9 +12,7 @@ Not part of ``make bench`` (about 3 minutes): run ``python benchmarks/callgrind_
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,22 +24,12 @@ RUNS = {
     "error": (("null", "floor", "queue", "chat"), 2_000, 12_000),
     "exception": (("null", "floor", "queue", "chat"), 200, 1_200),
 }
-TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 
 
 def main_thread_instructions(key: str, mode: str, records: int, workdir: Path) -> int:
-    out = workdir / f"{key}-{mode}-{records}"
     emit = common.ROOT / "benchmarks" / "emit.py"
-    command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}.%p",
-               sys.executable, str(emit), "--one", f"{key}:{mode}:{records}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
-    files = sorted(workdir.glob(f"{out.name}.*-01"))
-    if done.returncode != 0 or not files:
-        raise RuntimeError(f"callgrind run {key} {mode} {records} failed:\n{done.stderr[-2000:]}")
-    match = TOTALS.search(files[-1].read_text(errors="replace"))
-    if match is None:
-        raise RuntimeError(f"no totals in {files[-1]}")
-    return int(match.group(1))
+    return common.callgrind_instructions([str(emit), "--one", f"{key}:{mode}:{records}"],
+                                         workdir / f"{key}-{mode}-{records}")
 
 
 def main(argv: list[str] | None = None) -> int:

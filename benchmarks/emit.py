@@ -39,6 +39,8 @@ MODES = ("error", "extras", "fresh", "exception", "latency")
 SLOW_CALL_NS = 1_000_000
 NOISE_CALLS = 3
 """Calls over 1 ms that the scheduler of a shared 2-core machine causes anyway (no handler has 0-3)."""
+STORE: dict[str, str] = {}
+"""``state=`` for every ChatHandler (``--state``); empty: the handler's default."""
 QUEUE = "QueueHandler+Listener"
 NULL = "NullHandler"
 
@@ -151,7 +153,7 @@ def make_chat(fake: FakePlatforms, state: str) -> Candidate:
     """ChatHandler to a DingTalk bot on the fake platform that answers normally, hangs, or answers 503."""
     bot = fake.add_bot("dingtalk", secret="SECbench0123456789", keyword="alert")
     fast = {"group_wait": 0.05, "close_timeout": 0.5} if state != "ok" else {}
-    handler = ChatHandler(bot.url, level=logging.INFO, **fast)
+    handler = ChatHandler(bot.url, level=logging.INFO, **fast, **STORE)
     logger = _stdlib_logger(f"chat.{state}", handler)
     if state == "hung":
         bot.set_fault(Fault.hang())
@@ -444,8 +446,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="calls per timed batch, below max_queue (default 5000; quick 2000)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--no-loguru", action="store_true", help="leave loguru out even when installed")
+    parser.add_argument("--state", help="state= of every ChatHandler: memory, sqlite:///FILE, redis://… or "
+                        "redis (a redis-server of this run's own); the store is touched on chatlog's "
+                        "threads only, so the ratios must not change")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # callgrind_emit.py: KEY:MODE:RECORDS
     args = parser.parse_args(argv)
+    if args.state == "redis":
+        from chatlog.testing.redis_server import RedisServer
+
+        with RedisServer.started() as server:
+            return main([*(argv if argv is not None else sys.argv[1:]), "--state", server.url])
+    if args.state:
+        STORE["state"] = args.state
     if args.one:
         key, mode, records = args.one.split(":")
         run_one(key, mode, int(records), 2000)
@@ -453,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     args.batch = args.batch or (2000 if args.quick else 5000)
     result = measure(args)
     print(report(result))
-    path = common.write_json("emit", result)
+    path = common.write_json("emit" + (f"-{args.state.partition(':')[0]}" if args.state else ""), result)
     print(f"(written to {path.relative_to(common.ROOT)})")
     return 0
 

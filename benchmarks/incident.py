@@ -188,16 +188,6 @@ def watch(destination: Destination, clock: FakeClock) -> list[Sent]:
     return sent
 
 
-def max_in_window(times: list[float], window_s: float) -> int:
-    """Most requests within any window of `window_s` seconds ending at a request: (t - window, t]."""
-    best, first = 0, 0
-    for last, at in enumerate(times):
-        while times[first] <= at - window_s:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
-
-
 def run_platform(platform: str, events: list[Event], counts: dict[str, int], clock: FakeClock,
                  t0: float) -> dict[str, Any]:
     """The incident through chatlog's dispatcher to one fake bot."""
@@ -232,7 +222,8 @@ def judge_run(platform: str, events: list[Event], counts: dict[str, int], receiv
               seconds: float) -> dict[str, Any]:
     accepted = [r for r in received if r.accepted]
     times = sorted(r.at for r in received)
-    windows = {f"{w:g}s": {"max": max_in_window(times, w), "limit": n} for w, n in PLATFORM_LIMITS[platform]}
+    windows = {f"{w:g}s": {"max": common.max_in_window(times, w), "limit": n}
+               for w, n in PLATFORM_LIMITS[platform]}
     first_error = min(e.at for e in events if e.record.levelno >= logging.ERROR)
     first_alert = next((r.at for r in accepted if r.at >= first_error), None)
     # Which digest each accepted request carried: sends and received requests are in the same order.

@@ -16,7 +16,7 @@ from typing import Any
 
 import _common as common
 
-BENCHMARKS = ("emit", "storm", "idle", "incident", "grouping", "reconfigure")
+BENCHMARKS = ("emit", "storm", "idle", "incident", "grouping", "reconfigure", "fleet")
 
 
 def main(argv: list[str]) -> int:

@@ -20,10 +20,10 @@ from chatlog.entry import (
     TEMPLATE_LIMIT_CHARS,
     Entry,
     exception_type_name,
-    normalize,
     render_traceback,
     safe_str,
 )
+from chatlog.templates import template_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,18 +122,21 @@ def for_filing(item: Captured) -> tuple[int | None, Fingerprint, int, float, Has
     """What the dispatcher files a captured record by, read in one go (once per record):
     ``(thread id, fingerprint, level, created, tally key, whether it had a %-template)``."""
     message, created, level, _, logger, template, _, _, _, thread, exc_info, _, _, _, key = item
+    # The dispatcher's cost per record: the common case (ints, strs, no exception) is tested first.
     if type(level) is not int:
         level = logging.ERROR
     if type(logger) is not str:
         logger = _text(logger, 200)
-    has_template = template is not None
-    template = normalize(message) if template is None else template[:TEMPLATE_LIMIT_CHARS]
-    if type(exc_info) is tuple and len(exc_info) == 3 and exc_info[0] is not None:
-        key_parts = (level, logger, template, exception_type_name(exc_info[0]), _innermost(exc_info[2]))
+    if template is None:
+        template, has_template = template_of(message), False
     else:
+        template, has_template = template[:TEMPLATE_LIMIT_CHARS], True
+    if exc_info is None or type(exc_info) is not tuple or len(exc_info) != 3 or exc_info[0] is None:
         key_parts = (level, logger, template, "", "")
+    else:
+        key_parts = (level, logger, template, exception_type_name(exc_info[0]), _innermost(exc_info[2]))
     return (thread if type(thread) is int else None, key_parts, level,
-            float(created) if type(created) in (float, int) else 0.0, key, has_template)
+            created if type(created) is float else created_of(item), key, has_template)
 
 
 def sample(item: Captured) -> Entry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,7 +39,8 @@ examples:
   chatlog urls                                            every destination form, with an example
   chatlog send "dingtalk://TOKEN?secret=SEC..." "hello"   one message to your group
   chatlog demo                                            a simulated incident against fake platforms
-  chatlog serve                                           fake platforms and a web inbox on :8750"""
+  chatlog serve                                           fake platforms and a web inbox on :8750
+  chatlog status --state redis://:PASSWORD@redis:6379/0   what the processes sharing a store are doing"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     kept.add_argument("--state", metavar="DIR",
                       help="keep random bot tokens in DIR/chatlog-serve.json instead")
     serve.set_defaults(command="serve", run=_serve)
+
+    status = commands.add_parser(
+        "status", help="per destination in the fleet store: members, leader, pending, budget, last errors")
+    status.add_argument("--state", default=None,
+                        help="the store, as the handlers' state= (default: $CHATLOG_STATE, else this "
+                             "host's SQLite file), "
+                             "e.g. sqlite:///var/run/chatlog/fleet.db or redis://:PASSWORD@redis:6379/0")
+    status.set_defaults(command="status", run=_status)
     listen.add_parser(commands)
     return parser
 
@@ -115,6 +125,30 @@ def _serve(args: argparse.Namespace) -> int:
     from chatlog.testing import serve
 
     return serve.run(args.port, args.state, args.seed)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from chatlog.state.show import status_lines
+    from chatlog.state.store import StoreError, open_store
+
+    state = args.state or os.environ.get("CHATLOG_STATE") or None  # what a handler without state= uses
+    if state == "memory":
+        print("state='memory': every process keeps its own state, there is no store to read")
+        return 0
+    try:
+        store = open_store(state, warn=False)
+    except (ValueError, ImportError) as exc:
+        write_stderr(f"chatlog status: {exc}")
+        return 2
+    try:
+        for line in status_lines(store):
+            print(line)
+    except StoreError as exc:
+        write_stderr(f"chatlog status: cannot read the store: {exc}")
+        return 1
+    finally:
+        store.close()
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

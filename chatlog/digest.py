@@ -14,6 +14,8 @@ OTHER_GROUP: Hashable = ("chatlog", "other")
 """Key prefix of the buckets that count records of new groups once `GroupTable` is full: one bucket
 per level, ``(OTHER_GROUP, level)``, so that the level counts and a digest's level (its mentions)
 stay true when the records that overflow are the most severe ones."""
+OVERFLOWED_KEYS = 10_000
+"""Keys `GroupTable` remembers as counted in "other", by hash (~100 bytes each; a key's text is 500)."""
 
 
 class Context(Record):
@@ -137,23 +139,14 @@ class Digest(Record):
 
 
 class _Group:
-    __slots__ = (
-        "first_seen",
-        "group_id",
-        "last_seen",
-        "merged",
-        "sample",
-        "shown_full_at",
-        "template",
-        "total",
-        "unsent",
-        "unsent_first",
-    )
+    __slots__ = ("earlier", "first_seen", "group_id", "last_seen", "merged", "sample", "shown_full_at",
+                 "template", "unsent", "unsent_first")
 
     def __init__(self, sample: Entry, *, first_seen: float = 0.0, template: str = "",
                  group_id: str = "") -> None:
         self.sample = sample
-        self.total = 0
+        self.earlier = 0
+        """Records counted before the unsent ones: the total is ``earlier + unsent`` (one addition less)."""
         self.unsent = 0
         self.first_seen = first_seen
         self.last_seen = 0.0
@@ -179,6 +172,9 @@ class GroupTable:
         self._idle: dict[Hashable, None] = {}
         """Keys of the groups with nothing unsent, longest idle first."""
         self._buckets: set[Hashable] = set()
+        self._overflowed: dict[int, _Group] = {}
+        """Hash of a key counted in "other" (the table full) → its bucket; cleared when a group goes idle
+        or is forgotten. Till then every new key goes to "other": a shared hash changes nothing."""
         self._max_groups = max_groups
         self._repeat_interval = repeat_interval
         self.unsent = 0
@@ -193,17 +189,26 @@ class GroupTable:
         `level` is the records': it picks the "other" bucket when the table is full, or when
         `make_sample` has no sample to give.
         """
-        group = self._groups.get(key)
+        if not self.count(key, created, level, count):
+            made = self._new_group(key, created, make_sample, level)
+            self.count(key, created, level, count, other=not made)
+
+    def count(self, key: Hashable, created: float, level: int, count: int = 1, *,
+              other: bool = False) -> bool:
+        """`add` for records that need no sample: their group is known, or the table is full (or `other`)
+        and they go to "other"; False (nothing counted) when `add` must make their group first."""
+        group = self._groups.get(key) or self._overflowed.get(hash(key))
         if group is None:
-            group = self._new_group(key, created, make_sample, level)
-        elif group.unsent == 0:
-            self._idle.pop(key, None)
-        group.total += count
+            if not other and (self._idle or len(self._groups) - len(self._buckets) < self._max_groups):
+                return False
+            group = self._bucket(key, level, created, remember=not other)
         if group.unsent == 0:
+            self._idle.pop(key, None)
             group.unsent_first = created
         group.unsent += count
         group.last_seen = created
         self.unsent += count
+        return True
 
     def unsent_at_least(self, level: int) -> bool:
         """True when a group at `level` or above has records not yet sent."""
@@ -215,23 +220,29 @@ class GroupTable:
         return group.sample if group is not None and key not in self._buckets else None
 
     def _new_group(self, key: Hashable, created: float, make_sample: Callable[[], Entry | None],
-                   level: int) -> _Group:
-        full = len(self._groups) - len(self._buckets) >= self._max_groups
-        if full and self._idle:
+                   level: int) -> bool:
+        """Make `key`'s group (in the place of the longest idle when full); False without a sample."""
+        if self._idle and len(self._groups) - len(self._buckets) >= self._max_groups:
             self._forget(next(iter(self._idle)))
-            full = False
-        sample = None if full else make_sample()
+        sample = make_sample()
         if sample is None:
-            bucket = (OTHER_GROUP, level)
-            other = self._groups.get(bucket)
-            if other is None:
-                other = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
-                self._buckets.add(bucket)
-            if len(other.merged) < 100_000:
-                other.merged.add(hash(key))
-            return other
-        group = self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key),
-                                           group_id=group_id(key))
+            return False
+        self._groups[key] = _Group(sample, first_seen=created, template=_template_of_key(key),
+                                   group_id=group_id(key))
+        return True
+
+    def _bucket(self, key: Hashable, level: int, created: float, *, remember: bool) -> _Group:
+        """The "other" bucket of `level`, which counts `key` from now on (found by hash with `remember`)."""
+        bucket = (OTHER_GROUP, level)
+        group = self._groups.get(bucket)
+        if group is None:
+            group = self._groups[bucket] = _Group(_other_sample(created, level), first_seen=created)
+            self._buckets.add(bucket)
+        hashed = hash(key)
+        if len(group.merged) < 100_000:
+            group.merged.add(hashed)
+        if remember and len(self._overflowed) < OVERFLOWED_KEYS:
+            self._overflowed[hashed] = group
         return group
 
     def digest(self, now: float, context: Context, dropped: int, mentions: Mentions | None = None,
@@ -258,7 +269,7 @@ class GroupTable:
         return GroupSummary(
             sample=group.sample,
             count=group.unsent,
-            total=group.total,
+            total=group.earlier + group.unsent,
             first_seen=group.first_seen,
             last_seen=group.last_seen,
             repeat=self._within_repeat(group, now),
@@ -271,11 +282,13 @@ class GroupTable:
         """Forget the counts that `digest` carried; with `shown`, remember which groups were shown in full
         (not when the platform refused the message: nobody saw them)."""
         carried = {id(summary.sample): summary for summary in digest.groups}
+        self._overflowed.clear()  # groups become idle: a new key may take one's place
         for key, group in list(self._groups.items()):
             summary = carried.get(id(group.sample))
             if summary is None:
                 continue
             group.unsent -= summary.count
+            group.earlier += summary.count
             self.unsent -= summary.count
             if shown and not summary.repeat:
                 group.shown_full_at = now
@@ -290,11 +303,13 @@ class GroupTable:
         """Take the unsent records of the groups whose id `muted` accepts out of the next digest (the
         buckets have id ""); returns how many per group id."""
         taken: dict[str, int] = {}
+        self._overflowed.clear()
         for key, group in list(self._groups.items()):
             if not group.unsent or not muted(group.group_id):
                 continue
             taken[group.group_id] = taken.get(group.group_id, 0) + group.unsent
             self.unsent -= group.unsent
+            group.earlier += group.unsent
             group.unsent = 0
             if key in self._buckets:
                 self._forget(key)
@@ -305,10 +320,12 @@ class GroupTable:
     def take_unsent(self, now: float) -> list[Taken]:
         """Take every group's unsent records out (each summary's `count`); `give_back` undoes it."""
         taken = []
+        self._overflowed.clear()
         for key, group in self._groups.items():
             if group.unsent:
                 taken.append(Taken(key, self._summary(group, now), group.unsent_first))
                 self.unsent -= group.unsent
+                group.earlier += group.unsent
                 group.unsent = 0
                 self._idle[key] = None
         return taken
@@ -325,13 +342,16 @@ class GroupTable:
             if group.unsent == 0:
                 self._idle.pop(item.key, None)
                 group.unsent_first = item.unsent_first
+            group.earlier -= summary.count
             group.unsent += summary.count
             self.unsent += summary.count
 
     def discard_unsent(self) -> int:
         """Give up on every unsent record (the destination cannot take them); returns how many."""
         lost = self.unsent
+        self._overflowed.clear()
         for key, group in self._groups.items():
+            group.earlier += group.unsent
             group.unsent = 0
             if key not in self._buckets:
                 self._idle[key] = None
@@ -345,6 +365,7 @@ class GroupTable:
                 self._forget(key)
 
     def _forget(self, key: Hashable) -> None:
+        self._overflowed.clear()
         del self._groups[key]
         self._idle.pop(key, None)
         self._buckets.discard(key)

@@ -77,34 +77,44 @@ class Filing:
                 if len(buffer) < self._catch_up:
                     time.sleep(0)  # hands the GIL to the application thread when it waits for it
             with self._lock:
-                now = self._clock()
-                for _ in range(min(len(buffer), DRAIN_BATCH)):
-                    if self.file(buffer.popleft(), now, self._own):
-                        filed += 1
+                filed += self.file(buffer, min(len(buffer), DRAIN_BATCH), self._clock())
         if collect:
             with self._lock:
                 filed += self.file_counted(self._clock())
         return not buffer, filed
 
-    def file(self, item: Captured, now: float, own: Collection[int] = ()) -> bool:
-        """Count one captured record in its group (a group's first record becomes its sample); False
-        for a record made on one of the `own` threads (httpx logging our requests): never fed back."""
+    def file(self, buffer: deque[Captured], n: int, now: float) -> int:
+        """Count the next `n` captured records of `buffer` in their groups (a group's first record becomes
+        its sample), skipping records made on the own threads (httpx logging our requests: never fed
+        back); returns how many were filed. One call for the batch: this loop is the dispatcher's cost
+        per record, so what does not depend on the record is looked up once."""
+        groups, tallies, own = self.groups, self.tallies, self._own
+        count, counters, popleft = groups.count, tallies.counters, buffer.popleft
+        filed, worst = 0, logging.NOTSET
         try:
-            thread, key, level, created, tally_key, has_template = for_filing(item)
-        except BaseException:  # a record we cannot read still counts
-            thread, key, level, created = None, _UNREADABLE, logging.ERROR, 0.0
-            tally_key, has_template = None, True
-        if thread in own:
-            return False
-        self.processed += 1
-        self.schedule.record_filed(now, level)
-        self.groups.add(key, created, lambda: _safe_sample(item), level)
-        if tally_key is not None:
-            if not has_template:
-                self.tallies.seen_without_arguments(tally_key)
-            if tally_key in self.tallies.counters:  # most new groups' keys are not counted: skip the rest
-                self.tallies.link(tally_key, key, self.groups.sample_of(key), level, now)
-        return True
+            for _ in range(n):
+                item = popleft()
+                try:
+                    thread, key, level, created, tally_key, has_template = for_filing(item)
+                except BaseException:  # a record we cannot read still counts
+                    thread, key, level, created = None, _UNREADABLE, logging.ERROR, 0.0
+                    tally_key, has_template = None, True
+                if thread in own:
+                    continue
+                filed += 1
+                if level > worst:
+                    worst = level
+                if not count(key, created, level):  # a known group's record needs no sample: no closure
+                    groups.add(key, created, _sampler(item), level)
+                # Most records' keys are not counted (yet): `link` is for those that are.
+                if tally_key is not None and (tally_key in counters if has_template
+                                              else tallies.seen_without_arguments(tally_key)):
+                    tallies.link(tally_key, key, groups.sample_of(key), level, now)
+        finally:  # what was counted is told, whatever happened after it
+            if filed:
+                self.processed += filed
+                self.schedule.record_filed(now, worst)  # one `now` for the batch: its worst level is enough
+        return filed
 
     def file_counted(self, now: float) -> int:
         """Count what the application only counted (`chatlog.tally`) in its groups (hold the lock)."""
@@ -120,6 +130,10 @@ class Filing:
 
 def _given(entry: Entry | None) -> Callable[[], Entry | None]:
     return lambda: entry
+
+
+def _sampler(item: Captured) -> Callable[[], Entry]:
+    return lambda: _safe_sample(item)
 
 
 def _safe_sample(item: Captured) -> Entry:

@@ -75,16 +75,20 @@ class Tallies:
         if len(self.counters) < KEY_LIMIT:
             self.counters.setdefault(key, itertools.count())
 
-    def seen_without_arguments(self, key: Hashable) -> None:
+    def seen_without_arguments(self, key: Hashable) -> bool:
         """A record without arguments was filed under `key` (dispatcher thread). Its text is its key: an
         f-string's is new every time and would only fill the table, so a key is counted from its second
-        record on, once the text has proved to repeat."""
-        if key in self._seen_once:
+        record on, once the text has proved to repeat. Returns whether `key` is counted."""
+        seen = self._seen_once
+        known = len(seen)
+        seen[key] = None  # one look-up: the table grows only when the text is new
+        if len(seen) == known:
             self.register(key)
-            return
-        if len(self._seen_once) >= KEY_LIMIT:
-            self._seen_once.clear()
-        self._seen_once[key] = None
+            return key in self.counters
+        if known >= KEY_LIMIT:
+            seen.clear()
+            seen[key] = None
+        return False
 
     def link(self, key: Hashable, fingerprint: Hashable, sample: Entry | None, level: int,
              now: float) -> None:

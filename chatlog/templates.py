@@ -27,6 +27,7 @@ from chatlog._lazy import lazy_pattern
 WILDCARD = "<*>"
 INPUT_LIMIT_CHARS = 1_000
 """Only this much of a message is read: a template is about its start, and the cost stays bounded."""
+_READ = INPUT_LIMIT_CHARS + 1  # one more: `_head` must know whether the message was cut
 OUTPUT_LIMIT_CHARS = 500
 CACHE_SIZE = 1_024
 """Templates remembered by each of the two caches of `template_of` (keys of at most 1,001 characters)."""
@@ -107,8 +108,7 @@ def template_of(message: str) -> str:
     # differ only in their numbers have one template. Two caches use that: the first is keyed by the
     # message with every digit made "0" (a bytes.translate: ~4,000 instructions a hit), the second, on a
     # miss, by each run of digits made one "0" (ids of another length); only then is `extract` run.
-    head = message[: INPUT_LIMIT_CHARS + 1].encode("utf-8", "surrogatepass")
-    return _by_digit_positions(head.translate(_ZEROS))
+    return _by_digit_positions(message[:_READ].encode("utf-8", "surrogatepass").translate(_ZEROS))
 
 
 def extract(message: str) -> str:

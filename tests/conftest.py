@@ -31,7 +31,7 @@ from chatlog.destinations import credentials_in, platform_classes
 from chatlog.testing import FakePlatforms
 
 # Each test process is its own fleet unless a test says otherwise (subprocesses inherit this):
-# the tests that share a store (tests/test_fleet.py) pass state= explicitly.
+# the tests that share a store (tests/test_fleet.py, tests/test_fleet_redis.py) pass state= explicitly.
 os.environ["CHATLOG_STATE"] = "memory"
 
 

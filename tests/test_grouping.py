@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
+import os
+import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlog import ChatHandler
-from chatlog.capture import capture, fingerprint, sample
+from chatlog.capture import capture, fingerprint, level_of, sample
 from chatlog.digest import Context, GroupTable
 from chatlog.entry import format_message, normalize
+from chatlog.filing import Filing
+from chatlog.tally import Tallies
 from chatlog.testing import FakePlatforms
 from chatlog.testing.rules import PlatformRules
+from chatlog.timing import BatchSchedule
 from tests import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "benchmarks" / "data" / "python_corpus.csv"
 
 
 def _record(msg: object, *args: object, level: int = logging.ERROR, name: str = "app",
@@ -75,7 +88,8 @@ def test_snapshot_renders_the_traceback_of_the_sample() -> None:
     assert entry.exc_type == "ValueError"
     assert entry.traceback is not None and "ValueError: boom" in entry.traceback
     # the raising frame is the application's; the log call beside it
-    assert entry.location.endswith("test_grouping.py:27 in _record (logged at /app/orders.py:42)")
+    raise_line = _record.__code__.co_firstlineno + 5  # raise ValueError("boom")
+    assert entry.location.endswith(f"test_grouping.py:{raise_line} in _record (logged at /app/orders.py:42)")
 
 
 def test_extra_fields_are_kept_as_short_strings() -> None:
@@ -182,3 +196,99 @@ def test_alert_shows_the_template_of_varied_records_and_one_sample_verbatim(
     assert "template: Invalid user <*> from <*>" in text
     assert "order 7 not found" in text and "template: order <*> not found" in text
     assert "disk full" in text and text.count("template:") == 2
+
+
+def test_count_takes_a_known_groups_records_and_a_full_tables_but_makes_no_group() -> None:
+    table = GroupTable(max_groups=1)
+    assert not table.count("a", 1.0, logging.ERROR) and table.unsent == 0  # `add` makes a group
+    _add(table, _record("a %s", 1), 1.0)
+    key = _key(_record("a %s", 2))
+    assert table.count(key, 2.0, logging.ERROR)
+    assert table.count(_key(_record("b %s", 1)), 3.0, logging.ERROR)  # full, none idle: "other"
+    assert table.count(_key(_record("b %s", 2)), 3.5, logging.ERROR)  # "other" still, by its key
+    digest = table.digest(4.0, Context(), 0)
+    assert [(g.count, g.merged_groups) for g in digest.groups] == [(2, 0), (2, 1)]
+    table.mark_sent(digest, 4.0)
+    # "a" is idle: a new key, and one that went to "other" before, may take its place
+    assert not table.count(_key(_record("c %s", 1)), 5.0, logging.ERROR)
+    assert not table.count(_key(_record("b %s", 3)), 5.0, logging.ERROR)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a %s", "b %s", "c", "order {} failed", "job {} done"]),
+                          st.integers(0, 30), st.sampled_from([logging.WARNING, logging.ERROR])),
+                max_size=300), st.integers(1, 4))
+def test_filing_in_batches_counts_what_adding_one_by_one_counts(
+        calls: list[tuple[str, int, int]], max_groups: int) -> None:
+    records = [_record(t, n, level=level) if "%" in t else _record(t.format(n), level=level)
+               for t, n, level in calls]
+    items = [capture(r, format_message(r), key=(r.msg, r.levelno, r.name, not r.args)) for r in records]
+    one_by_one = GroupTable(max_groups=max_groups)
+    for item in items:
+        one_by_one.add(fingerprint(item), 1.0, lambda item=item: sample(item), level_of(item))
+    batched = GroupTable(max_groups=max_groups)
+    filing = Filing(batched, BatchSchedule(1.0, 1.0), Tallies(), threading.Lock(), lambda: 1.0)
+    assert filing.drain(deque(items), budget_s=None) == (True, len(items))
+
+    def counts(table: GroupTable) -> list[tuple[str, int, int]]:
+        return sorted((g.group_id, g.count, g.merged_groups) for g in table.digest(1.0, Context(), 0).groups)
+
+    assert counts(batched) == counts(one_by_one) and filing.processed == len(items)
+
+
+_FLEET_CHILD = """
+import json, logging, random, sys
+from chatlog.capture import capture, fingerprint, sample
+from chatlog.digest import Context, GroupTable, group_id
+from chatlog.entry import format_message
+
+def item(i, text):
+    level, name = (logging.ERROR, logging.WARNING)[i % 2], ("app", "app.db", "worker")[i % 3]
+    args = (i,) if i % 5 == 0 else None
+    record = logging.LogRecord(name, level, "/app/x.py", 7, "job %s failed" if args else text, args, None)
+    return capture(record, format_message(record))
+
+messages = json.load(sys.stdin)
+rng = random.Random(int(sys.argv[1]))
+table = GroupTable(max_groups=100_000)
+for n in range(int(sys.argv[2])):  # what this process happened to see before
+    it = item(n, "warm-up %d %s" % (rng.randrange(10**6), rng.choice(messages)[::-1]))
+    table.add(fingerprint(it), 0.0, lambda: sample(it), it[2])
+order = list(range(len(messages)))
+rng.shuffle(order)
+ids = {}
+for i in order:
+    it = item(i, messages[i])
+    table.add(fingerprint(it), 1.0, lambda: sample(it), it[2])
+    ids[i] = group_id(fingerprint(it))
+shown = {g.group_id for g in table.digest(2.0, Context(), 0).groups}
+assert set(ids.values()) <= shown, "an id the alert does not show"
+print(json.dumps(ids, sort_keys=True))
+"""
+
+
+def test_every_process_of_a_fleet_gives_a_record_the_same_group_id_whatever_it_saw_before() -> None:
+    with CORPUS.open(newline="", encoding="utf-8") as handle:
+        messages = [row["Content"] for row in csv.DictReader(handle)]
+    outputs = []
+    for seed, warm_up in [(1, 0), (2, 3_000), (3, 400)]:  # hash seeds, histories and orders differ
+        env = {**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-c", _FLEET_CHILD, str(seed), str(warm_up)],
+                              input=json.dumps(messages), capture_output=True, text=True, env=env,
+                              timeout=120, check=True)
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == len(messages)
+    assert len(set(outputs[0].values())) > 40  # distinct events keep distinct ids
+
+
+def test_a_groups_total_counts_records_taken_out_for_the_fleet_and_given_back_once() -> None:
+    table = GroupTable()
+    for i in range(3):
+        _add(table, _record("x %s", i), 1.0)
+    taken = table.take_unsent(2.0)
+    assert [t.summary.total for t in taken] == [3] and table.unsent == 0
+    _add(table, _record("x %s", 9), 3.0)
+    assert table.digest(3.0, Context(), 0).groups[0].total == 4
+    table.give_back(taken)
+    group = table.digest(4.0, Context(), 0).groups[0]
+    assert (group.count, group.total) == (4, 4)

@@ -14,10 +14,11 @@ A = Member("web-1:100:aaaa", "web-1", 100)
 B = Member("web-2:200:bbbb", "web-2", 200)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """One store of each kind (a Redis store joins this list)."""
-    url = "memory" if request.param == "memory" else f"sqlite:///{tmp_path}/fleet.db"
+    """One store of each kind; Redis is a real redis-server of the test's own (the `redis_server` fixture)."""
+    urls = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path}/fleet.db"}
+    url = urls.get(request.param) or request.getfixturevalue("redis_server").url
     opened = open_store(url)
     yield opened
     opened.close()

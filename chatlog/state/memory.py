@@ -12,17 +12,8 @@ import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from chatlog.state.store import (
-    BUDGET_SPAN_S,
-    FORGET_AFTER_S,
-    MEMBER_LIVE_S,
-    Delta,
-    HandOver,
-    Member,
-    PendingGroup,
-    Sent,
-    Status,
-)
+from chatlog.state import store
+from chatlog.state.store import Delta, HandOver, Member, PendingGroup, Sent, Status
 
 
 @dataclass(slots=True)
@@ -54,10 +45,11 @@ class _Scope:
 
 def budget_wait(sends: Sequence[float], limits: Sequence[tuple[int, float]], now: float, count: int) -> float:
     """Seconds until `count` more sends at `now` keep every ``(limit, window_s)`` (0.0: they fit now);
-    `sends` are the recorded send times, any order."""
+    `sends` are the recorded send times, any order; a send stamped after `now` (another process's
+    clock, a little ahead) is inside the window too, or processes together would exceed the limit."""
     wait = 0.0
     for limit, window in limits:
-        inside = sorted(t for t in sends if 0.0 <= now - t < window)
+        inside = sorted(t for t in sends if now - t < window)
         excess = len(inside) + count - max(1, limit)
         if excess > 0:
             wait = max(wait, inside[min(excess, len(inside)) - 1] + window - now)
@@ -96,10 +88,10 @@ class MemoryStore:
             mine = {fp: g.counts.get(member.id, 0) for fp, g in data.groups.items()}
             outstanding = {fp: n for fp, n in mine.items() if n}
             delivered, dropped = data.credits.get(member.id, [0, 0])
-            live = sum(1 for m in data.members.values() if now - m.last_seen < MEMBER_LIVE_S)
+            live = sum(1 for m in data.members.values() if now - m.last_seen < store.MEMBER_LIVE_S)
             leader = data.leader if data.leader is not None and data.lease_until > now else None
             pending = sum(sum(g.counts.values()) for g in data.groups.values())
-            used = sum(1 for t in data.sends if 0.0 <= now - t < BUDGET_SPAN_S)
+            used = sum(1 for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S)
             return HandOver(self.epoch, outstanding, delivered, dropped, live, leader, pending, used)
 
     def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
@@ -156,7 +148,7 @@ class MemoryStore:
         """See `Store.take_budget`."""
         with self._lock:
             data = self._scope(scope)
-            data.sends = [t for t in data.sends if 0.0 <= now - t < BUDGET_SPAN_S]
+            data.sends = [t for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S]
             wait = 0.0 if force else budget_wait(data.sends, limits, now, count)
             if wait == 0.0:
                 data.sends.extend([now] * count)
@@ -179,14 +171,14 @@ class MemoryStore:
         """See `Store.status`."""
         with self._lock:
             data = self._scope(scope)
-            live = sorted((m for m in data.members.values() if now - m.last_seen < MEMBER_LIVE_S),
+            live = sorted((m for m in data.members.values() if now - m.last_seen < store.MEMBER_LIVE_S),
                           key=lambda m: -m.last_seen)
             held = data.leader is not None and data.lease_until > now
             pending = [g for g in data.groups.values() if any(g.counts.values())]
             return Status(scope, data.masked, tuple(live), data.leader if held else None,
                           data.lease_until if held else None, len(pending),
                           sum(sum(g.counts.values()) for g in pending),
-                          sum(1 for t in data.sends if 0.0 <= now - t < BUDGET_SPAN_S),
+                          sum(1 for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S),
                           data.last_send, data.last_error, data.last_error_at)
 
     def scopes(self) -> list[str]:
@@ -216,8 +208,8 @@ def _merge(data: _Scope, member_id: str, delta: Delta) -> None:
 
 def _forget_old(data: _Scope, now: float) -> None:
     for fp, group in list(data.groups.items()):
-        if not any(group.counts.values()) and now - group.last_seen > FORGET_AFTER_S:
+        if not any(group.counts.values()) and now - group.last_seen > store.FORGET_AFTER_S:
             del data.groups[fp]
     for member_id, member in list(data.members.items()):
-        if now - member.last_seen > FORGET_AFTER_S:
+        if now - member.last_seen > store.FORGET_AFTER_S:
             del data.members[member_id]

@@ -17,22 +17,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from chatlog._report import write_stderr
+from chatlog.state import store
 from chatlog.state.memory import MemoryStore, budget_wait
-from chatlog.state.store import (
-    BUDGET_SPAN_S,
-    FORGET_AFTER_S,
-    MEMBER_LIVE_S,
-    Delta,
-    HandOver,
-    Member,
-    PendingGroup,
-    Sent,
-    StateURL,
-    Status,
-    Store,
-    StoreError,
-    runtime_dir,
-)
+from chatlog.state.store import HandOver, Member, PendingGroup, Status, Store
 
 BUSY_TIMEOUT_S = 1.0
 """How long a write waits for another writer: transactions take well under a millisecond, so only a
@@ -67,8 +54,8 @@ _ADD_COUNT = ("INSERT INTO counts VALUES (?, ?, ?, ?) ON CONFLICT(scope, fp, mem
 
 
 def default_path() -> Path:
-    """``<runtime dir>/fleet.db`` (`runtime_dir`)."""
-    return runtime_dir() / "fleet.db"
+    """``<runtime dir>/fleet.db`` (`store.runtime_dir`)."""
+    return store.runtime_dir() / "fleet.db"
 
 
 def prepare_file(path: Path) -> None:
@@ -78,7 +65,7 @@ def prepare_file(path: Path) -> None:
     os.close(fd)
 
 
-def open_sqlite(parsed: StateURL, *, warn: bool = True) -> Store:
+def open_sqlite(parsed: store.StateURL, *, warn: bool = True) -> Store:
     """The SQLite store `parsed` names (the default file for an empty path); memory, with one line on
     stderr, when the file cannot be created. (A file that exists but fails — locked, not a database —
     is a store that fails: each round tries again.)"""
@@ -145,14 +132,14 @@ class SQLiteStore:
                     db.execute("ROLLBACK")
                     raise
             except (sqlite3.Error, OSError) as exc:
-                raise StoreError(f"{self.masked}: {type(exc).__name__}: {exc}") from None
+                raise store.StoreError(f"{self.masked}: {type(exc).__name__}: {exc}") from None
 
     def describe(self, scope: str, masked: str, now: float) -> None:
         """See `Store.describe`."""
         self._tx(lambda db: db.execute("INSERT INTO scopes(scope, masked) VALUES (?, ?) ON CONFLICT(scope) "
                                        "DO UPDATE SET masked = excluded.masked", (scope, masked)))
 
-    def hand_over(self, scope: str, member: Member, deltas: Sequence[Delta], now: float) -> HandOver:
+    def hand_over(self, scope: str, member: Member, deltas: Sequence[store.Delta], now: float) -> HandOver:
         """See `Store.hand_over`."""
         return self._tx(lambda db: _hand_over(db, scope, member, deltas, now))
 
@@ -188,7 +175,7 @@ class SQLiteStore:
         groups = self._tx(work, write=False)
         return sorted(groups, key=lambda g: (-g.level, -g.count, g.first_seen))
 
-    def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
+    def settle(self, scope: str, member_id: str, sent: store.Sent, now: float, *, delivered: bool,
                shown: Collection[str]) -> bool:
         """See `Store.settle`."""
         return self._tx(lambda db: _settle(db, scope, member_id, sent, now, delivered, shown))
@@ -198,7 +185,7 @@ class SQLiteStore:
         """See `Store.take_budget`."""
         def work(db: sqlite3.Connection) -> float:
             db.execute("DELETE FROM sends WHERE scope = ? AND (at <= ? OR at > ?)",
-                       (scope, now - BUDGET_SPAN_S, now + BUDGET_SPAN_S))
+                       (scope, now - store.BUDGET_SPAN_S, now + store.BUDGET_SPAN_S))
             sends = [at for (at,) in db.execute("SELECT at FROM sends WHERE scope = ?", (scope,))]
             wait = 0.0 if force else budget_wait(sends, limits, now, count)
             if wait == 0.0:
@@ -264,10 +251,10 @@ def _one(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
 
 def _budget_used(db: sqlite3.Connection, scope: str, now: float) -> int:
     return _one(db, "SELECT COUNT(*) FROM sends WHERE scope = ? AND at > ? AND at <= ?",
-                (scope, now - BUDGET_SPAN_S, now))
+                (scope, now - store.BUDGET_SPAN_S, now))
 
 
-def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Sequence[Delta],
+def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Sequence[store.Delta],
                now: float) -> HandOver:
     db.execute("INSERT OR IGNORE INTO scopes(scope) VALUES (?)", (scope,))
     db.execute("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?)", (scope, member.id, member.host,
@@ -282,7 +269,8 @@ def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Seque
                                   (scope, member.id)).fetchall())
     credit = db.execute("SELECT delivered, dropped FROM credits WHERE scope = ? AND member = ?",
                         (scope, member.id)).fetchone() or (0, 0)
-    live = _one(db, "SELECT COUNT(*) FROM members WHERE scope = ? AND seen > ?", (scope, now - MEMBER_LIVE_S))
+    live = _one(db, "SELECT COUNT(*) FROM members WHERE scope = ? AND seen > ?",
+                (scope, now - store.MEMBER_LIVE_S))
     leader, until = db.execute("SELECT leader, lease_until FROM scopes WHERE scope = ?", (scope,)).fetchone()
     pending = _one(db, "SELECT COALESCE(SUM(n), 0) FROM counts WHERE scope = ?", (scope,))
     epoch = str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
@@ -291,7 +279,7 @@ def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Seque
                     leader if leader is not None and until > now else None, pending, used)
 
 
-def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: Sent, now: float, delivered: bool,
+def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: store.Sent, now: float, delivered: bool,
             shown: Collection[str]) -> bool:
     other = db.execute("SELECT 1 FROM scopes WHERE scope = ? AND leader IS NOT NULL AND leader != ? AND "
                        "lease_until > ?", (scope, member_id, now)).fetchone()
@@ -315,7 +303,7 @@ def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: Sent, now:
         db.executemany("UPDATE groups SET shown_at = ? WHERE scope = ? AND fp = ?",
                        [(now, scope, fp) for fp in shown])
         db.execute("UPDATE scopes SET last_send = ? WHERE scope = ?", (now, scope))
-    forget = now - FORGET_AFTER_S
+    forget = now - store.FORGET_AFTER_S
     db.execute("DELETE FROM groups WHERE scope = ? AND last_seen < ? AND fp NOT IN "
                "(SELECT fp FROM counts WHERE scope = ?)", (scope, forget, scope))
     db.execute("DELETE FROM members WHERE scope = ? AND seen < ?", (scope, forget))
@@ -329,7 +317,7 @@ def _status(db: sqlite3.Connection, scope: str, now: float) -> Status:
     held = leader is not None and until > now
     members = tuple(Member(m, h, p, s) for m, h, p, s in db.execute(
         "SELECT member, host, pid, seen FROM members WHERE scope = ? AND seen > ? ORDER BY seen DESC",
-        (scope, now - MEMBER_LIVE_S)))
+        (scope, now - store.MEMBER_LIVE_S)))
     groups, records = db.execute("SELECT COUNT(DISTINCT fp), COALESCE(SUM(n), 0) FROM counts WHERE scope = ? "
                                  "AND n > 0", (scope,)).fetchone()
     used = _budget_used(db, scope, now)

@@ -223,7 +223,8 @@ class Store(Protocol):
 
 def open_store(state: str | None, *, warn: bool = True) -> Store:
     """The store `state` names (`parse_state`). A SQLite file that cannot be created falls back to
-    memory with one line on stderr (`warn`); a Redis URL needs the ``redis`` extra."""
+    memory with one line on stderr (`warn`); a Redis URL needs the ``redis`` extra (ImportError saying
+    so when it is missing)."""
     parsed = parse_state(state)
     if parsed.kind == "memory":
         from chatlog.state.memory import MemoryStore
@@ -233,12 +234,6 @@ def open_store(state: str | None, *, warn: bool = True) -> Store:
         from chatlog.state.sqlite import open_sqlite
 
         return open_sqlite(parsed, warn=warn)
-    import importlib
+    from chatlog.state.redis_store import RedisStore  # redis-py is imported when the store is made
 
-    try:  # chatlog.state.redis_store implements this protocol on Redis (issue 11 item 2)
-        module = importlib.import_module("chatlog.state.redis_store")
-    except ImportError as exc:
-        raise ValueError(f"state={parsed.masked!r} needs the redis extra: pip install 'chatlog[redis]' "
-                         f"({exc})") from None
-    store: Store = module.RedisStore(parsed)
-    return store
+    return RedisStore(parsed)
