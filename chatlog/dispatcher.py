@@ -30,9 +30,10 @@ from chatlog.courier import (
 from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.filing import Filing
 from chatlog.fleet_round import FleetSide
-from chatlog.incident import AllClear, Incident
+from chatlog.incident import Incident
 from chatlog.pacing import SendWindow
 from chatlog.platforms._base import Destination
+from chatlog.quota import Quota
 from chatlog.sending import Sender
 from chatlog.settlement import Settlement
 from chatlog.tally import Tallies
@@ -42,7 +43,7 @@ from chatlog.waiters import FlushWaiters
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the stores (sqlite3, pathlib) are imported on the dispatcher thread, when used
     from chatlog.escalation import Escalator
-    from chatlog.quota import Quota, QuotaPlan
+    from chatlog.quota import QuotaPlan
     from chatlog.state.controls import ControlStore
     from chatlog.state.honour import Silencer
     from chatlog.state.url import StateURL
@@ -147,7 +148,7 @@ class Dispatcher:
         self._thread_ident: int | None = None
         self._silencer = None if self._controls is None else _silencer()(
             self._controls, self.destination, self.reporter, repeat_interval=self.timing.repeat_interval)
-        quota = None if self._quota_plan is None else _quota()(
+        quota = None if self._quota_plan is None else Quota(
             self._quota_plan, self.destination, lambda key, text: self.reporter.report(key, text, once=True))
         self._settlement = Settlement(self._groups, self._schedule, self._lock, self.reporter,
                                       self._silencer, max_backoff=self.timing.max_backoff,
@@ -370,7 +371,10 @@ class Dispatcher:
         if self._fleet.shared:  # the lease holder sends for every member
             wait = self._fleet.wait(now, ready_at=backoff.ready_at(), flushing=bool(self._waiters),
                                     answer=self._waiters.answer_all)
-            return min(wait, self._fleet_all_clear(now)) if wait > 0 else self._sender.quota_wait()
+            if wait == 0:
+                return self._sender.quota_wait()
+            return min(wait, self._fleet.all_clear(now, self._schedule.incident, self._context,
+                                                   self._batch_name()))
         incident_due = self._schedule.incident.due_at()  # the all-clear, when an incident is open
         if not self._groups.unsent:
             self._waiters.answer_all()
@@ -411,7 +415,8 @@ class Dispatcher:
             self._filing.file_counted(now)  # every count up to now, not up to the last collection
         if self._silencer is not None and self._silencer.silence(self._groups, self._lock):
             self._schedule.discarded()
-        all_clear = self._all_clear(now)
+        incident = self._schedule.incident
+        all_clear = incident.all_clear(now, unsent_at_level=self._groups.unsent_at_least(incident.level))
         if not self._groups.unsent and all_clear is None:
             return None
         ledger = self._settlement.ledger
@@ -419,26 +424,6 @@ class Dispatcher:
                                      self._mentions, batch=self._batch_name(),
                                      all_clear=all_clear)
         return digest if self._silencer is None else self._silencer.decorate(digest)
-
-    def _fleet_all_clear(self, now: float) -> float:
-        """In a fleet, the leader (which settled the fleet's messages) sends the all-clear, once nothing
-        is pending fleet-wide; a member that does not lead forgets its incident. Seconds until it is due."""
-        incident, fleet = self._schedule.incident, self._fleet.fleet
-        due = incident.due_at()
-        if due > now or fleet is None:
-            return due - now
-        if not fleet.leader:
-            incident.forget()
-            return math.inf
-        done = incident.all_clear(now, unsent_at_level=False)
-        if done is None or self._sender.busy:
-            return math.inf
-        digest = Digest((), (), 0.0, 0.0, context=self._context, batch=self._batch_name(), all_clear=done)
-        return self._sender.send(digest, now, admit=lambda sends: fleet.take_budget(sends, now)) or math.inf
-
-    def _all_clear(self, now: float) -> AllClear | None:
-        incident = self._schedule.incident
-        return incident.all_clear(now, unsent_at_level=self._groups.unsent_at_least(incident.level))
 
     # ---- fork ------------------------------------------------------------------------------
 
@@ -454,12 +439,6 @@ class Dispatcher:
         self._thread = None
         if was_running:
             self._start_thread()
-
-
-def _quota() -> type[Quota]:
-    from chatlog.quota import Quota  # imported on first use, like the silencer
-
-    return Quota
 
 
 def _silencer() -> type[Silencer]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from chatlog import lifecycle
 from chatlog._record import replace
 from chatlog._report import Reporter
-from chatlog.digest import Context, GroupTable, Mentions
+from chatlog.digest import Context, Digest, GroupTable, Mentions
 from chatlog.platforms._base import Destination
 from chatlog.sending import Sender
 from chatlog.settlement import Settlement
@@ -25,6 +25,7 @@ from chatlog.timing import Timing
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from chatlog.fleet import Fleet
+    from chatlog.incident import Incident
     from chatlog.state.honour import Silencer
     from chatlog.state.url import StateURL
 
@@ -129,6 +130,21 @@ class FleetSide:
         fleet.flight = replace(sent, digest=digest)
         if self._sender.send(digest, now, admit=lambda sends: fleet.take_budget(sends, now)) > 0:
             fleet.flight = None  # the shared budget is used up: the leader tries again when it allows
+
+    def all_clear(self, now: float, incident: Incident, context: Context, batch: str) -> float:
+        """The leader (which settled the fleet's messages) sends the fleet's all-clear, once nothing is
+        pending fleet-wide; a member that does not lead forgets its incident. Seconds until it is due."""
+        fleet, due = self.fleet, incident.due_at()
+        if due > now or fleet is None:
+            return due - now
+        if not fleet.leader:
+            incident.forget()
+            return math.inf
+        done = incident.all_clear(now, unsent_at_level=False)
+        if done is None or self._sender.busy:
+            return math.inf
+        digest = Digest((), (), 0.0, 0.0, context=context, batch=batch, all_clear=done)
+        return self._sender.send(digest, now, admit=lambda sends: fleet.take_budget(sends, now)) or math.inf
 
     def sent_alone(self) -> None:
         """This process sent its own message (the store failed): counted in the budget once it is back."""
