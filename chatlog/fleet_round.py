@@ -140,7 +140,8 @@ class FleetSide:
         if not fleet.leader:
             incident.forget()
             return math.inf
-        done = incident.all_clear(now, unsent_at_level=False)
+        waiting = bool(fleet.pending_records or self._groups.unsent_at_least(incident.level))
+        done = incident.all_clear(now, unsent_at_level=waiting)  # after what the fleet still holds
         if done is None or self._sender.busy:
             return math.inf
         digest = Digest((), (), 0.0, 0.0, context=context, batch=batch, all_clear=done)
@@ -165,6 +166,9 @@ class FleetSide:
                 and now >= self._settlement.backoff.paused_until:  # a pause the platform asked holds
             launch()
             self._sender.await_answer(deadline)
+            # What that message settled is credited in the store: read it back, or stats() at exit
+            # would show this process's last records as pending although they were delivered.
+            fleet.sync(self._groups, self._lock, self._clock(), force=True)
         fleet.leave()
         return True
 

@@ -430,3 +430,27 @@ def test_a_pause_the_platform_asked_of_a_leader_holds_for_the_next_one(
     assert not second.flush(2)  # the next leader waits for the same pause
     assert len(bot.received) == 1 and "chatlog" not in bot.texts()
     other.removeHandler(second)
+
+
+def test_one_process_on_the_default_store_ends_with_every_record_delivered_and_the_all_clear_last(
+    fake_platforms: FakePlatforms, tmp_path: Path, make_handler: Callable[..., ChatHandler],
+    app_logger: logging.Logger
+) -> None:
+    # The all-clear waits for what the fleet still holds (due 0.5 s after the last error, while those
+    # records wait for group_interval), and the last message at close is credited in the store: read
+    # back before the process leaves, or its records would stay "pending".
+    bot = fake_platforms.add_bot("dingtalk")
+    handler = make_handler(bot.url, state=f"sqlite:///{tmp_path}/fleet.db", group_wait=0.2,
+                           group_interval=2, resolve_after=0.5)
+    app_logger.addHandler(handler)
+    app_logger.error("order %s failed", 0)
+    assert len(bot.wait_received(1, timeout=10)) == 1
+    for i in range(1, 50):
+        app_logger.error("order %s failed", i)
+    bot.wait_received(3, timeout=15)
+    texts = bot.texts()
+    assert [records_in(text) for text in texts[:2]] == [1, 49] and "no error" in texts[2].lower(), texts
+    app_logger.error("order %s failed", 50)
+    handler.close()
+    stats = handler.stats()
+    assert (stats.accepted, stats.delivered_records, stats.dropped, stats.pending) == (51, 51, 0, 0)
