@@ -2,9 +2,9 @@
 
 One round (`Dispatcher.step`) files queued records (`chatlog.filing`), decides whether a batch is due
 (`chatlog.timing`, `chatlog.pacing`), builds the digest (`chatlog.digest`), sends it and settles the
-answer (`chatlog.sending`, `chatlog.settlement`); flush() waits in `chatlog.waiters`; process events are
-`chatlog.lifecycle`'s. The application thread touches nothing here but `Dispatcher.buffer.append`
-(and `count_overflow` when the buffer is full).
+answer (`chatlog.sending`, `chatlog.settlement`); flush() waits in `chatlog.waiters`; close() and the
+thread's final flush are `chatlog.closing`'s, process events `chatlog.lifecycle`'s. The application
+thread touches nothing here but `Dispatcher.buffer.append` (and `count_overflow` when the buffer is full).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from chatlog import lifecycle
-from chatlog._record import Record, replace
+from chatlog import closing, lifecycle
+from chatlog._record import replace
 from chatlog._report import Reporter
 from chatlog.capture import Captured
 from chatlog.courier import (
@@ -36,6 +36,7 @@ from chatlog.platforms._base import Destination
 from chatlog.quota import Quota
 from chatlog.sending import Sender
 from chatlog.settlement import Settlement
+from chatlog.stats import ChatStats
 from chatlog.tally import Tallies
 from chatlog.timing import BatchSchedule, ClockWatch, Timing
 from chatlog.waiters import FlushWaiters
@@ -53,21 +54,6 @@ __all__ = ["ChatStats", "Dispatcher", "SendWindow", "Timing"]
 ROUND_BUDGET_S = 0.02
 """The longest one round files records before it looks at the clock: however fast records arrive,
 a due message is sent (or its answer settled) at least this often, not after the buffer runs dry."""
-
-
-class ChatStats(Record):
-    """A handler's accounting: ``accepted == delivered_records + dropped + pending + muted`` always holds."""
-
-    accepted: int
-    dropped: int
-    """Records that will not reach the chat: buffer overflow, or a message the platform refused for its
-    content. (A destination stopped by a configuration error keeps its records pending.)"""
-    pending: int
-    delivered_records: int
-    messages_sent: int
-    messages_failed: int
-    muted: int = 0
-    """Records kept out of messages because their group was muted from the chat (ChatOps)."""
 
 
 class Dispatcher:
@@ -216,24 +202,7 @@ class Dispatcher:
 
     def close(self, timeout: float) -> None:
         """Deliver what is pending within `timeout`, then stop the thread. Idempotent, bounded."""
-        if self._closed:
-            return
-        self._closed = True
-        self._life.close()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            self._wake.set()
-            if lifecycle.holds_logging_lock():
-                self._report_from_thread = True  # it delivers as soon as the caller lets go of the lock
-                return
-            # logging.shutdown() calls flush() and then close(): one close_timeout for both, not two.
-            waited = self._sender.in_flight.flush_waited()
-            self._life.final_done.wait(0.0 if waited else max(0.0, timeout))
-        if not self._closed:
-            return  # a record started the handler again meanwhile: its records are not given up
-        if thread is None or not thread.is_alive():
-            self._sender.courier.close_client()
-        self._report_undelivered(timeout)
+        closing.close(self, timeout)
 
     def restart(self) -> None:
         """Start again after close() (a record reached a closed handler): new threads, same accounting."""
@@ -244,10 +213,6 @@ class Dispatcher:
     def close_at_child_exit(self) -> None:
         """Deliver within ``close_timeout``: the process leaves through ``os._exit`` right after."""
         self.close(self.timing.close_timeout)
-
-    def _report_undelivered(self, timeout: float) -> None:
-        if left := self.stats().pending - self._fleet.handed_over():  # those outlive the process
-            self.reporter.report("close", self._sender.undelivered_message(left, timeout))
 
     def _is_empty(self) -> bool:
         with self._lock:
@@ -268,7 +233,7 @@ class Dispatcher:
         try:
             while True:
                 self._loop()
-                self._final_flush()
+                closing.final_flush(self)
                 if self._life.thread_ends(resume=self._sender.new_courier):
                     return
         finally:
@@ -300,25 +265,6 @@ class Dispatcher:
             self.idle = False
             return False
         return True
-
-    def _final_flush(self) -> None:
-        deadline = time.monotonic() + self.timing.close_timeout
-        try:
-            # Not what keeps arriving after close().
-            self._filing.drain(self.buffer, budget_s=self.timing.close_timeout / 4)
-            self._sender.await_answer(deadline)
-            alone = not self._fleet.final(deadline, lambda: self._launch(self._clock()))  # else handed over
-            if alone and self._groups.unsent and self._sender.last_send_allowed(self.timing.close_timeout):
-                self._launch(self._clock())
-                self._sender.await_answer(deadline)
-        except Exception as exc:
-            self.reporter.report("internal", f"internal error at close: {type(exc).__name__}: {exc}")
-        finally:
-            self._sender.courier.stop()
-            self._waiters.answer_all()
-            self._life.final_done.set()
-            if self._report_from_thread:  # close() did not wait for this thread: finish its work here
-                self._report_undelivered(self.timing.close_timeout)
 
     def step(self) -> float:
         """One round: file queued records (for at most `ROUND_BUDGET_S`), send if a batch is due.

@@ -11,9 +11,7 @@ from chatlog.platforms._base import Outcome, redact
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Any
-
-    import httpx
+    from chatlog.platforms._types import Any, httpx
 
 _CODE = lazy_pattern(r"-?\d{1,12}")
 

@@ -19,9 +19,7 @@ from chatlog.digest import Digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # httpx is imported where the first request is made, on chatlog's own thread
-    from typing import Any, ClassVar, Literal
-
-    import httpx
+    from chatlog.platforms._types import Any, ClassVar, Literal, httpx
 
 if TYPE_CHECKING:
     Payload = dict[str, Any]

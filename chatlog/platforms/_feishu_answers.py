@@ -14,9 +14,7 @@ from chatlog.platforms._text import answer_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Literal
-
-    import httpx
+    from chatlog.platforms._types import Literal, httpx
 
 _SEND_SCOPE = "im:message:send_as_bot"
 _USER_ID_SCOPE = "contact:user.employee_id:readonly"

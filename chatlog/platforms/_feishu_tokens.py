@@ -15,7 +15,7 @@ from chatlog.platforms._text import answer_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    import httpx
+    from chatlog.platforms._types import httpx
 
 _TOKEN_MARGIN_S = 300.0
 

@@ -15,9 +15,7 @@ from chatlog.platforms._base import Outcome, Payload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
-    import httpx
+    from chatlog.platforms._types import Any, httpx
 
 MAX_ANSWER_BYTES = 64 * 1024
 """The most of an answer body read: platforms answer a few hundred bytes; a proxy's page or a broken

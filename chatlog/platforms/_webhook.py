@@ -30,9 +30,7 @@ from chatlog.platforms._base import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import ClassVar
-
-    import httpx
+    from chatlog.platforms._types import ClassVar, httpx
 
 
 class Webhook(Destination):

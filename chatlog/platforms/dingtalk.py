@@ -23,9 +23,7 @@ from chatlog.platforms._webhook import Webhook
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Any
-
-    import httpx
+    from chatlog.platforms._types import Any, httpx
 
 _PATH = "/robot/send"
 _ORIGIN = "https://oapi.dingtalk.com"

@@ -46,13 +46,10 @@ from chatlog.platforms._text import fit_text, inert, no_tags, payload_bytes, pla
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    import httpx
+    from chatlog.platforms._types import httpx
 
 __all__ = ["LIMITS", "MESSAGES_PATH", "RECEIVE_ID_TYPES", "TOKENS", "TOKEN_PATH", "FeishuApp", "TenantTokens",
            "classify", "message_uuid", "render", "token_key", "token_of", "verdict"]
-
-if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    import httpx
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 MESSAGES_PATH = "/open-apis/im/v1/messages"

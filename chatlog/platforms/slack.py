@@ -31,9 +31,7 @@ from chatlog.platforms._webhook import Webhook
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Any, Literal
-
-    import httpx
+    from chatlog.platforms._types import Any, Literal, httpx
 
 _ORIGIN = "https://hooks.slack.com"
 _PATH = "/services/"

@@ -24,9 +24,7 @@ from chatlog.platforms._webhook import Webhook
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on chatlog's own thread, where the first request is made
-    from typing import Any
-
-    import httpx
+    from chatlog.platforms._types import Any, httpx
 
 _PATH = "/cgi-bin/webhook/send"
 _ORIGIN = "https://qyapi.weixin.qq.com"
