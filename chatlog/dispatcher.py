@@ -174,13 +174,13 @@ class Dispatcher:
             self._filing.file_counted(self._clock())
             queued = len(self.buffer) + self.tallies.owed
             ledger = self._settlement.ledger
-            delivered, dropped, handed = self._fleet.accounting()  # records a fleet sent or holds
+            delivered, dropped, muted, handed = self._fleet.accounting()  # records a fleet settled or holds
             return ChatStats(accepted=self._overflow + self._filing.processed + queued,
                              dropped=self._overflow + ledger.undeliverable + dropped,
                              pending=queued + self._groups.unsent + handed,
                              delivered_records=ledger.delivered + delivered,
                              messages_sent=ledger.sent, messages_failed=ledger.failed,
-                             muted=0 if self._silencer is None else self._silencer.muted)
+                             muted=muted + (0 if self._silencer is None else self._silencer.muted))
 
     def flush(self, timeout: float) -> bool:
         """Send what is pending now and wait for the answer; False when not all was delivered."""

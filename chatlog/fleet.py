@@ -2,7 +2,7 @@
 
 Every round a member hands its grouped records (never raw records) to the store (`Fleet.sync`), and
 learns in the same step what became of the records it handed over before: delivered by whoever
-sent them, refused, or still pending. One member holds the destination's lease: it reads every
+sent them, refused, muted, or still pending. One member holds the destination's lease: it reads every
 member's pending groups, builds one digest for the fleet, reserves the send in the shared budget and
 settles exactly what the message carried. When the store fails, the process alerts alone with its
 share of the budget (the limit divided by the fleet size it last saw) until the store is back.
@@ -78,6 +78,8 @@ class Fleet:
         """Records of this process in messages the platform accepted, whoever sent them."""
         self.dropped = 0
         """Records of this process in messages the platform refused for their content."""
+        self.muted = 0
+        """Records of this process the leader kept out of messages: their group was muted (ChatOps)."""
         self.outstanding: dict[str, int] = {}
         """This process's records the store holds, not yet settled (per fingerprint)."""
         self.pending_records = 0
@@ -86,7 +88,7 @@ class Fleet:
         self._known: dict[str, Taken] = {}
         self._sampled: dict[str, float] = {}
         self._epoch: str | None = None
-        self._credits_seen = (0, 0)
+        self._credits_seen = (0, 0, 0)
         self._described = False
         self._last_sync = -float("inf")
         self._in_transit = 0
@@ -166,12 +168,13 @@ class Fleet:
             self._reporter.report("store-lost", f"the shared store {self.store.masked} lost its data; "
                                   f"{sum(t.summary.count for t in lost)} records handed over before are "
                                   "handed over again (a message may repeat them)", every_s=0.0)
-            self._credits_seen, self._sampled, self._described = (0, 0), {}, False
+            self._credits_seen, self._sampled, self._described = (0, 0, 0), {}, False
         self._epoch = answer.epoch
-        seen_delivered, seen_dropped = self._credits_seen
+        seen_delivered, seen_dropped, seen_muted = self._credits_seen
         self.delivered += max(0, answer.delivered - seen_delivered)
         self.dropped += max(0, answer.dropped - seen_dropped)
-        self._credits_seen = (answer.delivered, answer.dropped)
+        self.muted += max(0, answer.muted - seen_muted)
+        self._credits_seen = (answer.delivered, answer.dropped, answer.muted)
         for item in taken:
             self._known[fingerprint_of(item.key)] = item
         self.outstanding = dict(answer.outstanding)
@@ -228,7 +231,7 @@ class Fleet:
     def build(self, context: Context, mentions: Mentions, batch: str,
               muted: Callable[[str, int], bool] | None = None) -> FleetDigest | None:
         """The fleet's digest of everything pending now (None: nothing, or the store failed). Groups
-        `muted` accepts (group id, count) are settled as kept out (dropped in their members' counts).
+        `muted` accepts (group id, count) are settled as muted (in their members' counts too).
         Nothing on a lease about to end (its renewal failed): the next leader could send the same."""
         if self._now() >= self._lease_until - LEASE_MARGIN_S:
             return None
@@ -238,7 +241,7 @@ class Fleet:
                 quiet = [g for g in pending if muted(group_id_of(g.sample), g.count)]
                 if quiet:
                     self.store.settle(self.scope, self.member.id, {g.fingerprint: g.counts for g in quiet},
-                                      self._wall(), delivered=False, shown=())
+                                      self._wall(), delivered=False, shown=(), muted=True)
                     pending = [g for g in pending if g not in quiet]
             dropped = self._dropped_untold() if pending else 0
         except StoreError as exc:

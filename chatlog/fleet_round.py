@@ -56,10 +56,12 @@ class FleetSide:
         """True while this process alerts together with the fleet (the store works)."""
         return self.fleet is not None and self.fleet.shared
 
-    def accounting(self) -> tuple[int, int, int]:
-        """This process's records the fleet settled as delivered, as dropped, and still holds."""
+    def accounting(self) -> tuple[int, int, int, int]:
+        """This process's records the fleet settled as delivered, as dropped, as muted, and still holds."""
         fleet = self.fleet
-        return (0, 0, 0) if fleet is None else (fleet.delivered, fleet.dropped, fleet.own_pending)
+        if fleet is None:
+            return (0, 0, 0, 0)
+        return (fleet.delivered, fleet.dropped, fleet.muted, fleet.own_pending)
 
     def handed_over(self) -> int:
         """Records handed to a working store: they outlive this process (close() does not call them lost)."""

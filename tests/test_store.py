@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,35 @@ def test_refused_records_are_credited_as_dropped_and_not_shown(store: Store) -> 
     answer = store.hand_over(SCOPE, A, [delta("g1", 1)], 102.0)
     assert (answer.dropped, answer.delivered, answer.outstanding) == (3, 0, {"g1": 1})
     assert store.pending(SCOPE)[0].shown_at is None
+
+
+def test_muted_records_are_credited_as_muted_to_each_member_and_not_shown(store: Store) -> None:
+    store.hand_over(SCOPE, A, [delta("g1", 3)], 100.0)
+    store.hand_over(SCOPE, B, [delta("g1", 2)], 100.0)
+    sent = {g.fingerprint: g.counts for g in store.pending(SCOPE)}
+    assert store.settle(SCOPE, A.id, sent, 101.0, delivered=False, shown={"g1"}, muted=True)
+    a = store.hand_over(SCOPE, A, [delta("g1", 1)], 102.0)
+    b = store.hand_over(SCOPE, B, [], 102.0)
+    assert (a.muted, a.dropped, a.delivered, a.outstanding) == (3, 0, 0, {"g1": 1})
+    assert (b.muted, b.dropped, b.delivered, b.outstanding) == (2, 0, 0, {})
+    assert store.pending(SCOPE)[0].shown_at is None and store.status(SCOPE, 102.0).last_send is None
+
+
+def test_a_state_file_of_an_older_chatlog_gains_the_muted_credits_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                      "INSERT INTO meta VALUES ('epoch', 'e0');"
+                      "CREATE TABLE credits(scope TEXT, member TEXT, delivered INTEGER NOT NULL DEFAULT 0,"
+                      " dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(scope, member));"
+                      f"INSERT INTO credits VALUES ('{SCOPE}', '{A.id}', 7, 1);")
+    old.close()
+    store = open_store(f"sqlite:///{path}")
+    store.hand_over(SCOPE, A, [delta("g1", 2)], 100.0)
+    assert store.settle(SCOPE, A.id, {"g1": {A.id: 2}}, 101.0, delivered=False, shown=(), muted=True)
+    answer = store.hand_over(SCOPE, A, [], 102.0)
+    store.close()
+    assert (answer.epoch, answer.delivered, answer.dropped, answer.muted) == ("e0", 7, 1, 2)
 
 
 def test_settle_never_goes_below_zero_nor_applies_for_a_member_that_lost_the_lease(store: Store) -> None:

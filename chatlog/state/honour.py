@@ -88,7 +88,7 @@ class Silencer:
 
     def note(self, group_id: str, n: int) -> None:
         """`n` records of a muted group were kept out: one line in the next message that goes out (a
-        fleet's leader notes other processes' records here too; they count as dropped in theirs)."""
+        fleet's leader notes other processes' records here too; they count as muted in theirs)."""
         mute = self._controls.muted(group_id)
         if mute is None:
             return

@@ -33,7 +33,7 @@ class _Scope:
     members: dict[str, Member] = field(default_factory=dict)
     groups: dict[str, _Group] = field(default_factory=dict)
     credits: dict[str, list[int]] = field(default_factory=dict)
-    """member id → [delivered, dropped]."""
+    """member id → [delivered, dropped, muted]."""
     leader: str | None = None
     lease_until: float = 0.0
     sends: list[float] = field(default_factory=list)
@@ -87,12 +87,12 @@ class MemoryStore:
                 _merge(data, member.id, delta)
             mine = {fp: g.counts.get(member.id, 0) for fp, g in data.groups.items()}
             outstanding = {fp: n for fp, n in mine.items() if n}
-            delivered, dropped = data.credits.get(member.id, [0, 0])
+            delivered, dropped, muted = data.credits.get(member.id, [0, 0, 0])
             live = sum(1 for m in data.members.values() if now - m.last_seen < store.MEMBER_LIVE_S)
             leader = data.leader if data.leader is not None and data.lease_until > now else None
             pending = sum(sum(g.counts.values()) for g in data.groups.values())
             used = sum(1 for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S)
-            return HandOver(self.epoch, outstanding, delivered, dropped, live, leader, pending, used)
+            return HandOver(self.epoch, outstanding, delivered, dropped, muted, live, leader, pending, used)
 
     def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
         """See `Store.lease`."""
@@ -120,8 +120,9 @@ class MemoryStore:
         return sorted(groups, key=lambda g: (-g.level, -g.count, g.first_seen))
 
     def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
-               shown: Collection[str]) -> bool:
+               shown: Collection[str], muted: bool = False) -> bool:
         """See `Store.settle`."""
+        kind = 0 if delivered else 2 if muted else 1
         with self._lock:
             data = self._scope(scope)
             if data.leader not in (None, member_id) and data.lease_until > now:
@@ -135,7 +136,7 @@ class MemoryStore:
                     if taken <= 0:
                         continue
                     group.counts[member_id] -= taken
-                    data.credits.setdefault(member_id, [0, 0])[0 if delivered else 1] += taken
+                    data.credits.setdefault(member_id, [0, 0, 0])[kind] += taken
                 if fp in shown and delivered:
                     group.shown_at = now
             if delivered:

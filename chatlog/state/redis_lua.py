@@ -6,8 +6,9 @@ tag: all of a scope's keys live in one slot, so a script may touch them together
 
 - ``epoch`` — string; names this copy of the data (a restarted, emptied Redis gets a new one);
 - ``members`` — sorted set, member id → last seen (pruned to the last day);
-- ``w:<member id>`` — hash per member: ``pid host d x`` (``d``/``x``: its records settled as delivered /
-  dropped); it expires with the member, so a fleet that restarts often leaves nothing behind;
+- ``w:<member id>`` — hash per member: ``pid host d x m`` (``d``/``x``/``m``: its records settled as
+  delivered / dropped / muted); it expires with the member, so a fleet that restarts often leaves
+  nothing behind;
 - ``g:<fingerprint>`` — hash per group: ``level first last total sample shown unsettled`` and
   ``m:<member id>`` → that member's unsettled records; ``pending`` — set of fingerprints with unsettled ones;
 - ``o:<member id>`` — hash, fingerprint → the member's unsettled records (its hand-over answer in one read);
@@ -62,11 +63,11 @@ for _ = 1, tonumber(ARGV[8]) do
   i = i + 7
 end
 for _, key in ipairs({p..'members', p..'pending', out, w}) do redis.call('PEXPIRE', key, forget) end
-local credits = redis.call('HMGET', w, 'd', 'x')
+local credits = redis.call('HMGET', w, 'd', 'x', 'm')
 local lease = redis.call('HMGET', p..'lease', 'holder', 'until')
 local leader = ''
 if lease[1] and tonumber(lease[2]) > now then leader = lease[1] end
-return {epoch, redis.call('HGETALL', out), credits[1] or '0', credits[2] or '0',
+return {epoch, redis.call('HGETALL', out), credits[1] or '0', credits[2] or '0', credits[3] or '0',
         redis.call('ZCOUNT', p..'members', '(' .. ARGV[5], '+inf'), leader,
         pending_records(p), redis.call('ZCOUNT', p..'sent', '(' .. (now - span), '+inf')}
 """
@@ -108,7 +109,7 @@ end
 local p, now, forget = KEYS[1], ARGV[1], tonumber(ARGV[3])
 local lease = redis.call('HMGET', p..'lease', 'holder', 'until')
 if lease[1] and lease[1] ~= ARGV[5] and tonumber(lease[2]) > tonumber(now) then return 0 end
-local credit = (ARGV[2] == '1') and 'd' or 'x'
+local credit = ARGV[2]
 local i = 6
 for _ = 1, tonumber(ARGV[4]) do
   local fp, g = ARGV[i], p..'g:'..ARGV[i]
@@ -129,7 +130,7 @@ for _ = 1, tonumber(ARGV[4]) do
   end
   if tonumber(redis.call('HGET', g, 'unsettled') or '0') <= 0 then redis.call('SREM', p..'pending', fp) end
 end
-if ARGV[2] == '1' then
+if credit == 'd' then
   for j = i, #ARGV do
     if redis.call('EXISTS', p..'g:'..ARGV[j]) == 1 then redis.call('HSET', p..'g:'..ARGV[j], 'shown', now) end
   end
@@ -138,9 +139,10 @@ end
 redis.call('PEXPIRE', p..'info', forget)
 return 1
 """
-"""ARGV: now, delivered (``1``/``0``), forget_ms, number of groups, the settling member, then per group:
-fingerprint, number of members, (member id, count) per member; then the shown fingerprints. Refused
-(0, nothing changed) while another member holds the lease: a leader that lost it must not settle."""
+"""ARGV: now, the credit (``d`` delivered, ``x`` dropped, ``m`` muted), forget_ms, number of groups, the
+settling member, then per group: fingerprint, number of members, (member id, count) per member; then
+the shown fingerprints. Refused (0, nothing changed) while another member holds the lease: a leader
+that lost it must not settle."""
 
 TAKE_BUDGET = """
 local k, now, count = KEYS[1]..'sent', tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -81,10 +81,10 @@ class RedisStore:
         for d in deltas:
             args += [d.fingerprint, d.count, repr(d.first_seen), repr(d.last_seen), d.level,
                      0 if d.sample is None else 1, d.sample or ""]
-        epoch, outstanding, delivered, dropped, live, leader, pending, used = self._run(
+        epoch, outstanding, delivered, dropped, muted, live, leader, pending, used = self._run(
             "HAND_OVER", scope, args)
-        return HandOver(_text(epoch), _counts(outstanding), int(delivered), int(dropped), int(live),
-                        _text(leader) or None, int(pending), int(used))
+        return HandOver(_text(epoch), _counts(outstanding), int(delivered), int(dropped), int(muted),
+                        int(live), _text(leader) or None, int(pending), int(used))
 
     def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
         """See `Store.lease`."""
@@ -101,9 +101,10 @@ class RedisStore:
         return sorted(live, key=lambda g: (-g.level, -g.count, g.first_seen))
 
     def settle(self, scope: str, member_id: str, sent: store.Sent, now: float, *, delivered: bool,
-               shown: Collection[str]) -> bool:
+               shown: Collection[str], muted: bool = False) -> bool:
         """See `Store.settle`."""
-        args: list[object] = [repr(now), int(delivered), _FORGET_MS, len(sent), member_id]
+        credit = "d" if delivered else "m" if muted else "x"
+        args: list[object] = [repr(now), credit, _FORGET_MS, len(sent), member_id]
         for fp, counts in sent.items():
             args += [fp, len(counts)]
             for member_id, n in counts.items():

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS scopes(scope TEXT PRIMARY KEY, masked TEXT NOT NULL D
 CREATE TABLE IF NOT EXISTS members(scope TEXT, member TEXT, host TEXT NOT NULL, pid INTEGER NOT NULL,
     seen REAL NOT NULL, PRIMARY KEY(scope, member));
 CREATE TABLE IF NOT EXISTS credits(scope TEXT, member TEXT, delivered INTEGER NOT NULL DEFAULT 0,
-    dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(scope, member));
+    dropped INTEGER NOT NULL DEFAULT 0, muted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(scope, member));
 CREATE TABLE IF NOT EXISTS groups(scope TEXT, fp TEXT, level INTEGER NOT NULL, first_seen REAL NOT NULL,
     last_seen REAL NOT NULL, total INTEGER NOT NULL, sample TEXT NOT NULL, shown_at REAL,
     PRIMARY KEY(scope, fp));
@@ -176,9 +176,10 @@ class SQLiteStore:
         return sorted(groups, key=lambda g: (-g.level, -g.count, g.first_seen))
 
     def settle(self, scope: str, member_id: str, sent: store.Sent, now: float, *, delivered: bool,
-               shown: Collection[str]) -> bool:
+               shown: Collection[str], muted: bool = False) -> bool:
         """See `Store.settle`."""
-        return self._tx(lambda db: _settle(db, scope, member_id, sent, now, delivered, shown))
+        column = "delivered" if delivered else "muted" if muted else "dropped"
+        return self._tx(lambda db: _settle(db, scope, member_id, sent, now, column, shown))
 
     def take_budget(self, scope: str, limits: Sequence[tuple[int, float]], now: float, count: int = 1,
                     *, force: bool = False) -> float:
@@ -228,21 +229,28 @@ class SQLiteStore:
 
 def _set_up(db: sqlite3.Connection) -> None:
     """WAL, and the tables with the epoch in one transaction — only where they are missing: many
-    processes opening the file at once then write nothing, and wait for no lock."""
+    processes opening the file at once then write nothing, and wait for no lock. A file of an older
+    chatlog gains the credits' ``muted`` column (its data, and its processes, keep working)."""
     if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
         db.execute("PRAGMA journal_mode=WAL")
-    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+    if _has_muted_credits(db):
         return
     db.execute("BEGIN IMMEDIATE")
     try:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
+        if not _has_muted_credits(db):
+            db.execute("ALTER TABLE credits ADD COLUMN muted INTEGER NOT NULL DEFAULT 0")
         db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (os.urandom(8).hex(),))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _has_muted_credits(db: sqlite3.Connection) -> bool:
+    return any(row[1] == "muted" for row in db.execute("PRAGMA table_info(credits)"))
 
 
 def _one(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
@@ -267,25 +275,25 @@ def _hand_over(db: sqlite3.Connection, scope: str, member: Member, deltas: Seque
         db.execute(_ADD_COUNT, (scope, d.fingerprint, member.id, d.count))
     outstanding = dict(db.execute("SELECT fp, n FROM counts WHERE scope = ? AND member = ? AND n > 0",
                                   (scope, member.id)).fetchall())
-    credit = db.execute("SELECT delivered, dropped FROM credits WHERE scope = ? AND member = ?",
-                        (scope, member.id)).fetchone() or (0, 0)
+    credit = db.execute("SELECT delivered, dropped, muted FROM credits WHERE scope = ? AND member = ?",
+                        (scope, member.id)).fetchone() or (0, 0, 0)
     live = _one(db, "SELECT COUNT(*) FROM members WHERE scope = ? AND seen > ?",
                 (scope, now - store.MEMBER_LIVE_S))
     leader, until = db.execute("SELECT leader, lease_until FROM scopes WHERE scope = ?", (scope,)).fetchone()
     pending = _one(db, "SELECT COALESCE(SUM(n), 0) FROM counts WHERE scope = ?", (scope,))
     epoch = str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
     used = _budget_used(db, scope, now)
-    return HandOver(epoch, outstanding, int(credit[0]), int(credit[1]), live,
+    return HandOver(epoch, outstanding, int(credit[0]), int(credit[1]), int(credit[2]), live,
                     leader if leader is not None and until > now else None, pending, used)
 
 
-def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: store.Sent, now: float, delivered: bool,
+def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: store.Sent, now: float, column: str,
             shown: Collection[str]) -> bool:
+    """`column`: the credit, ``delivered``, ``dropped`` or ``muted``."""
     other = db.execute("SELECT 1 FROM scopes WHERE scope = ? AND leader IS NOT NULL AND leader != ? AND "
                        "lease_until > ?", (scope, member_id, now)).fetchone()
     if other:
         return False
-    column = "delivered" if delivered else "dropped"
     for fp, counts in sent.items():
         for member_id, n in counts.items():
             row = db.execute("SELECT n FROM counts WHERE scope = ? AND fp = ? AND member = ?",
@@ -299,7 +307,7 @@ def _settle(db: sqlite3.Connection, scope: str, member_id: str, sent: store.Sent
                        f"ON CONFLICT(scope, member) DO UPDATE SET {column} = {column} + excluded.{column}",
                        (scope, member_id, taken))
     db.execute("DELETE FROM counts WHERE scope = ? AND n <= 0", (scope,))
-    if delivered:
+    if column == "delivered":
         db.executemany("UPDATE groups SET shown_at = ? WHERE scope = ? AND fp = ?",
                        [(now, scope, fp) for fp in shown])
         db.execute("UPDATE scopes SET last_send = ? WHERE scope = ?", (now, scope))

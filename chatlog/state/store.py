@@ -7,7 +7,7 @@ Per scope the store keeps
 - **pending groups**: per fingerprint, the records handed over and not yet settled, counted per
   member, with first/last seen, the most severe level, one opaque sample and when the group was last
   shown in full (the shared ``repeat_interval`` memory);
-- **credits**: per member, how many of its records were settled as delivered or dropped;
+- **credits**: per member, how many of its records were settled as delivered, dropped or muted;
 - **the lease**: which member sends for the scope, until when;
 - **the budget**: the send times of the last 60 s, shared by every sender;
 - **quota counters**, last send and last error (for ``chatlog status``).
@@ -111,6 +111,8 @@ class HandOver(Record):
     """This member's records settled as delivered, ever (in this epoch)."""
     dropped: int
     """This member's records settled as refused by the platform, ever (in this epoch)."""
+    muted: int
+    """This member's records settled as kept out of messages by a ChatOps mute, ever (in this epoch)."""
     live_members: int
     leader: str | None
     """The member holding an unexpired lease, if any."""
@@ -190,11 +192,12 @@ class Store(Protocol):
         """Every group of the scope with unsettled records (fleet-wide), most severe first."""
 
     def settle(self, scope: str, member_id: str, sent: Sent, now: float, *, delivered: bool,
-               shown: Collection[str]) -> bool:
+               shown: Collection[str], muted: bool = False) -> bool:
         """A message `member_id` sent, carrying `sent`, was answered: subtract exactly those counts
         (never below zero), credit them to each member as delivered (or, with ``delivered=False``,
-        dropped: the platform refused the content), mark the `shown` fingerprints shown in full at
-        `now`, and remember the send. Applied only while no other member holds the lease; False (and
+        dropped: the platform refused the content; with ``muted=True`` too, muted: kept out of the
+        message by a ChatOps mute), mark the `shown` fingerprints shown in full at `now` and remember
+        the send (delivered only). Applied only while no other member holds the lease; False (and
         nothing changed) otherwise: a leader that lost its lease mid-send never takes records it did
         not send (they are sent again by the new leader: a duplicate, never a loss)."""
 
