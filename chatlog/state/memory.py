@@ -91,7 +91,7 @@ class MemoryStore:
             live = sum(1 for m in data.members.values() if now - m.last_seen < store.MEMBER_LIVE_S)
             leader = data.leader if data.leader is not None and data.lease_until > now else None
             pending = sum(sum(g.counts.values()) for g in data.groups.values())
-            used = sum(1 for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S)
+            used = sum(1 for t in data.sends if abs(now - t) < store.BUDGET_SPAN_S)
             return HandOver(self.epoch, outstanding, delivered, dropped, muted, live, leader, pending, used)
 
     def lease(self, scope: str, member_id: str, ttl: float, now: float) -> bool:
@@ -149,7 +149,7 @@ class MemoryStore:
         """See `Store.take_budget`."""
         with self._lock:
             data = self._scope(scope)
-            data.sends = [t for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S]
+            data.sends = [t for t in data.sends if abs(now - t) < store.BUDGET_SPAN_S]
             wait = 0.0 if force else budget_wait(data.sends, limits, now, count)
             if wait == 0.0:
                 data.sends.extend([now] * count)
@@ -179,7 +179,7 @@ class MemoryStore:
             return Status(scope, data.masked, tuple(live), data.leader if held else None,
                           data.lease_until if held else None, len(pending),
                           sum(sum(g.counts.values()) for g in pending),
-                          sum(1 for t in data.sends if 0.0 <= now - t < store.BUDGET_SPAN_S),
+                          sum(1 for t in data.sends if abs(now - t) < store.BUDGET_SPAN_S),
                           data.last_send, data.last_error, data.last_error_at)
 
     def scopes(self) -> list[str]:
