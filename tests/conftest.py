@@ -40,6 +40,34 @@ def assert_accounting(stats: ChatStats) -> None:
     assert stats.accepted == stats.delivered_records + stats.dropped + stats.pending + stats.muted, stats
 
 
+class FakeClock:
+    """A clock that moves only when told to (or when `sleep` is called)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock standing still unless moved (a test module may override it with its own clock)."""
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakePlatforms]:
+    """Fake platforms whose clock (token expiry, uuid window, rate windows) stands still unless moved."""
+    with FakePlatforms(clock=clock) as running:
+        yield running
+
+
 @pytest.fixture
 def make_handler() -> Iterator[Callable[..., ChatHandler]]:
     """Build ChatHandlers; each is closed after the test and its accounting checked."""

@@ -21,32 +21,10 @@ from chatlog.platforms import feishu, feishu_app
 from chatlog.platforms._base import Outcome
 from chatlog.platforms.feishu_app import FeishuApp
 from chatlog.testing import FakeApp, FakePlatforms, Fault
-from tests.conftest import assert_accounting
+from tests.conftest import FakeClock, assert_accounting
 
 RECIPIENTS = {"open_id": ["ou_alice", "ou_bob"]}
 T0 = 1_700_000_000.0
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakePlatforms]:
-    """Fake platforms whose clock (token expiry, uuid window, rate windows) stands still unless moved."""
-    with FakePlatforms(clock=clock) as running:
-        yield running
 
 
 def send_digest(handler: ChatHandler, logger: logging.Logger, message: str) -> None:

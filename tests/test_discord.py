@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,36 +20,10 @@ from chatlog.digest import Digest
 from chatlog.platforms import _text, discord
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from chatlog.testing import discord as fake_discord
-from tests.conftest import assert_accounting
+from tests.conftest import FakeClock, assert_accounting
 from tests.test_render import HOSTILE_TEXT, TRACEBACK, digest, digests, group, hostile_digest
 
 USER = "123456789012345678"
-
-
-class FakeClock:
-    """A clock that moves only when told to (or when `sleep` is called)."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakePlatforms]:
-    with FakePlatforms(clock=clock) as running:
-        yield running
 
 
 def short_url(bot: FakeBot, base_url: str) -> str:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from chatlog.testing import FakeBot, FakePlatforms, Fault, plugin
+from tests.conftest import FakeClock
 
 FEISHU_SECRET, FEISHU_TS, FEISHU_SIGN = "demo", 1599360473, "l1N0gAcBjdwBvGm1xMjOF0XSyaLRpR7tuO5dHfhAYc8="
 DING_SECRET, DING_TS_MS = "SECchatlogtestsecret0123456789abcdef", 1700000000000
@@ -25,25 +26,9 @@ DING_SIGN = "QfFIF+cK28PXCoecTMABvRDZaPE/XIsePtmbRmBvP4A="
 fake_platforms = plugin.fake_platforms
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(FEISHU_TS)
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakePlatforms]:
-    with FakePlatforms(clock=clock) as running:
-        yield running
 
 
 @pytest.fixture

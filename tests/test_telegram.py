@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,29 +22,8 @@ from chatlog.dispatcher import Dispatcher, Timing
 from chatlog.platforms import _text, telegram
 from chatlog.testing import FakeBot, FakePlatforms, Fault
 from chatlog.testing import telegram as fake_telegram
-from tests.conftest import assert_accounting
+from tests.conftest import FakeClock, assert_accounting
 from tests.test_render import HOSTILE_TEXT, TRACEBACK, digest, digests, group, hostile_digest
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakePlatforms]:
-    with FakePlatforms(clock=clock) as running:
-        yield running
 
 
 def short_url(bot: FakeBot, base_url: str, chat: int | None = None) -> str:
